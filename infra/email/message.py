@@ -1,0 +1,151 @@
+"""The contract between the journey runtime and an email channel.
+
+The runtime records a ledger row as ``sending`` before it calls ``Sender.send`` and records the
+``SendResult`` after it. The four outcomes exist so that a send is never repeated blindly:
+``RETRY`` means nothing left this process, ``UNKNOWN`` means the provider may have it and the
+ledger must be reconciled (event webhook, activity feed) before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+__all__ = [
+    "Outcome",
+    "OutgoingEmail",
+    "SendResult",
+    "Sender",
+    "mask_email",
+    "message_problems",
+    "valid_address",
+]
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One rendered message for one recipient, keyed by the ledger's exactly-once key."""
+
+    ledger_key: str
+    to_email: str
+    to_name: str | None
+    subject: str
+    html: str
+    text: str
+    journey: str
+    step: str
+    promotional: bool
+    unsubscribe_url: str | None
+    locale: str = "es"
+    sendgrid_template_id: str | None = None
+    template_data: Mapping[str, Any] | None = None
+    extra_custom_args: Mapping[str, str] = field(default_factory=dict)
+
+
+class Outcome(StrEnum):
+    """What the ledger may conclude; values are stored, so they never change."""
+
+    SENT = "sent"
+    FAILED = "failed"  # permanent: do not retry this message as it is
+    UNKNOWN = "unknown"  # the provider may have it: reconcile, never resend blindly
+    RETRY = "retry"  # nothing was sent: safe to send again (after retry_after, when given)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ledger_key: str
+    outcome: Outcome
+    provider_message_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class Sender(Protocol):
+    """An email channel; ``send`` returns one result per message, in the same order, and never raises
+    for a per-message or provider problem (those are outcomes)."""
+
+    name: str
+
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]: ...
+
+
+# Deliberately ASCII-only: SendGrid's v3 API rejects SMTPUTF8 local parts, and IDN domains must arrive
+# as punycode (``xn--``). Quoted local parts are legal in RFC 5322 but no customer uses them.
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
+_ADDRESS = re.compile(rf"(?:{_LOCAL})@(?:{_LABEL}\.)+{_TLD}")
+_URL = re.compile(r"https?://[^\s<>\"]+")
+_CUSTOM_ARG_KEY = "posventa_key"
+
+
+def valid_address(address: str) -> bool:
+    """Whether SendGrid would accept ``address``: one invalid address makes it reject a whole batch."""
+    if len(address) > 254 or not _ADDRESS.fullmatch(address):
+        return False
+    return len(address.rsplit("@", 1)[0]) <= 64
+
+
+def mask_email(address: str) -> str:
+    """``ana@example.com`` → ``a***@example.com``: logs keep the domain for debugging, not the person."""
+    local, sep, domain = address.rpartition("@")
+    if not sep:
+        return "***"
+    return f"{local[:1]}***@{domain}" if local else f"***@{domain}"
+
+
+def message_problems(message: OutgoingEmail) -> list[str]:
+    """Why ``message`` must not be sent at all (empty when it may be), checked before any network call."""
+    problems: list[str] = []
+    if not message.ledger_key:
+        problems.append("ledger_key is empty")
+    if not valid_address(message.to_email):
+        problems.append(f"invalid recipient address {mask_email(message.to_email)}")
+    if message.to_name is not None and ("\r" in message.to_name or "\n" in message.to_name):
+        problems.append("to_name contains a line break")
+    if "\r" in message.subject or "\n" in message.subject:
+        problems.append("subject contains a line break")
+    if message.promotional:
+        # RFC 8058 one-click unsubscribe is required of bulk senders by Gmail and Yahoo.
+        if not message.unsubscribe_url:
+            problems.append("promotional message without unsubscribe_url")
+        elif not _URL.fullmatch(message.unsubscribe_url):
+            problems.append("unsubscribe_url is not an absolute http(s) URL")
+    if message.sendgrid_template_id is None:
+        if not message.subject.strip():
+            problems.append("subject is empty")
+        if not message.html and not message.text:
+            problems.append("message has neither html nor text")
+    for key, value in message.extra_custom_args.items():
+        if key == _CUSTOM_ARG_KEY:
+            problems.append(f"extra_custom_args may not override {_CUSTOM_ARG_KEY}")
+        if not isinstance(value, str):
+            problems.append(f"custom arg {key!r} is not a string")
+    return problems
+
+
+def custom_args(message: OutgoingEmail) -> dict[str, str]:
+    """The arguments SendGrid echoes back in every webhook event, our key first."""
+    return {**dict(message.extra_custom_args), _CUSTOM_ARG_KEY: message.ledger_key}
+
+
+def categories(message: OutgoingEmail) -> list[str]:
+    return [message.journey, f"{message.journey}:{message.step}"]
+
+
+def unique_by_key(messages: Sequence[OutgoingEmail]) -> tuple[list[OutgoingEmail], list[int]]:
+    """Collapse repeats of a ledger key so it is sent once; returns the unique messages and, for each input
+    position, the index of its unique message (a repeated key then gets the same result, never a second
+    delivery nor a contradicting outcome for the same ledger row)."""
+    first: dict[str, int] = {}
+    unique: list[OutgoingEmail] = []
+    positions: list[int] = []
+    for message in messages:
+        if message.ledger_key not in first:
+            first[message.ledger_key] = len(unique)
+            unique.append(message)
+        positions.append(first[message.ledger_key])
+    return unique, positions

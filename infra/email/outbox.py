@@ -1,0 +1,141 @@
+"""The embedded email channel: every message becomes files in a folder instead of leaving the machine.
+
+Used when no SendGrid key is configured (demo, development, a single worker). The ``.eml`` is a real
+RFC 5322 message, so a person can open it in a mail client; the ``.html`` beside it opens in a browser.
+The ``.eml`` is created last and exclusively, so it is the commit point: a key whose ``.eml`` exists
+was sent, and sending it again changes nothing and reports SENT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate
+from pathlib import Path
+
+from infra.email.message import (
+    Outcome,
+    OutgoingEmail,
+    SendResult,
+    categories,
+    custom_args,
+    mask_email,
+    message_problems,
+    unique_by_key,
+)
+
+__all__ = ["FileOutboxSender", "outbox_stem"]
+
+logger = logging.getLogger("posventa.email.outbox")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def outbox_stem(ledger_key: str) -> str:
+    """A file name for ``ledger_key``: readable, bounded in length, and distinct for distinct keys (the
+    hash suffix keeps ``a:b`` and ``a_b`` apart after the unsafe characters are replaced)."""
+    readable = _UNSAFE.sub("_", ledger_key).strip("._")[:100] or "message"
+    digest = hashlib.sha256(ledger_key.encode("utf-8")).hexdigest()[:12]
+    return f"{readable}-{digest}"
+
+
+class FileOutboxSender:
+    """Writes ``<stem>.eml`` and ``<stem>.html`` per message into ``directory``."""
+
+    name = "outbox"
+
+    def __init__(
+        self,
+        directory: Path | str,
+        from_email: str = "posventa@localhost",
+        from_name: str | None = "Posventa",
+    ) -> None:
+        self.directory = Path(directory)
+        self.from_email = from_email
+        self.from_name = from_name
+
+    def __repr__(self) -> str:
+        return f"FileOutboxSender({str(self.directory)!r})"
+
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]:
+        unique, positions = unique_by_key(messages)
+        if unique:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        results = [self._send_one(message) for message in unique]
+        return [results[i] for i in positions]
+
+    def _send_one(self, message: OutgoingEmail) -> SendResult:
+        problems = message_problems(message)
+        if problems:
+            return SendResult(message.ledger_key, Outcome.FAILED, error="; ".join(problems))
+        stem = outbox_stem(message.ledger_key)
+        eml_path = self.directory / f"{stem}.eml"
+        if eml_path.exists():
+            return SendResult(message.ledger_key, Outcome.SENT, provider_message_id=eml_path.name)
+        try:
+            eml = self.render(message, stem)
+            _write_atomic(self.directory / f"{stem}.html", message.html.encode("utf-8"), exclusive=False)
+            _write_atomic(eml_path, eml, exclusive=True)
+        except FileExistsError:
+            pass  # another worker committed the same key first: it is sent, once
+        except (OSError, ValueError) as exc:
+            # Disk full or permissions: nothing was committed, so the same key may be written again.
+            logger.warning("outbox write failed for %s: %s", mask_email(message.to_email), exc)
+            return SendResult(message.ledger_key, Outcome.RETRY, error=f"outbox write failed: {exc}")
+        logger.info("outbox wrote %s for %s", eml_path.name, mask_email(message.to_email))
+        return SendResult(message.ledger_key, Outcome.SENT, provider_message_id=eml_path.name)
+
+    def render(self, message: OutgoingEmail, stem: str | None = None) -> bytes:
+        """The message as RFC 5322 bytes (CRLF line ends), multipart/alternative text + html."""
+        stem = stem or outbox_stem(message.ledger_key)
+        eml = EmailMessage()
+        eml["From"] = Address(self.from_name or "", addr_spec=self.from_email)
+        eml["To"] = Address(message.to_name or "", addr_spec=message.to_email)
+        eml["Subject"] = message.subject
+        eml["Date"] = formatdate(localtime=False, usegmt=True)
+        eml["Message-ID"] = f"<{stem}@posventa.outbox>"
+        eml["Content-Language"] = message.locale
+        eml["X-Posventa-Key"] = message.ledger_key
+        eml["X-Posventa-Categories"] = ", ".join(categories(message))
+        for key, value in custom_args(message).items():
+            if key != "posventa_key":
+                eml[f"X-Posventa-Arg-{_UNSAFE.sub('-', key)}"] = value
+        if message.promotional and message.unsubscribe_url:
+            eml["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            eml["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if message.sendgrid_template_id is not None:
+            eml["X-Posventa-SendGrid-Template"] = message.sendgrid_template_id
+        text = message.text
+        if not text and message.template_data is not None:
+            # A dynamic template renders at SendGrid; keep its data readable here instead.
+            text = json.dumps(dict(message.template_data), ensure_ascii=False, indent=2, default=str)
+        eml.set_content(text or " ")
+        if message.html:
+            eml.add_alternative(message.html, subtype="html")
+        return eml.as_bytes(policy=SMTP)
+
+
+def _write_atomic(path: Path, data: bytes, *, exclusive: bool) -> None:
+    """Write ``data`` to a temporary file and move it into place, so a reader never sees half a file;
+    with ``exclusive`` the final name is created by ``link`` and fails if it already exists."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
