@@ -1,0 +1,3 @@
+from posventa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""The ``posventa`` command. It is the error boundary: a user's mistake prints a message, never a traceback.
+
+Exit codes: 0 success, 1 problems found (invalid journeys, rejected input), 2 usage errors.
+Commands that need the database, Prefect or the network import them lazily, so ``validate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from posventa import i18n
+from posventa.errors import JourneyError, PosventaError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {i18n.t('usage_error')}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _journeys_dir() -> Path:
+    return Path(os.environ.get("POSVENTA_JOURNEYS_DIR", "journeys"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from posventa.plan import journey_files
+    from posventa.validate import check_file
+
+    files = journey_files(args.paths or None, default=_journeys_dir())
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        print(i18n.t("no_such_path", path=missing[0]), file=sys.stderr)
+        return EXIT_USAGE
+    if not files:
+        print(i18n.t("no_journeys", path=args.paths or _journeys_dir()), file=sys.stderr)
+        return EXIT_USAGE
+    problems = []
+    for f in files:
+        try:
+            check_file(f)
+        except JourneyError as exc:
+            problems += exc.diagnostics
+    if args.format == "json":
+        print(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.to_json() for d in problems]},
+                         indent=2, ensure_ascii=False))
+    else:
+        for d in problems:
+            print(d.render())
+        errors = sum(d.severity == "error" for d in problems)
+        summary = (i18n.t("validate_ok", n=len(files)) if not errors
+                   else i18n.t("validate_bad", errors=errors, n=len(files)))
+        print(summary, file=sys.stderr)
+    return EXIT_PROBLEMS if any(d.severity == "error" for d in problems) else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from posventa.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _plan(name: str):  # type: ignore[no-untyped-def]
+    from posventa.plan import compile_file
+
+    path = Path(name)
+    if not path.suffix:
+        path = _journeys_dir() / f"{name}.yaml"
+    if not path.exists():
+        raise PosventaError(i18n.t("no_such_journey", name=name, path=path))
+    return compile_file(path)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    plan = _plan(args.journey)
+    sys.stdout.write(plan.dumps())
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from posventa.graph import mermaid, write_svg
+
+    plan = _plan(args.journey)
+    text = mermaid(plan)
+    print(text)
+    if args.svg:
+        out = write_svg(plan, Path(args.svg))
+        print(i18n.t("svg_written", path=out) if out else i18n.t("no_graphviz"), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from posventa.simulate import load_script, report, simulate
+
+    plan = _plan(args.journey)
+    script = load_script(Path(args.events)) if args.events else None
+    result = simulate(plan, customers=args.customers, days=args.days, seed=args.seed, script=script)
+    print(report(result, show_customer=args.show))
+    return EXIT_OK
+
+
+def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), func)(args))
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="posventa", description=i18n.t("description"))
+    p.add_argument("--lang", choices=["es", "en"], help=i18n.t("help_lang"))
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    v = sub.add_parser("validate", help=i18n.t("help_validate"))
+    v.add_argument("paths", nargs="*", type=Path)
+    v.add_argument("--format", choices=["text", "json"], default="text")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("schema", help=i18n.t("help_schema"))
+    s.add_argument("-o", "--output")
+    s.set_defaults(func=cmd_schema)
+
+    c = sub.add_parser("compile", help=i18n.t("help_compile"))
+    c.add_argument("journey")
+    c.set_defaults(func=cmd_compile)
+
+    g = sub.add_parser("graph", help=i18n.t("help_graph"))
+    g.add_argument("journey")
+    g.add_argument("--svg", help=i18n.t("help_svg"))
+    g.set_defaults(func=cmd_graph)
+
+    sim = sub.add_parser("simulate", help=i18n.t("help_simulate"))
+    sim.add_argument("journey")
+    sim.add_argument("--customers", type=int, default=100)
+    sim.add_argument("--days", type=int, default=120)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--events", help=i18n.t("help_events"))
+    sim.add_argument("--show", type=int, default=0, help=i18n.t("help_show"))
+    sim.set_defaults(func=cmd_simulate)
+
+    for name, module, func, helptext in _RUNTIME_COMMANDS:
+        r = sub.add_parser(name, help=i18n.t(helptext))
+        _RUNTIME_ARGS.get(name, lambda _p: None)(r)
+        r.set_defaults(func=_lazy(module, func))
+    return p
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["upgrade", "current"])
+
+
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--customers", type=int, default=300)
+    p.add_argument("--weeks", type=int, default=10)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fresh", action="store_true", default=True)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--journey")
+    p.add_argument("--customer")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+
+
+def _fake_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3030)
+    p.add_argument("--api-key", default="SG.fake")
+
+
+def _apikey_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shop")
+    p.add_argument("--label", default="")
+
+
+_RUNTIME_COMMANDS = [
+    ("db", "infra.cli", "cmd_db", "help_db"),
+    ("ingest", "infra.cli", "cmd_ingest", "help_ingest"),
+    ("tick", "infra.cli", "cmd_tick", "help_tick"),
+    ("nightly", "infra.cli", "cmd_nightly", "help_nightly"),
+    ("run", "infra.cli", "cmd_run", "help_run"),
+    ("demo", "infra.cli", "cmd_demo", "help_demo"),
+    ("doctor", "infra.cli", "cmd_doctor", "help_doctor"),
+    ("serve", "infra.cli", "cmd_serve", "help_serve"),
+    ("fake-sendgrid", "infra.cli", "cmd_fake_sendgrid", "help_fake_sendgrid"),
+    ("api-key", "infra.cli", "cmd_api_key", "help_api_key"),
+]
+_RUNTIME_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "db": _db_args, "ingest": _ingest_args, "demo": _demo_args, "tick": _run_args, "nightly": _run_args,
+    "run": _run_args, "serve": _serve_args, "fake-sendgrid": _fake_args, "api-key": _apikey_args,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--lang" in argv:
+        i = argv.index("--lang")
+        if i + 1 < len(argv):
+            i18n.set_language(argv[i + 1])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except JourneyError as exc:
+        for d in exc.diagnostics:
+            print(d.render(), file=sys.stderr)
+        return EXIT_PROBLEMS
+    except PosventaError as exc:
+        print(f"{i18n.t('error')}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        print(i18n.t("interrupted"), file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

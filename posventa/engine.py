@@ -1,0 +1,507 @@
+"""The pure engine: given an enrollment's state, its plan, the time and the facts, decide what happens.
+
+``advance`` performs no I/O and reads no clock: the same inputs always give the same decisions, so a
+simulation shows exactly what production does, and a retried advance produces the same effect keys
+(``step:occurrence``), which the runtime's ledger turns into exactly-once effects.
+
+Policy lives here too, because it decides *whether* a step may happen now:
+
+* an address suppressed for everything (bounce, spam report, unsubscribe from all) → sends are recorded as
+  skipped with the reason; promotional sends are also skipped when the customer left promotional mail;
+* promotional steps wait (status ``held``) while the customer has an open complaint;
+* quiet hours and the frequency cap *defer* a send to the next allowed moment, never drop it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from posventa.errors import EngineError, ExpressionError
+from posventa.expressions import compile_condition
+from posventa.plan import JourneyPlan
+from posventa.timeutil import in_quiet_hours, next_local_time, parse_clock, parse_date, parse_instant, zone
+
+Status = Literal["active", "waiting", "held", "completed", "exited", "converted"]
+ENDED = frozenset({"completed", "exited", "converted"})
+#: How often a held (complaint) or undecidable enrollment is looked at again, besides event wake-ups.
+RECHECK = timedelta(hours=6)
+MAX_TRANSITIONS = 500
+
+
+@dataclass(frozen=True)
+class State:
+    """An enrollment's position in its plan. Serialised as JSON in the enrollments table."""
+
+    step: str | None
+    status: Status
+    entered_at: datetime
+    visits: Mapping[str, int] = field(default_factory=dict)
+    loops: Mapping[str, int] = field(default_factory=dict)
+    wait_step: str | None = None
+    wait_since: datetime | None = None
+    wait_until: datetime | None = None
+    consumed: tuple[str, ...] = ()
+    event: Mapping[str, Any] | None = None
+    variant: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def start(cls, plan: JourneyPlan, entered_at: datetime) -> State:
+        return cls(step=plan.start, status="active", entered_at=entered_at)
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(d: datetime | None) -> str | None:
+            return None if d is None else d.astimezone(UTC).isoformat()
+
+        return {"step": self.step, "status": self.status, "entered_at": iso(self.entered_at),
+                "visits": dict(self.visits), "loops": dict(self.loops), "wait_step": self.wait_step,
+                "wait_since": iso(self.wait_since), "wait_until": iso(self.wait_until),
+                "consumed": list(self.consumed), "event": None if self.event is None else dict(self.event),
+                "variant": self.variant, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> State:
+        def inst(v: Any) -> datetime | None:
+            return parse_instant(v) if v else None
+
+        entered = inst(d["entered_at"])
+        assert entered is not None
+        return cls(step=d.get("step"), status=d["status"], entered_at=entered, visits=dict(d.get("visits", {})),
+                   loops=dict(d.get("loops", {})), wait_step=d.get("wait_step"), wait_since=inst(d.get("wait_since")),
+                   wait_until=inst(d.get("wait_until")), consumed=tuple(d.get("consumed", ())),
+                   event=d.get("event"), variant=d.get("variant"), reason=d.get("reason"))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the engine may know about the customer at ``now`` (gathered by the runtime or simulator).
+
+    ``events`` are this customer's events since the enrollment began, each a mapping with ``id``, ``type``,
+    ``occurred_at`` (aware datetime), ``order_id`` and ``data``. ``recent_promotional`` are the times of
+    promotional messages sent to the customer (any journey) — the frequency cap counts them.
+    """
+
+    customer: Mapping[str, Any]
+    order: Mapping[str, Any] | None = None
+    events: Sequence[Mapping[str, Any]] = ()
+    feedback: Mapping[str, Any] | None = None
+    open_complaint: bool = False
+    suppressed: str | None = None
+    unsubscribed_promotional: bool = False
+    recent_promotional: Sequence[datetime] = ()
+    default_timezone: str = "Europe/Madrid"
+
+
+@dataclass(frozen=True)
+class Send:
+    step: str
+    occurrence: int
+    template: str
+    channel: str
+    category: str
+    locale: str
+    sendgrid_template_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.step}:{self.occurrence}"
+
+
+@dataclass(frozen=True)
+class Act:
+    step: str
+    occurrence: int
+    action: str
+    params: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.step}:{self.occurrence}"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A step that was due but will not happen for this customer (recorded in the ledger as skipped)."""
+
+    step: str
+    occurrence: int
+    reason: str
+    category: str | None = None
+    template: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.step}:{self.occurrence}"
+
+
+Effect = Send | Act | Skip
+
+
+@dataclass(frozen=True)
+class Advance:
+    state: State
+    effects: tuple[Effect, ...]
+    next_due_at: datetime | None
+    trace: tuple[str, ...]
+
+    @property
+    def status(self) -> Status:
+        return self.state.status
+
+
+def bucket(*parts: str) -> float:
+    """A stable number in [0, 100) from the parts: splits use it instead of ``random``."""
+    digest = hashlib.sha256(":".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 / 100
+
+
+def _nps_category(score: Any) -> str | None:
+    if not isinstance(score, int):
+        return None
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def derive_order(order: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Add the derived date fields journeys may use: lateness, warranty expiry, run-out date."""
+    if order is None:
+        return None
+    out = dict(order)
+    promised = parse_date(order.get("promised_delivery_date"))
+    delivered = parse_date(order.get("delivered_at"))
+    placed = parse_date(order.get("placed_at"))
+    out["days_late"] = (delivered - promised).days if promised and delivered else None
+    out["delivered_late"] = bool(promised and delivered and delivered > promised)
+    items = order.get("items") or []
+    base = delivered or placed
+    months = [i.get("warranty_months") for i in items if isinstance(i, Mapping) and i.get("warranty_months")]
+    runs = [i.get("runs_out_in_days") for i in items if isinstance(i, Mapping) and i.get("runs_out_in_days")]
+    out["warranty_expires_on"] = _add_months(base, max(months)).isoformat() if base and months else None
+    out["runs_out_on"] = (base + timedelta(days=min(runs))).isoformat() if base and runs else None
+    return out
+
+
+def _add_months(d: date, months: int) -> date:
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+class _Run:
+    """One advance: mutable scratch space, discarded after building the immutable result."""
+
+    def __init__(self, state: State, plan: JourneyPlan, now: datetime, facts: Facts) -> None:
+        self.plan, self.now, self.facts = plan, now, facts
+        self.step = state.step
+        self.status: Status = state.status
+        self.entered_at = state.entered_at
+        self.visits = dict(state.visits)
+        self.loops = dict(state.loops)
+        self.wait_step, self.wait_since, self.wait_until = state.wait_step, state.wait_since, state.wait_until
+        self.consumed = list(state.consumed)
+        self.event = state.event
+        self.variant = state.variant
+        self.reason = state.reason
+        self.effects: list[Effect] = []
+        self.trace: list[str] = []
+        self.due: datetime | None = None
+        self.sent_promotional: list[datetime] = []
+        tz = facts.customer.get("timezone") or plan.policy.get("default_timezone") or facts.default_timezone
+        try:
+            zone(tz)
+        except ValueError:
+            tz = facts.default_timezone
+        self.tz: str = tz
+        self._order = derive_order(facts.order)
+
+    # -- context -------------------------------------------------------------------------------------
+    def context(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        fb = dict(self.facts.feedback) if self.facts.feedback else {}
+        if fb:
+            fb.setdefault("category", _nps_category(fb.get("score")))
+        customer = dict(self.facts.customer)
+        customer.setdefault("open_complaint", self.facts.open_complaint)
+        ev = event if event is not None else self.event
+        return {"customer": customer, "order": self._order or {}, "event": dict(ev) if ev else {},
+                "feedback": fb, "journey": {"id": self.plan.id, "entered_at": self.entered_at.isoformat(),
+                                            "variant": self.variant,
+                                            "days_in_journey": (self.now - self.entered_at).days}}
+
+    def holds(self, source: str | None, event: Mapping[str, Any] | None = None) -> bool:
+        if not source:
+            return True
+        try:
+            return compile_condition(source)(self.context(event))
+        except ExpressionError as exc:
+            self.trace.append(f"condition treated as false: {exc}")
+            return False
+
+    def date_field(self, name: str) -> date | datetime | None:
+        root, _, key = name.partition(".")
+        if root == "journey":
+            return self.entered_at
+        src = self.facts.customer if root == "customer" else (self._order or {})
+        raw = src.get(key)
+        inst = parse_instant(raw) if isinstance(raw, str) and "T" in raw else None
+        return inst or parse_date(raw)
+
+    def resolve_date(self, ref: Mapping[str, Any]) -> datetime | None:
+        value = self.date_field(ref["field"])
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            base = value
+        else:  # a calendar date means its start in the customer's zone
+            base = datetime(value.year, value.month, value.day, tzinfo=zone(self.tz)).astimezone(UTC)
+        return base + timedelta(seconds=ref.get("offset_s") or 0)
+
+    # -- exits ---------------------------------------------------------------------------------------
+    def matches_order(self, ev: Mapping[str, Any]) -> bool:
+        order_id = (self.facts.order or {}).get("id")
+        return order_id is None or ev.get("order_id") in (None, order_id)
+
+    def check_exits(self) -> bool:
+        ex = self.plan.exit
+        for ev in self.facts.events:
+            if ev["occurred_at"] < self.entered_at:
+                continue
+            goal = ex.get("goal")
+            if goal and ev["type"] == goal["event"] and self.holds(goal.get("when"), ev):
+                self.end("converted", f"goal:{ev['type']}")
+                return True
+            for rule in ex.get("on", ()):
+                if ev["type"] == rule["event"] and self.matches_order(ev) and self.holds(rule.get("when"), ev):
+                    self.end("exited", f"event:{ev['type']}")
+                    return True
+        return False
+
+    def end(self, status: Status, reason: str) -> None:
+        self.status, self.reason, self.step = status, reason, None
+        self.wait_step = self.wait_since = self.wait_until = None
+        self.due = None
+        self.trace.append(f"{status} ({reason})")
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.status in ENDED:
+            return
+        if self.check_exits():
+            return
+        for _ in range(MAX_TRANSITIONS):
+            if self.step is None:
+                self.end("completed", "end of journey")
+                return
+            spec = self.plan.steps.get(self.step)
+            if spec is None:
+                raise EngineError(f"step '{self.step}' is not in plan {self.plan.id}@{self.plan.version}")
+            nxt = getattr(self, "_" + spec["type"])(self.step, spec)
+            if nxt is False:  # stays on this step; self.due says when to look again
+                return
+            if self.status in ENDED:
+                return
+            self.step = nxt
+        raise EngineError(f"journey {self.plan.id}: more than {MAX_TRANSITIONS} steps in one advance")
+
+    def occurrence(self, sid: str) -> int:
+        return self.visits.get(sid, 0)
+
+    def done(self, sid: str) -> None:
+        self.visits[sid] = self.visits.get(sid, 0) + 1
+
+    # -- step types (each returns the next step id, None at the end, or False to stay) ---------------
+    def _send(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        occ = self.occurrence(sid)
+        promo = spec["category"] == "promotional"
+        pol = self.plan.policy
+        skip = None
+        if not self.facts.customer.get("email"):
+            skip = "no-address"
+        elif self.facts.suppressed:
+            skip = f"suppressed:{self.facts.suppressed}"
+        elif promo and (self.facts.unsubscribed_promotional or self.facts.customer.get("consent_email") is False):
+            skip = "unsubscribed"
+        if skip:
+            self.effects.append(Skip(sid, occ, skip, spec["category"], spec["template"]))
+            self.trace.append(f"{sid}: skipped ({skip})")
+            self.done(sid)
+            return spec["next"]
+        if promo and pol.get("hold_promotions_during_complaint", True) and self.facts.open_complaint:
+            self.status, self.due = "held", self.now + RECHECK
+            self.trace.append(f"{sid}: held (open complaint)")
+            return False
+        quiet = pol.get("quiet_hours")
+        if quiet and (promo or quiet.get("applies_to") == "all"):
+            until = in_quiet_hours(self.now, parse_clock(quiet["start"]), parse_clock(quiet["end"]), self.tz)
+            if until is not None:
+                self.status, self.due = "waiting", until
+                self.trace.append(f"{sid}: deferred to {until.isoformat()} (quiet hours)")
+                return False
+        cap = pol.get("frequency_cap")
+        if cap and promo:
+            window = timedelta(seconds=cap["per_s"])
+            recent = sorted(t for t in [*self.facts.recent_promotional, *self.sent_promotional]
+                            if t > self.now - window)
+            if len(recent) >= cap["max"]:
+                until = recent[len(recent) - cap["max"]] + window
+                self.status, self.due = "waiting", until
+                self.trace.append(f"{sid}: deferred to {until.isoformat()} (frequency cap)")
+                return False
+        locales = pol["locales"]
+        locale = self.facts.customer.get("locale")
+        locale = locale if locale in locales else pol["default_locale"]
+        self.effects.append(Send(sid, occ, spec["template"], spec["channel"], spec["category"], locale,
+                                 spec.get("sendgrid_template_id")))
+        if promo:
+            self.sent_promotional.append(self.now)
+        self.trace.append(f"{sid}: send {spec['template']} [{locale}]")
+        self.status = "active"
+        self.done(sid)
+        return spec["next"]
+
+    def _arrive(self, sid: str) -> bool:
+        """Record arrival at a waiting step; True on first arrival."""
+        if self.wait_step == sid:
+            return False
+        self.wait_step, self.wait_since, self.wait_until = sid, self.now, None
+        return True
+
+    def _leave(self, sid: str) -> None:
+        self.wait_step = self.wait_since = self.wait_until = None
+        self.status = "active"
+        self.done(sid)
+
+    def _wait(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        if self._arrive(sid):
+            target: datetime | None = self.now
+            if spec.get("duration_s"):
+                target = self.now + timedelta(seconds=spec["duration_s"])
+            elif spec.get("until_date"):
+                target = self.resolve_date(spec["until_date"])
+                if target is None:
+                    self.end("exited", f"missing-date:{spec['until_date']['field']}")
+                    return None
+            if spec.get("at") or spec.get("weekdays"):
+                at = parse_clock(spec["at"]) if spec.get("at") else None
+                days = frozenset(spec["weekdays"]) if spec.get("weekdays") else None
+                target = next_local_time(max(target, self.now), at, days, self.tz)
+            self.wait_until = target
+        assert self.wait_until is not None
+        if self.now >= self.wait_until:
+            self.trace.append(f"{sid}: waited until {self.wait_until.isoformat()}")
+            self._leave(sid)
+            return spec["next"]
+        self.status, self.due = "waiting", self.wait_until
+        return False
+
+    def _wait_for(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        if self._arrive(sid):
+            if spec.get("timeout_s"):
+                self.wait_until = self.now + timedelta(seconds=spec["timeout_s"])
+            else:
+                self.wait_until = self.resolve_date(spec["deadline"]) or self.now
+        assert self.wait_until is not None
+        for ev in self.facts.events:
+            if (ev["type"] != spec["event"] or ev["id"] in self.consumed or ev["occurred_at"] < self.entered_at
+                    or ev["occurred_at"] > self.wait_until or not self.matches_order(ev)):
+                continue
+            if spec.get("match") and not self.holds(spec["match"], ev):
+                continue
+            self.consumed.append(ev["id"])
+            self.event = {"id": ev["id"], "type": ev["type"], "order_id": ev.get("order_id"),
+                          "occurred_at": ev["occurred_at"].isoformat(), "data": dict(ev.get("data") or {})}
+            self.trace.append(f"{sid}: got {ev['type']}")
+            self._leave(sid)
+            return spec["next"]
+        if self.now >= self.wait_until:
+            self.trace.append(f"{sid}: timed out")
+            self._leave(sid)
+            return spec["on_timeout"]
+        self.status, self.due = "waiting", self.wait_until
+        return False
+
+    def _branch(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        self.done(sid)
+        for case in spec["cases"]:
+            if self.holds(case["when"]):
+                self.trace.append(f"{sid}: {case['when']} → {case['goto']}")
+                return case["goto"]
+        self.trace.append(f"{sid}: otherwise → {spec['otherwise']}")
+        return spec["otherwise"]
+
+    def _split(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        self.done(sid)
+        point = bucket(self.plan.id, str(self.facts.customer.get("id")), sid)
+        if point < spec["holdout"]:
+            self.variant = "holdout"
+            self.end("exited", "holdout")
+            return None
+        total = sum(v["weight"] for v in spec["variants"])
+        scaled = (point - spec["holdout"]) / (100 - spec["holdout"]) * total
+        acc = 0.0
+        chosen = spec["variants"][-1]
+        for v in spec["variants"]:
+            acc += v["weight"]
+            if scaled < acc:
+                chosen = v
+                break
+        self.variant = chosen["name"]
+        self.trace.append(f"{sid}: variant {chosen['name']}")
+        return chosen["goto"]
+
+    def _action(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        self.effects.append(Act(sid, self.occurrence(sid), spec["action"], spec["params"]))
+        self.trace.append(f"{sid}: {spec['action']}")
+        self.done(sid)
+        return spec["next"]
+
+    def _goto(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        self.done(sid)
+        return spec["target"]
+
+    def _exit(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        self.done(sid)
+        self.end("exited", spec["reason"])
+        return None
+
+    def _repeat(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+        self.done(sid)
+        count = self.loops.get(sid, 1)
+        if count < spec["times"]:
+            self.loops[sid] = count + 1
+            self.trace.append(f"{sid}: round {count + 1} of {spec['times']}")
+            return spec["from"]
+        self.loops[sid] = 1
+        return spec["next"]
+
+    def result(self) -> Advance:
+        state = State(step=self.step, status=self.status, entered_at=self.entered_at, visits=self.visits,
+                      loops=self.loops, wait_step=self.wait_step, wait_since=self.wait_since,
+                      wait_until=self.wait_until, consumed=tuple(self.consumed), event=self.event,
+                      variant=self.variant, reason=self.reason)
+        return Advance(state, tuple(self.effects), None if self.status in ENDED else self.due, tuple(self.trace))
+
+
+def advance(state: State, plan: JourneyPlan, now: datetime, facts: Facts) -> Advance:
+    """Move one enrollment as far as it can go at ``now``. Pure and deterministic."""
+    if now.tzinfo is None:
+        raise EngineError("advance() needs an aware 'now'")
+    run = _Run(state, plan, now, facts)
+    run.run()
+    return run.result()
+
+
+def enroll(plan: JourneyPlan, now: datetime) -> State:
+    """The state of a new enrollment (the runtime then calls :func:`advance`)."""
+    return State.start(plan, now)
+
+
+__all__ = ["Act", "Advance", "Facts", "Send", "Skip", "State", "advance", "bucket", "derive_order", "enroll",
+           "replace"]

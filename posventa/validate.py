@@ -1,0 +1,348 @@
+"""Validation: turn a journey file into a checked journey, or into every problem it has.
+
+Stages: load (YAML with positions) → envelope (:class:`~posventa.schema.Journey`) → each step (its own
+model) → graph (targets, reachability, cycles without a wait, repeat direction) → conditions (names) →
+templates (exist per locale, parse). All problems are collected, then reported once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from posventa.diagnostics import Diagnostic, did_you_mean
+from posventa.expressions import check_names
+from posventa.loader import Located, LoadFailed, load_file, load_text
+from posventa.schema import STEP_MODELS, STEP_TYPES, Journey
+from posventa.templates import Templates
+
+JOURNEY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+WAITING_TYPES = {"wait", "wait_for"}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A journey that passed every check, ready to compile."""
+
+    id: str
+    path: str
+    journey: Journey
+    steps: tuple[Any, ...]  # step models, in file order
+    templates: Templates
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set()
+
+    def walk(model: type[BaseModel]) -> None:
+        for name, info in model.model_fields.items():
+            names.add(info.alias or name)
+
+    from posventa import schema
+
+    for obj in vars(schema).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel:
+            walk(obj)
+    return names
+
+
+class _Collector:
+    def __init__(self, doc: Located) -> None:
+        self.doc = doc
+        self.items: list[Diagnostic] = []
+
+    def add(self, loc: Sequence[str | int], code: str, message: str, hint: str | None = None,
+            *, key: bool = False, severity: str = "error") -> None:
+        line, col = self.doc.where(tuple(loc), key=key)
+        self.items.append(Diagnostic(self.doc.path, line, col, code, message, hint, severity))  # type: ignore[arg-type]
+
+    def from_pydantic(self, exc: ValidationError, prefix: Sequence[str | int]) -> None:
+        known = _all_field_names()
+        for err in exc.errors():
+            loc = (*prefix, *err["loc"])
+            kind = err["type"]
+            field = str(err["loc"][-1]) if err["loc"] else ""
+            if kind == "missing":
+                self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
+            elif kind == "extra_forbidden":
+                self.add(loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known), key=True)
+            elif kind in {"bad-duration", "bad-time", "bad-timezone", "unknown-event", "unknown-date-field",
+                          "bad-condition"}:
+                self.add(loc, kind, err["msg"])
+            elif kind == "literal_error":
+                got = err.get("input")
+                expected = (err.get("ctx") or {}).get("expected", "")
+                self.add(loc, "invalid-value", f"'{got}' is not allowed for '{field}'; expected {expected}",
+                         did_you_mean(str(got), re.findall(r"'([^']+)'", str(expected))))
+            elif kind == "string_pattern_mismatch":
+                got = err.get("input")
+                self.add(loc, "invalid-value", f"'{got}' is not a valid {field or 'value'}",
+                         "ids and names use lower-case letters, digits and '_', starting with a letter"
+                         if field in {"id", "template", "name", "goto", "next", "target", "from", "on_timeout",
+                                      "otherwise"} else None)
+            elif kind == "value_error":
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                self.add(loc, "invalid-value", msg)
+            else:
+                got = err.get("input")
+                shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+                self.add(loc, "invalid-value", f"{field or 'value'}: {err['msg']}{shown}".strip())
+
+
+def check_file(path: Path | str, templates_root: Path | str | None = None) -> Checked:
+    """Validate one journey file. Raises :class:`~posventa.errors.JourneyError` with every problem."""
+    p = Path(path)
+    try:
+        doc = load_file(p)
+    except LoadFailed as exc:
+        from posventa.errors import JourneyError
+
+        raise JourneyError(exc.diagnostics) from exc
+    return check_document(doc, p.stem, Templates(templates_root or p.parent / "templates"))
+
+
+def check_text(text: str, path: str, templates_root: Path | str) -> Checked:
+    from posventa.errors import JourneyError
+
+    try:
+        doc = load_text(text, path)
+    except LoadFailed as exc:
+        raise JourneyError(exc.diagnostics) from exc
+    return check_document(doc, Path(path).stem, Templates(templates_root))
+
+
+def check_document(doc: Located, journey_id: str, templates: Templates) -> Checked:
+    from posventa.errors import JourneyError
+
+    out = _Collector(doc)
+    if not JOURNEY_ID.match(journey_id):
+        out.add((), "bad-journey-id", f"file name '{journey_id}' is not a valid journey id",
+                "name journey files like post_purchase.yaml: lower-case letters, digits and '_'")
+    if not isinstance(doc.data, dict):
+        out.add((), "invalid-journey", "a journey file must be a mapping with name, trigger and steps")
+        raise JourneyError(out.items)
+    # Stage one: the envelope.
+    journey: Journey | None = None
+    try:
+        journey = Journey.model_validate(doc.data)
+    except ValidationError as exc:
+        out.from_pydantic(exc, ())
+    raw_steps = doc.data.get("steps")
+    steps: list[Any] = []
+    if isinstance(raw_steps, list):
+        steps = _check_steps(raw_steps, out)
+    if journey is not None and len(steps) == len(raw_steps or []) and not out.items:
+        _check_graph(steps, out)
+        _check_conditions(doc.data, steps, out)
+        _check_templates(journey, steps, templates, out)
+    if any(d.severity == "error" for d in out.items) or journey is None:
+        raise JourneyError(sorted(out.items))
+    return Checked(journey_id, doc.path, journey, tuple(steps), templates)
+
+
+def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
+    steps = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_steps):
+        if not isinstance(raw, dict):
+            out.add(("steps", i), "invalid-step", "a step must be a mapping with 'id' and 'type'")
+            continue
+        kind = raw.get("type")
+        if kind is None:
+            out.add(("steps", i), "missing-field", "missing required field 'type'",
+                    f"one of: {', '.join(STEP_TYPES)}")
+            continue
+        if kind not in STEP_MODELS:
+            out.add(("steps", i, "type"), "unknown-step-type", f"unknown step type '{kind}'",
+                    did_you_mean(str(kind), STEP_TYPES) or f"one of: {', '.join(STEP_TYPES)}")
+            continue
+        try:
+            step = STEP_MODELS[kind].model_validate(raw)
+        except ValidationError as exc:
+            out.from_pydantic(exc, ("steps", i))
+            continue
+        if step.id in seen:
+            out.add(("steps", i, "id"), "duplicate-step-id",
+                    f"step id '{step.id}' is already used by step {seen[step.id] + 1}")
+            continue
+        seen[step.id] = i
+        steps.append(step)
+    return steps
+
+
+def successors(steps: Sequence[Any]) -> dict[str, list[tuple[str, str]]]:
+    """Edges of the step graph: ``{step_id: [(field, target_id), …]}`` with defaults made explicit."""
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for i, step in enumerate(steps):
+        following = steps[i + 1].id if i + 1 < len(steps) else None
+        out: list[tuple[str, str]] = []
+        kind = step.type
+        if kind in {"send", "wait", "action"}:
+            nxt = step.next or following
+            if nxt:
+                out.append(("next", nxt))
+        elif kind == "wait_for":
+            nxt = step.next or following
+            if nxt:
+                out.append(("next", nxt))
+            out.append(("on_timeout", step.on_timeout))
+        elif kind == "branch":
+            out += [(f"cases.{j}.goto", c.goto) for j, c in enumerate(step.cases)]
+            other = step.otherwise or following
+            if other:
+                out.append(("otherwise", other))
+        elif kind == "split":
+            out += [(f"variants.{j}.goto", v.goto) for j, v in enumerate(step.variants)]
+        elif kind == "goto":
+            out.append(("target", step.target))
+        elif kind == "repeat":
+            out.append(("from", step.from_))
+            nxt = step.next or following
+            if nxt:
+                out.append(("next", nxt))
+        edges[step.id] = out
+    return edges
+
+
+def _loc_of_field(index: int, field: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = ["steps", index]
+    parts += [int(p) if p.isdigit() else p for p in field.split(".")]
+    return tuple(parts)
+
+
+def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
+    ids = [s.id for s in steps]
+    index = {sid: i for i, sid in enumerate(ids)}
+    edges = successors(steps)
+    for sid, targets in edges.items():
+        for field, target in targets:
+            if target not in index:
+                out.add(_loc_of_field(index[sid], field), "unknown-step",
+                        f"{field.split('.')[-1]} target '{target}' does not exist", did_you_mean(target, ids))
+            elif target == sid and field != "from":
+                out.add(_loc_of_field(index[sid], field), "self-loop", f"step '{sid}' jumps to itself")
+    for i, step in enumerate(steps):
+        if step.type == "repeat" and step.from_ in index and index[step.from_] >= i:
+            out.add(("steps", i, "from"), "invalid-repeat",
+                    f"repeat '{step.id}' must jump back to an earlier step, not '{step.from_}'")
+    if out.items:
+        return
+    # Reachability from the first step.
+    reached: set[str] = set()
+    stack = [ids[0]]
+    while stack:
+        cur = stack.pop()
+        if cur in reached:
+            continue
+        reached.add(cur)
+        stack.extend(t for _, t in edges[cur])
+    for sid in ids:
+        if sid not in reached:
+            out.add(("steps", index[sid], "id"), "unreachable-step",
+                    f"step '{sid}' can never be reached", "link it with next/goto, or delete it")
+    # Cycles that contain no wait: would run forever (or burst messages) in one tick.
+    for cycle in _wait_free_cycles(ids, edges, steps):
+        first = min(cycle, key=lambda s: index[s])
+        out.add(("steps", index[first], "id"), "wait-free-cycle",
+                f"steps {' → '.join([*cycle, cycle[0]])} form a loop with no wait",
+                "add a wait or wait_for inside the loop")
+
+
+def _wait_free_cycles(ids: Sequence[str], edges: dict[str, list[tuple[str, str]]],
+                      steps: Sequence[Any]) -> list[list[str]]:
+    """Strongly connected components (Tarjan) of the graph without waiting steps, size > 1 or self-loop."""
+    kinds = {s.id: s.type for s in steps}
+    graph = {s: [t for _, t in edges[s] if kinds.get(t) not in WAITING_TYPES]
+             for s in ids if kinds[s] not in WAITING_TYPES}
+    index_of: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = [0]
+
+    def strong(v: str) -> None:
+        index_of[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, []):
+            if w not in graph:
+                continue
+            if w not in index_of:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index_of[w])
+        if low[v] == index_of[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                order = {s: i for i, s in enumerate(ids)}
+                found.append(sorted(comp, key=order.__getitem__))
+
+    for v in graph:
+        if v not in index_of:
+            strong(v)
+    return found
+
+
+def _conditions(data: dict[str, Any], steps: Sequence[Any]) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    trig = data.get("trigger") or {}
+    for key in ("when", "segment"):
+        if isinstance(trig.get(key), str):
+            yield ("trigger", key), trig[key]
+    exit_ = data.get("exit") or {}
+    for j, rule in enumerate(exit_.get("on") or []):
+        if isinstance(rule, dict) and isinstance(rule.get("when"), str):
+            yield ("exit", "on", j, "when"), rule["when"]
+    goal = exit_.get("goal") or {}
+    if isinstance(goal, dict) and isinstance(goal.get("when"), str):
+        yield ("exit", "goal", "when"), goal["when"]
+    for i, step in enumerate(steps):
+        if step.type == "branch":
+            for j, case in enumerate(step.cases):
+                yield ("steps", i, "cases", j, "when"), case.when
+        elif step.type == "wait_for" and step.match:
+            yield ("steps", i, "match"), step.match
+
+
+def _check_conditions(data: dict[str, Any], steps: Sequence[Any], out: _Collector) -> None:
+    for loc, source in _conditions(data, steps):
+        for message, hint in check_names(source):
+            out.add(loc, "unknown-name", message, hint)
+
+
+def _check_templates(journey: Journey, steps: Sequence[Any], templates: Templates, out: _Collector) -> None:
+    wanted = journey.policy.locales
+    if journey.policy.default_locale not in wanted:
+        out.add(("policy", "default_locale"), "missing-locale",
+                f"default locale '{journey.policy.default_locale}' is not in policy.locales {wanted}")
+    for i, step in enumerate(steps):
+        if step.type != "send" or step.sendgrid_template_id:
+            continue
+        have = templates.locales_of(step.template)
+        if not have:
+            out.add(("steps", i, "template"), "missing-template",
+                    f"template '{step.template}' not found (expected {templates.root}/<locale>/{step.template}.j2)",
+                    did_you_mean(step.template, templates.names()))
+            continue
+        for locale in wanted:
+            if locale not in have:
+                out.add(("steps", i, "template"), "missing-locale",
+                        f"template '{step.template}' has no '{locale}' version "
+                        f"({templates.path(step.template, locale)})")
+            else:
+                problem = templates.check(step.template, locale)
+                if problem:
+                    out.add(("steps", i, "template"), "bad-template", problem)
