@@ -1,0 +1,95 @@
+"""Draw a plan: Mermaid text always, SVG when Graphviz's ``dot`` is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from posventa.plan import JourneyPlan
+
+_SHAPES = {"send": ('["', '"]'), "wait": ('(["', '"])'), "wait_for": ('(["', '"])'), "branch": ('{"', '"}'),
+           "split": ('{{"', '"}}'), "action": ('[/"', '"/]'), "goto": ('(("', '"))'), "exit": ('((("', '")))'),
+           "repeat": ('[["', '"]]')}
+
+
+def _label(sid: str, spec: dict) -> str:  # type: ignore[type-arg]
+    kind = spec["type"]
+    if kind == "send":
+        return f"{sid}<br/>✉ {spec['template']} ({spec['category']})"
+    if kind == "wait":
+        parts = []
+        if spec.get("duration_s"):
+            parts.append(f"{spec['duration_s'] // 3600}h" if spec["duration_s"] % 86400 else
+                         f"{spec['duration_s'] // 86400}d")
+        if spec.get("until_date"):
+            parts.append(f"until {spec['until_date']['field']}")
+        if spec.get("at"):
+            parts.append(f"at {spec['at']}")
+        return f"{sid}<br/>⏳ {' '.join(parts)}"
+    if kind == "wait_for":
+        return f"{sid}<br/>⏳ {spec['event']}"
+    if kind == "action":
+        return f"{sid}<br/>⚙ {spec['action']}"
+    if kind == "repeat":
+        return f"{sid}<br/>↻ ×{spec['times']}"
+    return sid
+
+
+def edges(plan: JourneyPlan) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    for sid in plan.order:
+        s = plan.steps[sid]
+        kind = s["type"]
+        if kind == "wait_for":
+            out.append((sid, s["next"] or "END", s["event"]))
+            out.append((sid, s["on_timeout"], "timeout"))
+        elif kind == "branch":
+            out += [(sid, c["goto"], c["when"]) for c in s["cases"]]
+            out.append((sid, s["otherwise"] or "END", "otherwise"))
+        elif kind == "split":
+            out += [(sid, v["goto"], f"{v['name']} {v['weight']}") for v in s["variants"]]
+            if s["holdout"]:
+                out.append((sid, "END", f"holdout {s['holdout']}%"))
+        elif kind == "goto":
+            out.append((sid, s["target"], ""))
+        elif kind == "repeat":
+            out.append((sid, s["from"], f"again (×{s['times']})"))
+            out.append((sid, s["next"] or "END", "done"))
+        elif kind != "exit":
+            out.append((sid, s.get("next") or "END", ""))
+    return out
+
+
+def mermaid(plan: JourneyPlan) -> str:
+    lines = ["flowchart TD", f'  START(["{plan.trigger.get("event") or plan.trigger.get("date") or "segment"}"])']
+    lines.append(f"  START --> {plan.start}")
+    for sid in plan.order:
+        spec = dict(plan.steps[sid])
+        left, right = _SHAPES[spec["type"]]
+        lines.append(f"  {sid}{left}{_label(sid, spec)}{right}")
+    lines.append('  END((("end")))')
+    for a, b, label in edges(plan):
+        text = label.replace('"', "'").replace("|", "/")
+        lines.append(f'  {a} -->|"{text}"| {b}' if text else f"  {a} --> {b}")
+    return "\n".join(lines)
+
+
+def dot(plan: JourneyPlan) -> str:
+    lines = ["digraph journey {", "  rankdir=TB; node [fontname=Helvetica, shape=box, style=rounded];"]
+    for sid in plan.order:
+        label = _label(sid, dict(plan.steps[sid])).replace("<br/>", "\\n").replace('"', "'")
+        lines.append(f'  {sid} [label="{label}"];')
+    for a, b, label in edges(plan):
+        lines.append(f'  {a} -> {b} [label="{label.replace(chr(34), chr(39))}"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def write_svg(plan: JourneyPlan, path: Path) -> Path | None:
+    exe = shutil.which("dot")
+    if exe is None:
+        return None
+    svg = subprocess.run([exe, "-Tsvg"], input=dot(plan).encode(), capture_output=True, check=True).stdout
+    path.write_bytes(svg)
+    return path
