@@ -1,0 +1,1 @@
+"""Database adapter: models, sessions, migrations and the store functions the runtime calls."""

@@ -1,0 +1,1 @@
+"""Alembic environment of the Posventa database (run through ``infra.db.migrate``)."""

@@ -1,0 +1,358 @@
+"""The database schema: SQLAlchemy 2 typed models that run on PostgreSQL (production) and SQLite (embedded).
+
+Enum-like columns are plain strings guarded by CHECK constraints, not native PostgreSQL enums (adding a
+value to a PG enum cannot run in a transaction and removing one is a rewrite). The values below are
+**stored tags: frozen once shipped** (STYLE.md §7). Add values with a migration; never rename one.
+
+Every change here needs an Alembic revision in ``infra/db/migrations/versions``;
+``tests/db/test_migrations.py`` fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from infra.db.types import BigIntId, JSONType, UTCDateTime, utcnow
+
+# --- stored tags (frozen once shipped) ----------------------------------------------------------------
+LOCALES = ("es", "en")
+ORDER_STATUSES = ("placed", "shipped", "delivered", "canceled", "returned")
+EVENT_SOURCES = ("api", "import", "webhook", "system", "simulation")
+ENROLLMENT_STATUSES = ("active", "waiting", "held", "completed", "exited", "converted", "failed")
+#: Enrollments the sweep may still advance; the others are finished.
+LIVE_ENROLLMENT_STATUSES = ("active", "waiting", "held")
+LEDGER_KINDS = ("message", "action")
+CHANNELS = ("email",)
+CATEGORIES = ("transactional", "promotional")
+# pending → sending → sent | failed | skipped; sending → unknown when the provider's outcome is ambiguous
+# (timeout after the request left, 5xx): reconcile it, never resend blindly. pending → skipped | failed
+# when the effect is not attempted (suppressed, no consent, no address). See store.LEDGER_TRANSITIONS.
+LEDGER_STATUSES = ("pending", "sending", "sent", "failed", "skipped", "unknown")
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam_report", "dropped", "manual")
+SUPPRESSION_SCOPES = ("all", "promotional")
+SURVEYS = ("nps", "product", "service")
+TICKET_CATEGORIES = ("complaint", "support", "return", "warranty")
+TICKET_STATUSES = ("open", "resolved")
+TICKET_SOURCES = ("journey", "external")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def one_of(column: str, values: tuple[str, ...], *, nullable: bool = False) -> CheckConstraint:
+    """CHECK (column IN (...)), named ``ck_<table>_<column>``."""
+    allowed = ", ".join(f"'{v}'" for v in values)
+    sql = f"{column} IN ({allowed})"
+    if nullable:
+        sql = f"{column} IS NULL OR {sql}"
+    return CheckConstraint(sql, name=column)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow)
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (one_of("locale", LOCALES), Index("ix_customers_email", "email"))
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the shop's id
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(8), default="es")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    consent_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    birthday: Mapped[date | None] = mapped_column(Date)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (one_of("status", ORDER_STATUSES),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), ForeignKey("customers.id"), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="placed")
+    total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    promised_delivery_date: Mapped[date | None] = mapped_column(Date)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    referral_code: Mapped[str | None] = mapped_column(String(64))
+    tracking_url: Mapped[str | None] = mapped_column(String(2000))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class StoredEvent(Base):
+    """Every event accepted, once: ``id`` is the sender's idempotency key. No foreign keys: the log keeps
+    what arrived even for customers or orders it has not seen yet."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        one_of("source", EVENT_SOURCES),
+        Index("ix_events_customer_id_occurred_at", "customer_id", "occurred_at"),
+        # Partial on both backends: only the (few) unprocessed rows are indexed.
+        Index(
+            "ix_events_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: Set when the runtime has applied the event (enrolled, advanced, updated facts).
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StoredPlan(Base):
+    """A compiled journey plan, by content-hashed version. Enrollments pin one, so editing a journey never
+    changes the path of a customer already in it."""
+
+    __tablename__ = "journey_plans"
+
+    journey_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _created()
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        one_of("status", ENROLLMENT_STATUSES),
+        # The journey's entry rule (once per order, once a year…) is the entry_key: the database
+        # enforces it, so two workers cannot enroll the same customer twice.
+        UniqueConstraint("journey_id", "entry_key"),
+        ForeignKeyConstraint(
+            ["journey_id", "plan_version"],
+            ["journey_plans.journey_id", "journey_plans.version"],
+            name="fk_enrollments_plan_journey_plans",
+        ),
+        # The sweep: WHERE status IN (live) AND next_due_at <= now.
+        Index("ix_enrollments_status_next_due_at", "status", "next_due_at"),
+        Index("ix_enrollments_customer_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    journey_id: Mapped[str] = mapped_column(String(128))
+    plan_version: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(128), ForeignKey("customers.id"))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    entry_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    #: The engine's serialised state.
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    #: A lease: a dead worker's claim expires and the enrollment becomes claimable again.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Consecutive failed attempts to advance (reset on success).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = _updated()
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LedgerEntry(Base):
+    """The step ledger and message outbox: one row per (enrollment, step, occurrence), reserved before the
+    effect is performed, so a retry finds the row and never performs it twice."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        one_of("kind", LEDGER_KINDS),
+        one_of("channel", CHANNELS, nullable=True),
+        one_of("category", CATEGORIES, nullable=True),
+        one_of("status", LEDGER_STATUSES),
+        UniqueConstraint("enrollment_id", "step_id", "occurrence"),
+        Index("ix_ledger_status_updated_at", "status", "updated_at"),
+        Index("ix_ledger_provider_message_id", "provider_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    #: Derived, never random: f"{enrollment_id}:{step_id}:{occurrence}" (store.ledger_key).
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    enrollment_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("enrollments.id"))
+    journey_id: Mapped[str] = mapped_column(String(128))
+    step_id: Mapped[str] = mapped_column(String(128))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(16))  # None for actions
+    template: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(16))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    to_email: Mapped[str | None] = mapped_column(String(320))
+    # pending → sending → sent | failed | skipped; sending → unknown when the provider's outcome is
+    # ambiguous (reconcile, never resend blindly). Transitions are guarded in store.mark.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: Why skipped / failed / unknown.
+    reason: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the effect needs to be (re)performed: rendered message, action arguments.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Do not retry before this instant.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Suppression(Base):
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        one_of("reason", SUPPRESSION_REASONS),
+        one_of("scope", SUPPRESSION_SCOPES),
+        UniqueConstraint("email", "reason"),
+        Index("ix_suppressions_customer_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320))  # normalised: stripped, lower-case
+    customer_id: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16), default="all")
+    source: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class FeedbackResponse(Base):
+    __tablename__ = "feedback_responses"
+    __table_args__ = (
+        one_of("survey", SURVEYS),
+        CheckConstraint("score >= 0 AND score <= 10", name="score"),
+        # Answering twice updates the answer. NULLs are distinct in a UNIQUE constraint (both backends),
+        # so answers not tied to an order get their own partial unique index.
+        UniqueConstraint("customer_id", "order_id", "survey"),
+        Index(
+            "uq_feedback_responses_customer_id_survey_no_order",
+            "customer_id",
+            "survey",
+            unique=True,
+            postgresql_where=text("order_id IS NULL"),
+            sqlite_where=text("order_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(128))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    survey: Mapped[str] = mapped_column(String(16))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ReferralCode(Base):
+    __tablename__ = "referral_codes"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), unique=True)
+    journey_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+
+
+class ReferralConversion(Base):
+    __tablename__ = "referral_conversions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), ForeignKey("referral_codes.code"), index=True)
+    order_id: Mapped[str] = mapped_column(String(128), unique=True)
+    referred_customer_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+
+
+class SupportTicket(Base):
+    __tablename__ = "support_tickets"
+    __table_args__ = (
+        one_of("category", TICKET_CATEGORIES),
+        one_of("status", TICKET_STATUSES),
+        one_of("source", TICKET_SOURCES),
+        Index("ix_support_tickets_customer_id_status", "customer_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # external id, or derived
+    customer_id: Mapped[str] = mapped_column(String(128))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    source: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookEvent(Base):
+    """SendGrid event webhook deliveries, deduplicated by ``sg_event_id`` (SendGrid retries)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_ledger_key", "ledger_key"),)
+
+    sg_event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))
+    ledger_key: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    shop: Mapped[str] = mapped_column(String(128))
+    #: sha256 hex of the key; the plaintext is shown once and never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
