@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import secrets
+import signal
 import threading
 import time
 import urllib.error
@@ -143,8 +144,10 @@ class FakeSendGrid:
         *,
         max_body_bytes: int = 30 * 1024 * 1024,
         webhook_private_key: ec.EllipticCurvePrivateKey | None = None,
+        poll_interval: float = 0.01,
     ) -> None:
         self.api_key = api_key
+        self.poll_interval = poll_interval  # how soon stop() is noticed; short keeps test teardown fast
         self.max_body_bytes = max_body_bytes
         self._bind = (host, port)
         self._lock = threading.Lock()
@@ -166,7 +169,10 @@ class FakeSendGrid:
         self._server = server
         self._stop.clear()
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-sendgrid", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": self.poll_interval},
+            name="fake-sendgrid",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -486,6 +492,10 @@ def _validate(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
                 if not isinstance(email, str) or not _ADDRESS.fullmatch(email):
                     errors.append(("Does not contain a valid address.", field_path))
                     continue
+                name = entry.get("name") if isinstance(entry, dict) else None
+                if isinstance(name, str) and ("," in name or ";" in name) and not name.startswith('"'):
+                    # Modeled on sendgrid-python issue #578: an unquoted "García, Ana" is split.
+                    errors.append(("Does not contain a valid address.", f"{where}.{kind}.{t_index}.name"))
                 if email.lower() in seen:
                     errors.append(
                         (
@@ -654,12 +664,16 @@ def _drain(stream: Any, length: int) -> None:
 
 def serve(host: str, port: int, api_key: str) -> None:
     """Run the fake in the foreground until interrupted (``posventa fake-sendgrid``)."""
-    fake = FakeSendGrid(api_key=api_key, host=host, port=port).start()
+    fake = FakeSendGrid(api_key=api_key, host=host, port=port, poll_interval=0.5).start()
     print(f"fake SendGrid on {fake.url} (POST /v3/mail/send, GET /fake/messages)", flush=True)
     print(f"event webhook verification key: {fake.webhook_public_key_b64}", flush=True)
+    stopped = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # docker stop / kill send SIGTERM; stop cleanly as for Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
     try:
-        while True:
-            time.sleep(3600)
+        while not stopped.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -67,9 +67,14 @@ class FileOutboxSender:
 
     def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]:
         unique, positions = unique_by_key(messages)
-        if unique:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        results = [self._send_one(message) for message in unique]
+        try:
+            if unique:
+                self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            error = f"outbox directory unusable: {exc}"
+            results = [SendResult(m.ledger_key, Outcome.RETRY, error=error) for m in unique]
+        else:
+            results = [self._send_one(message) for message in unique]
         return [results[i] for i in positions]
 
     def _send_one(self, message: OutgoingEmail) -> SendResult:
@@ -102,7 +107,6 @@ class FileOutboxSender:
         eml["Subject"] = message.subject
         eml["Date"] = formatdate(localtime=False, usegmt=True)
         eml["Message-ID"] = f"<{stem}@posventa.outbox>"
-        eml["Content-Language"] = message.locale
         eml["X-Posventa-Key"] = message.ledger_key
         eml["X-Posventa-Categories"] = ", ".join(categories(message))
         for key, value in custom_args(message).items():
@@ -120,6 +124,7 @@ class FileOutboxSender:
         eml.set_content(text or " ")
         if message.html:
             eml.add_alternative(message.html, subtype="html")
+        eml["Content-Language"] = message.locale  # after set_content, which clears Content-* headers
         return eml.as_bytes(policy=SMTP)
 
 

@@ -364,7 +364,13 @@ def _batch_key(message: OutgoingEmail) -> tuple[Any, ...]:
 
 
 def _address(email: str, name: str | None) -> dict[str, str]:
-    return {"email": email, "name": name} if name else {"email": email}
+    """SendGrid splits an unquoted display name at ``,`` or ``;`` ("García, Ana" then fails the whole
+    request: sendgrid-python issue #578), so such names are sent as an RFC 5322 quoted string."""
+    if not name:
+        return {"email": email}
+    if ("," in name or ";" in name) and not (name.startswith('"') and name.endswith('"')):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return {"email": email, "name": name}
 
 
 def _headers(raw: Any) -> dict[str, str]:
