@@ -48,7 +48,8 @@ def outbox_stem(ledger_key: str) -> str:
 
 
 class FileOutboxSender:
-    """Writes ``<stem>.eml`` and ``<stem>.html`` per message into ``directory``."""
+    """Writes ``<stem>.eml`` and ``<stem>.html`` per message into ``directory``; the provider message id
+    it reports is the ``.eml`` file name."""
 
     name = "outbox"
 

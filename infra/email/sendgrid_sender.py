@@ -157,9 +157,24 @@ class SendGridSender:
                 results[index] = SendResult(message.ledger_key, Outcome.FAILED, error=problem)
             else:
                 groups[_batch_key(message)].append(index)
+        retry_after: float | None = None
         for indices in groups.values():
             for chunk in self._chunks(unique, indices):
-                results.update(self._send_chunk(unique, chunk, rounds=0))
+                if retry_after is not None:
+                    # Rate limited: the rest of this call would only collect more 429s.
+                    note = "not attempted: rate limited by SendGrid earlier in this batch"
+                    results.update(
+                        {
+                            i: SendResult(unique[i].ledger_key, Outcome.RETRY, None, note, retry_after)
+                            for i in chunk
+                        }
+                    )
+                    continue
+                chunk_results = self._send_chunk(unique, chunk, rounds=0)
+                results.update(chunk_results)
+                retry_after = max(
+                    (r.retry_after for r in chunk_results.values() if r.retry_after is not None), default=None
+                )
         return [results[i] for i in positions]
 
     # -- batching -------------------------------------------------------------------------------------

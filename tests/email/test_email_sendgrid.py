@@ -275,6 +275,19 @@ def test_rate_limited_is_retry_with_reset_time(
     assert make_sender().send([make_message(0)])[0].outcome is Outcome.SENT  # the window passed
 
 
+def test_rate_limit_stops_the_rest_of_the_call(
+    fake: FakeSendGrid, make_sender: MakeSender, make_message: MakeMessage
+) -> None:
+    fake.fail_next(429)
+    results = make_sender().send(
+        [make_message(0), make_message(1, step="other"), make_message(2, step="third")]
+    )
+
+    assert [r.outcome for r in results] == [Outcome.RETRY] * 3
+    assert all(r.retry_after is not None for r in results)
+    assert fake.request_count == 1
+
+
 def test_rate_limit_reset_in_the_past_means_retry_soon(
     fake: FakeSendGrid, make_sender: MakeSender, make_message: MakeMessage
 ) -> None:
