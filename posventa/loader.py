@@ -25,14 +25,19 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 habits: dates stay strings, and only true/false are booleans.
 
     YAML 1.1 reads ``on``, ``off``, ``yes`` and ``no`` as booleans, which would turn the ``exit: on:`` key
-    into ``True``; journeys are written by people, so those words stay words.
+    into ``True``; journeys are written by people, so those words stay words. YAML 1.1 also reads
+    ``10:00`` as the base-60 number 600; a wait's ``at: 10:00`` must stay the time it looks like.
     """
 
 
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+# PyYAML's int and float patterns without the base-60 (sexagesimal) alternatives.
+_INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_REPLACED = {"tag:yaml.org,2002:bool": _BOOL, "tag:yaml.org,2002:int": _INT, "tag:yaml.org,2002:float": _FLOAT}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, _BOOL if tag == "tag:yaml.org,2002:bool" else rx)
-            for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, _REPLACED.get(tag, rx)) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
