@@ -35,7 +35,8 @@ _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
-_REPLACED = {"tag:yaml.org,2002:bool": _BOOL, "tag:yaml.org,2002:int": _INT, "tag:yaml.org,2002:float": _FLOAT}
+_REPLACED = {"tag:yaml.org,2002:bool": _BOOL, "tag:yaml.org,2002:int": _INT,
+             "tag:yaml.org,2002:float": _FLOAT}
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, _REPLACED.get(tag, rx)) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -114,14 +115,16 @@ def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: li
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 line, col = _pos(key_node)
-                problems.append(Diagnostic(doc.path, line, col, "invalid-key", "mapping keys must be plain text"))
+                problems.append(Diagnostic(doc.path, line, col, "invalid-key",
+                                           "mapping keys must be plain text"))
                 continue
-            key = str(loader.construct_object(key_node))
-            if key == "<<":
+            # Checked before constructing: PyYAML's SafeConstructor has no constructor for the merge tag.
+            if key_node.tag == "tag:yaml.org,2002:merge":
                 line, col = _pos(key_node)
                 problems.append(Diagnostic(doc.path, line, col, "invalid-key",
                                            "YAML merge keys ('<<') are not supported in journeys"))
                 continue
+            key = str(_scalar(loader, key_node, doc, problems))
             if key in out:
                 line, col = _pos(key_node)
                 first = doc.keys[(*loc, key)]
@@ -133,4 +136,15 @@ def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: li
         return out
     if isinstance(node, SequenceNode):
         return [_convert(loader, item, (*loc, i), doc, problems) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, doc, problems)
+
+
+def _scalar(loader: _Loader, node: Node, doc: Located, problems: list[Diagnostic]) -> Any:
+    """Construct a scalar; an explicit tag SafeLoader cannot build (``!foo``) is a problem, not a crash."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except (yaml.constructor.ConstructorError, ValueError) as exc:  # ValueError: e.g. "!!int x"
+        line, col = _pos(node)
+        message = getattr(exc, "problem", None) or str(exc)
+        problems.append(Diagnostic(doc.path, line, col, "yaml-syntax", f"invalid YAML: {message}"))
+        return None
