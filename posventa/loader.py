@@ -53,14 +53,18 @@ class Located:
     keys: dict[PathT, tuple[int, int]] = field(default_factory=dict)
 
     def where(self, loc: PathT, *, key: bool = False) -> tuple[int, int]:
-        """Best position for ``loc``: the exact node, else its closest located ancestor."""
-        table = self.keys if key else self.values
+        """Best position for ``loc``: the exact node, else its closest located ancestor.
+
+        With ``key``, a mapping entry is located at its key; a list item has no key and is located at
+        its value, so a field missing from step 3 points at step 3, not at ``steps:``.
+        """
+        first, second = (self.keys, self.values) if key else (self.values, self.keys)
         probe = tuple(loc)
         while probe:
-            if probe in table:
-                return table[probe]
-            if not key and probe in self.keys:
-                return self.keys[probe]
+            if probe in first:
+                return first[probe]
+            if probe in second:
+                return second[probe]
             probe = probe[:-1]
         return self.values.get((), (1, 1))
 
