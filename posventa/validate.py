@@ -157,7 +157,7 @@ def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
             out.add(("steps", i), "missing-field", "missing required field 'type'",
                     f"one of: {', '.join(STEP_TYPES)}")
             continue
-        if kind not in STEP_MODELS:
+        if not isinstance(kind, str) or kind not in STEP_MODELS:  # a list or mapping is unhashable
             out.add(("steps", i, "type"), "unknown-step-type", f"unknown step type '{kind}'",
                     did_you_mean(str(kind), STEP_TYPES) or f"one of: {', '.join(STEP_TYPES)}")
             continue
