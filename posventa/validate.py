@@ -66,7 +66,8 @@ class _Collector:
         for err in exc.errors():
             loc = (*prefix, *err["loc"])
             kind = err["type"]
-            field = str(err["loc"][-1]) if err["loc"] else ""
+            # A list item is named by its list: "'fry' is not allowed for 'weekdays'", not "for '1'".
+            field = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
             if kind == "missing":
                 self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
             elif kind == "extra_forbidden":
