@@ -61,13 +61,65 @@ class _Collector:
         line, col = self.doc.where(tuple(loc), key=key)
         self.items.append(Diagnostic(self.doc.path, line, col, code, message, hint, severity))  # type: ignore[arg-type]
 
+    def _data_loc(self, loc: Sequence[str | int], kind: str) -> tuple[tuple[str | int, ...], bool]:
+        """The places of ``loc`` that exist in the file, and whether a union member's tag was dropped.
+
+        Pydantic puts each union member in the path (``exit.on.0.ExitRule``) and reports every member
+        that failed; those tags are not places in the file.
+        """
+        cur: Any = self.doc.data
+        out: list[str | int] = []
+        tagged = False
+        for n, part in enumerate(loc):
+            if (isinstance(cur, dict) and part in cur) or (
+                    isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)):
+                cur = cur[part]  # type: ignore[index]
+                out.append(part)
+            elif kind == "missing" and n == len(loc) - 1:
+                out.append(part)
+            else:
+                tagged = True
+        return tuple(out), tagged
+
+    def _union_errors(self, exc: ValidationError, prefix: Sequence[str | int]) -> list[dict[str, Any]]:
+        """Errors with file paths; of the members of a union, only the one that fits the value speaks.
+
+        ``exit.on: [order.cancelled]`` fails both as an event name and as an ExitRule mapping; only the
+        first says something useful. When every member fails on the type alone, one error remains.
+        """
+        errors: list[dict[str, Any]] = []
+        for raw in exc.errors():
+            loc, tagged = self._data_loc((*prefix, *raw["loc"]), raw["type"])
+            errors.append({**raw, "loc": loc, "tagged": tagged})
+
+        def mismatch(err: Any) -> bool:
+            return bool(err["tagged"]) and str(err["type"]).endswith(("_type", "_parsing"))
+
+        out: list[dict[str, Any]] = []
+        merged: set[tuple[str | int, ...]] = set()
+        for err in errors:
+            if not mismatch(err):
+                out.append(err)
+                continue
+            point = err["loc"]
+            if any(o is not err and o["tagged"] and o["loc"][:len(point)] == point and not mismatch(o)
+                   for o in errors):
+                continue  # another member fits the value and reports the real problem
+            if point in merged:
+                continue
+            merged.add(point)
+            expected = [str(o["msg"]).removeprefix("Input should be ") for o in errors
+                        if mismatch(o) and o["loc"] == point]
+            out.append({**err, "type": "union_type", "msg": "expected " + " or ".join(expected)})
+        return out
+
     def from_pydantic(self, exc: ValidationError, prefix: Sequence[str | int]) -> None:
         known = _all_field_names()
-        for err in exc.errors():
-            loc = (*prefix, *err["loc"])
+        for err in self._union_errors(exc, prefix):
+            loc = err["loc"]
             kind = err["type"]
             # A list item is named by its list: "'fry' is not allowed for 'weekdays'", not "for '1'".
-            field = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
+            field = next((p for p in reversed(loc) if isinstance(p, str)), "")
             if kind == "missing":
                 self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
             elif kind == "extra_forbidden":
