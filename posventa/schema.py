@@ -202,7 +202,7 @@ class Journey(_Model):
     entry: Entry = Field(default_factory=Entry)
     exit: Exit = Field(default_factory=Exit)
     policy: Policy = Field(default_factory=Policy)
-    steps: list[dict[str, Any]] = Field(min_length=1)
+    steps: list[Any] = Field(min_length=1)  # stage two checks each item (and reports non-mappings once)
 
 
 # ------------------------------------------------------------------------------------------------- steps
