@@ -275,8 +275,9 @@ def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
     for sid, targets in edges.items():
         for field, target in targets:
             if target not in index:
+                label = field.split(".")[-1].replace("target", "goto")  # not "target target '…'"
                 out.add(_loc_of_field(index[sid], field), "unknown-step",
-                        f"{field.split('.')[-1]} target '{target}' does not exist", did_you_mean(target, ids))
+                        f"{label} target '{target}' does not exist", did_you_mean(target, ids))
             elif target == sid and field != "from":
                 out.add(_loc_of_field(index[sid], field), "self-loop", f"step '{sid}' jumps to itself")
     for i, step in enumerate(steps):
