@@ -239,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a path the user gave cannot be read or written (schema -o, graph --svg, …)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{i18n.t('error')}:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
 
 
 if __name__ == "__main__":
