@@ -216,10 +216,9 @@ _RUNTIME_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--lang" in argv:
-        i = argv.index("--lang")
-        if i + 1 < len(argv):
-            i18n.set_language(argv[i + 1])
+    i = argv.index("--lang") if "--lang" in argv else len(argv)
+    # Every call decides its language: a previous main(["--lang", "es", …]) must not leak into this one.
+    i18n.set_language(argv[i + 1] if i + 1 < len(argv) else "")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
