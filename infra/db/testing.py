@@ -46,7 +46,9 @@ def unavailable(reason: str) -> NoReturn:
 
 def _admin_engine(url: str) -> Engine:
     admin_url = make_url(url).set(database="postgres")
-    return create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    return create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5}
+    )
 
 
 @contextmanager
