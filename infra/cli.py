@@ -1,0 +1,239 @@
+"""CLI commands that need the database, Prefect or the network (imported lazily by ``posventa.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from posventa.errors import ConfigError, PosventaError
+from posventa.i18n import MESSAGES, t
+
+MESSAGES.update({
+    "db_upgraded": {"en": "database at revision {rev}", "es": "base de datos en la revisión {rev}"},
+    "ingest_summary": {"en": "{ok} accepted, {dup} duplicates, {bad} rejected",
+                       "es": "{ok} aceptados, {dup} duplicados, {bad} rechazados"},
+    "rejected_line": {"en": "{path}:{line}: rejected: {reason}", "es": "{path}:{line}: rechazado: {reason}"},
+    "outbox_note": {"en": "no SendGrid key: email is written to {path}",
+                    "es": "sin clave de SendGrid: el correo se escribe en {path}"},
+    "run_summary": {"en": "{n} enrollments advanced, {sent} messages sent, {skipped} skipped, {failed} failed",
+                    "es": "{n} inscripciones avanzadas, {sent} mensajes enviados, {skipped} omitidos, {failed} fallidos"},
+    "doctor_ok": {"en": "ok", "es": "bien"},
+    "api_key_created": {"en": "API key for {shop} (shown once, store it now):",
+                        "es": "Clave de API para {shop} (se muestra una vez, guárdala ahora):"},
+})
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from infra.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"POSVENTA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(problems) from exc
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from infra.db.migrate import current, upgrade
+
+    url = _settings().database_url
+    try:
+        if args.action == "upgrade":
+            upgrade(url)
+        print(t("db_upgraded", rev=current(url)))
+    except Exception as exc:  # noqa: BLE001 - the CLI is the error boundary
+        raise PosventaError(f"database {_masked(url)}: {exc}") from exc
+    return 0
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<invalid url>"
+
+
+def _read_events(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, raw item); a line that is not JSON yields its error text for the report."""
+    if fmt == "auto":
+        fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    with path.open(encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            for row in csv.DictReader(fh):
+                item: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+                for key in ("data", "customer", "order"):
+                    if isinstance(item.get(key), str):
+                        try:
+                            item[key] = json.loads(item[key])
+                        except json.JSONDecodeError:
+                            item[key] = {"__invalid_json__": item[key]}
+                yield 0, item
+            return
+        for n, line_text in enumerate(fh, 1):
+            if not line_text.strip():
+                continue
+            try:
+                yield n, json.loads(line_text)
+            except json.JSONDecodeError as exc:
+                yield n, f"not JSON: {exc.msg} at column {exc.colno}"
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from infra.runtime import IngestReport, Runtime
+
+    path: Path = args.file
+    if not path.exists():
+        raise PosventaError(f"no such file: {path}")
+    rt = Runtime.from_settings(_settings())
+    total = IngestReport()
+    csv_mode = args.format == "csv" or (args.format == "auto" and path.suffix.lower() == ".csv")
+    for i, (n, item) in enumerate(_read_events(path, args.format), 2 if csv_mode else 1):
+        line = i if csv_mode else n
+        if isinstance(item, str):
+            total.rejected.append((line, item))
+            continue
+        if not isinstance(item, dict):
+            total.rejected.append((line, "each line must be a JSON object"))
+            continue
+        rep = rt.apply_events([item], "import", first_line=line)
+        total.accepted += rep.accepted
+        total.duplicates += rep.duplicates
+        total.rejected += rep.rejected
+    for line, reason in total.rejected:
+        print(t("rejected_line", path=path, line=line, reason=reason), file=sys.stderr)
+    print(t("ingest_summary", ok=total.accepted, dup=total.duplicates, bad=len(total.rejected)))
+    return 1 if total.rejected else 0
+
+
+def _print_stats(stats: Any) -> None:
+    print(t("run_summary", n=stats.enrollments, sent=stats.total("sent"), skipped=stats.total("skipped"),
+            failed=stats.total("failed")))
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from flows.sweep import tick
+
+    stats = tick(journey=args.journey)
+    _print_stats(stats)
+    return 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    from flows.sweep import nightly
+
+    stats = nightly(journey=args.journey)
+    _print_stats(stats)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.sweep import journey_for_customer
+
+    if not args.customer:
+        raise PosventaError("--customer is required")
+    stats = journey_for_customer(customer=args.customer, journey=args.journey)
+    _print_stats(stats)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    # Quiet Prefect's console before it is imported: the demo prints its own progress and summary.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from infra.demo import run_demo
+
+    return run_demo(customers=args.customers, weeks=args.weeks, seed=args.seed)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check; exit 1 if any check failed."""
+    failed = False
+    try:
+        s = _settings()
+    except ConfigError as exc:
+        print(f"✗ settings: {exc}")
+        return 1
+    print(f"✓ settings: {t('doctor_ok')}")
+    try:
+        from sqlalchemy import text
+
+        from infra.db.migrate import current
+        from infra.db.session import make_engine
+
+        with make_engine(s.database_url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        rev = current(s.database_url)
+        if rev is None:
+            print(f"✗ database {_masked(s.database_url)}: reachable, not migrated — run: posventa db upgrade")
+            failed = True
+        else:
+            print(f"✓ database {_masked(s.database_url)}: revision {rev}")
+    except Exception as exc:  # noqa: BLE001
+        print(f"✗ database {_masked(s.database_url)}: {str(exc).splitlines()[0]}")
+        failed = True
+    if s.prefect_api_url:
+        try:
+            import httpx
+
+            r = httpx.get(s.prefect_api_url.rstrip("/") + "/health", timeout=5)
+            ok = r.status_code == 200
+            print(f"{'✓' if ok else '✗'} prefect API {s.prefect_api_url}: HTTP {r.status_code}")
+            failed |= not ok
+        except Exception as exc:  # noqa: BLE001
+            print(f"✗ prefect API {s.prefect_api_url}: {type(exc).__name__}: {exc}")
+            failed = True
+    else:
+        print("✓ prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)")
+    if s.sendgrid_api_key is None:
+        print(f"✓ email: {t('outbox_note', path=s.outbox_dir)}")
+    else:
+        print(f"✓ email: SendGrid at {s.sendgrid_host}, from {s.email_from}")
+    try:
+        from posventa.plan import load_plans
+
+        plans = load_plans(s.journeys_dir)
+        print(f"✓ journeys: {len(plans)} valid in {s.journeys_dir}")
+    except PosventaError as exc:
+        print(f"✗ journeys: {str(exc).splitlines()[0]} — run: posventa validate")
+        failed = True
+    for warning in s.warnings():
+        print(f"! {warning}")
+    return 1 if failed else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from infra.web.app import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def cmd_fake_sendgrid(args: argparse.Namespace) -> int:
+    from infra.email.fake_sendgrid import serve
+
+    serve(args.host, args.port, args.api_key)
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from infra.db import store
+    from infra.db.session import make_engine, session_factory
+
+    factory = session_factory(make_engine(_settings().database_url))
+    with factory.begin() as s:
+        key = store.create_api_key(s, args.shop, args.label or None)
+    print(t("api_key_created", shop=args.shop))
+    print(key)
+    return 0

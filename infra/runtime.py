@@ -1,0 +1,709 @@
+"""The runtime: events in, the pure engine in the middle, effects out — exactly once.
+
+One way for data to flow (ARCHITECTURE.md):
+
+1. **Events** (:meth:`Runtime.apply_events`) are recorded idempotently by id, update customers, orders,
+   tickets, feedback and suppressions, enroll customers per the journeys' triggers and entry rules (the
+   database's unique ``(journey_id, entry_key)`` is the entry rule's guard) and wake the customer's live
+   enrollments. An event seen twice changes nothing twice.
+2. **Advancing** (:meth:`Runtime.advance_due`) claims due enrollments with ``FOR UPDATE SKIP LOCKED``,
+   loads the facts of the whole batch in a handful of queries, runs :func:`posventa.engine.advance` per
+   enrollment, and — in the *same transaction* — writes the new state and one ledger row per effect under
+   a derived key ``enrollment:step:occurrence`` (``INSERT … ON CONFLICT DO NOTHING``). Local actions
+   (set an attribute, open a ticket) are performed inside that transaction, so they are atomic with the
+   state change. A worker that dies before commit leaves nothing; the next claim recomputes the same keys.
+3. **Delivering** (:meth:`Runtime.deliver`) claims ``pending`` ledger rows, marks them ``sending`` and
+   commits *before* calling the provider, then records ``sent`` / ``failed`` / ``unknown`` / back to
+   ``pending`` (nothing was sent: retry later). A row left in ``sending`` by a dead worker, or an
+   ambiguous provider answer, becomes ``unknown``: reconciled (webhook evidence or a configured window),
+   never resent blindly (:meth:`Runtime.reconcile`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import os
+import traceback
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from infra.db import models as m
+from infra.db import store
+from infra.db.session import make_engine, session_factory
+from infra.email import make_sender
+from infra.email.message import OutgoingEmail, Outcome, Sender
+from infra.settings import Settings, get_settings
+from posventa import tokens
+from posventa.engine import Act, Facts, Send, Skip, State, advance, derive_order
+from posventa.errors import EventError, PosventaError
+from posventa.events import Event, parse_event
+from posventa.expressions import compile_condition
+from posventa.plan import JourneyPlan, load_plans
+from posventa.templates import Templates, message_context
+
+log = logging.getLogger("posventa.runtime")
+LIVE = m.LIVE_ENROLLMENT_STATUSES
+#: An enrollment that fails this many times in a row is parked as ``failed`` for a human to look at.
+MAX_ATTEMPTS = 5
+#: How far back the frequency cap looks (the longest ``per`` a journey may reasonably set).
+CAP_LOOKBACK = timedelta(days=60)
+SURVEY_TTL = timedelta(days=30)
+UNSUBSCRIBE_TTL = timedelta(days=400)
+ORDER_PROGRESS = {"placed": 0, "shipped": 1, "delivered": 2, "returned": 3, "canceled": 3}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Stats:
+    """What a run did, per journey step: the rows of the run's Prefect table artifact."""
+
+    rows: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (journey, step, outcome)
+    enrollments: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, journey: str, step: str, outcome: str, n: int = 1) -> None:
+        self.rows[(journey, step, outcome)] += n
+
+    def merge(self, other: Stats) -> Stats:
+        self.rows.update(other.rows)
+        self.enrollments += other.enrollments
+        self.failures += other.failures
+        return self
+
+    def total(self, outcome_prefix: str) -> int:
+        return sum(n for (_, _, o), n in self.rows.items() if o.startswith(outcome_prefix))
+
+    def table(self) -> list[dict[str, Any]]:
+        by_step: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        for (j, s, o), n in self.rows.items():
+            by_step[(j, s)][o] += n
+        out = []
+        for (j, s), c in sorted(by_step.items()):
+            skipped = {k: v for k, v in c.items() if k.startswith("skipped")}
+            out.append({"journey": j, "step": s, "due": c["due"], "sent": c["sent"],
+                        "skipped": sum(skipped.values()),
+                        "skip reasons": ", ".join(f"{k.split(':', 1)[-1]}×{v}" for k, v in sorted(skipped.items())),
+                        "deferred": c["deferred"] + c["held"], "failed": c["failed"], "unknown": c["unknown"]})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": [[j, s, o, n] for (j, s, o), n in sorted(self.rows.items())],
+                "enrollments": self.enrollments, "failures": self.failures[:50]}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Stats:
+        st = cls(enrollments=d.get("enrollments", 0), failures=list(d.get("failures", [])))
+        for j, s, o, n in d.get("rows", []):
+            st.rows[(j, s, o)] += n
+        return st
+
+
+@dataclass
+class IngestReport:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line or index, reason)
+
+
+def customer_fact(c: m.Customer) -> dict[str, Any]:
+    return {"id": c.id, "email": c.email, "name": c.name, "locale": c.locale, "timezone": c.timezone,
+            "birthday": c.birthday.isoformat() if c.birthday else None, "consent_email": c.consent_email,
+            "attributes": dict(c.attributes or {})}
+
+
+def order_fact(o: m.Order | None) -> dict[str, Any] | None:
+    if o is None:
+        return None
+
+    def iso(v: date | datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    return {"id": o.id, "status": o.status, "total": float(o.total) if o.total is not None else None,
+            "currency": o.currency, "channel": o.channel, "placed_at": iso(o.placed_at),
+            "promised_delivery_date": iso(o.promised_delivery_date), "shipped_at": iso(o.shipped_at),
+            "delivered_at": iso(o.delivered_at), "items": list(o.items or []), "referral_code": o.referral_code,
+            "tracking_url": o.tracking_url, "attributes": dict(o.attributes or {})}
+
+
+def event_fact(e: m.StoredEvent) -> dict[str, Any]:
+    return {"id": e.id, "type": e.type, "occurred_at": e.occurred_at, "order_id": e.order_id,
+            "data": dict(e.data or {})}
+
+
+class Runtime:
+    """Everything a worker, the web app or the demo needs, built from settings."""
+
+    def __init__(self, settings: Settings, factory: sessionmaker[Session], plans: Mapping[str, JourneyPlan],
+                 sender: Sender, templates: Templates, worker: str | None = None) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.plans = dict(plans)
+        self.sender = sender
+        self.templates = templates
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self._pinned: dict[tuple[str, str], JourneyPlan] = {(p.id, p.version): p for p in plans.values()}
+        self._referral_templates: dict[tuple[str, str], bool] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, sender: Sender | None = None,
+                      plans: Mapping[str, JourneyPlan] | None = None) -> Runtime:
+        s = settings or get_settings()
+        factory = session_factory(make_engine(s.database_url))
+        journeys = Path(s.journeys_dir)
+        if sender is None:
+            key = s.sendgrid_api_key.get_secret_value() if s.sendgrid_api_key else None
+            sender = make_sender(key, s.sendgrid_host, s.email_from, Path(s.outbox_dir), timeout=s.sendgrid_timeout)
+        rt = cls(s, factory, plans if plans is not None else load_plans(journeys), sender,
+                 Templates(journeys / "templates"))
+        rt.publish_plans()
+        return rt
+
+    # ------------------------------------------------------------------------------------------ plans
+    def publish_plans(self) -> None:
+        """Store the current plan versions, so enrollments can pin them (idempotent)."""
+        with self.factory.begin() as s:
+            for p in self.plans.values():
+                store.save_plan(s, p.id, p.version, p.to_json())
+
+    def plan_for(self, s: Session, journey_id: str, version: str) -> JourneyPlan:
+        key = (journey_id, version)
+        if key not in self._pinned:
+            row = s.get(m.StoredPlan, {"journey_id": journey_id, "version": version})
+            if row is None:
+                raise PosventaError(f"plan {journey_id}@{version} is not stored")
+            self._pinned[key] = JourneyPlan.from_json(row.plan)
+        return self._pinned[key]
+
+    # ----------------------------------------------------------------------------------------- events
+    def apply_events(self, raw: Iterable[Mapping[str, Any]], source: str, now: datetime | None = None,
+                     first_line: int = 1) -> IngestReport:
+        """Validate and apply events one by one; a bad item is reported with its position and skipped."""
+        report = IngestReport()
+        for n, item in enumerate(raw, first_line):
+            try:
+                ev = parse_event(item)
+            except EventError as exc:
+                report.rejected.append((n, "; ".join(exc.problems)))
+                continue
+            try:
+                with self.factory.begin() as s:
+                    new = self.apply_event(s, ev, source, now or utcnow())
+            except PosventaError as exc:
+                report.rejected.append((n, str(exc)))
+                continue
+            if new:
+                report.accepted += 1
+            else:
+                report.duplicates += 1
+        return report
+
+    def apply_event(self, s: Session, ev: Event, source: str, now: datetime) -> bool:
+        """Apply one validated event inside the caller's transaction. Returns False for a duplicate."""
+        if not store.record_event(s, ev, source):
+            return False
+        customer = s.get(m.Customer, ev.customer_id)
+        if ev.customer is not None:
+            customer = store.upsert_customer(s, ev.customer)
+        elif customer is None:
+            customer = m.Customer(id=ev.customer_id, locale="es", attributes={})
+            s.add(customer)
+            s.flush()
+        order = s.get(m.Order, ev.order_id) if ev.order_id else None
+        if ev.order is not None:
+            order = store.upsert_order(s, ev.customer_id, ev.order, ev.occurred_at)
+        elif order is None and ev.order_id and ev.type.startswith("order."):
+            order = m.Order(id=ev.order_id, customer_id=ev.customer_id, placed_at=ev.occurred_at, status="placed",
+                            items=[], attributes={})
+            s.add(order)
+            s.flush()
+        self._side_effects(s, ev, customer, order)
+        self._enroll_for_event(s, ev, customer, order, now)
+        self._wake(s, ev.customer_id, now)
+        return True
+
+    def _side_effects(self, s: Session, ev: Event, customer: m.Customer, order: m.Order | None) -> None:
+        t, d = ev.type, ev.data
+        if order is not None and t.startswith("order.") and t != "order.placed":
+            status = t.split(".", 1)[1]
+            if ORDER_PROGRESS.get(status, 0) >= ORDER_PROGRESS.get(order.status, 0):
+                order.status = status  # out-of-order events never move an order backwards
+            if t == "order.shipped":
+                order.shipped_at = order.shipped_at or ev.occurred_at
+                if d.get("tracking_url"):
+                    order.tracking_url = d["tracking_url"]
+            elif t == "order.delivered":
+                from posventa.timeutil import parse_instant
+
+                order.delivered_at = parse_instant(d.get("delivered_at")) or ev.occurred_at
+        elif t == "ticket.opened":
+            store.open_ticket(s, d["ticket_id"], ev.customer_id, ev.order_id, d.get("subject"),
+                              d.get("category", "complaint"), "external")
+        elif t == "ticket.resolved":
+            store.resolve_ticket(s, d["ticket_id"], ev.occurred_at)
+        elif t == "feedback.submitted":
+            store.save_feedback(s, ev.customer_id, ev.order_id, d.get("survey", "nps"), d["score"], d.get("comment"))
+        elif t == "customer.unsubscribed" and customer.email:
+            store.suppress(s, customer.email, "unsubscribed", scope="promotional" if d.get("scope") == "promotional"
+                           else "all", customer_id=customer.id, source=d.get("source") or "event")
+        if t in ("order.placed", "purchase") and order is not None and order.referral_code:
+            store.attribute_referral(s, order.referral_code, order.id, ev.customer_id)
+
+    def _entry_key(self, plan: JourneyPlan, ev_id: str, customer_id: str, order_id: str | None,
+                   now: datetime, s: Session) -> str | None:
+        rule = plan.entry
+        if rule["once_per"] == "order":
+            return f"order:{order_id}" if order_id else None
+        if rule["once_per"] == "occurrence":
+            return f"occurrence:{ev_id}"
+        if rule.get("cooldown_s"):
+            last = s.scalar(select(func.max(m.Enrollment.entered_at)).where(
+                m.Enrollment.journey_id == plan.id, m.Enrollment.customer_id == customer_id))
+            if last is not None and now - last < timedelta(seconds=rule["cooldown_s"]):
+                return None
+            n = s.scalar(select(func.count()).select_from(m.Enrollment).where(
+                m.Enrollment.journey_id == plan.id, m.Enrollment.customer_id == customer_id)) or 0
+            return f"customer:{customer_id}:{n}"
+        return f"customer:{customer_id}"
+
+    def _enroll_for_event(self, s: Session, ev: Event, customer: m.Customer, order: m.Order | None,
+                          now: datetime) -> None:
+        for plan in self.plans.values():
+            trig = plan.trigger
+            if trig.get("event") != ev.type:
+                continue
+            if trig.get("when"):
+                ctx = {"customer": customer_fact(customer), "order": derive_order(order_fact(order)) or {},
+                       "event": {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data},
+                       "feedback": {}, "journey": {"id": plan.id}}
+                try:
+                    if not compile_condition(trig["when"])(ctx):
+                        continue
+                except PosventaError:
+                    continue
+            key = self._entry_key(plan, ev.id, ev.customer_id, ev.order_id, ev.occurred_at, s)
+            if key is None:
+                continue
+            self._create_enrollment(s, plan, ev.customer_id, ev.order_id, key, ev.occurred_at, now,
+                                    {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data})
+
+    def _create_enrollment(self, s: Session, plan: JourneyPlan, customer_id: str, order_id: str | None, key: str,
+                           entered_at: datetime, now: datetime, event: Mapping[str, Any] | None) -> int | None:
+        state = State.start(plan, entered_at)
+        if event is not None:
+            state = State(**{**state.__dict__, "event": dict(event)})
+        return store.create_enrollment(s, plan.id, plan.version, customer_id, order_id, key, state.to_json(),
+                                       now, entered_at)
+
+    def _wake(self, s: Session, customer_id: str, now: datetime) -> None:
+        """An event may resolve a wait_for, trigger an exit or release a hold: look at the customer now."""
+        s.execute(update(m.Enrollment)
+                  .where(m.Enrollment.customer_id == customer_id, m.Enrollment.status.in_(LIVE),
+                         or_(m.Enrollment.next_due_at.is_(None), m.Enrollment.next_due_at > now))
+                  .values(next_due_at=now))
+
+    # ---------------------------------------------------------------------------- scheduled entries
+    def enroll_scheduled(self, now: datetime) -> Stats:
+        """Nightly: enroll customers whose date trigger falls due today, and segment entries."""
+        stats = Stats()
+        for plan in self.plans.values():
+            trig = plan.trigger
+            if not (trig.get("date") or trig.get("segment")):
+                continue
+            with self.factory.begin() as s:
+                n = self._enroll_plan(s, plan, now)
+            stats.add(plan.id, "(entry)", "enrolled", n)
+        return stats
+
+    def _enroll_plan(self, s: Session, plan: JourneyPlan, now: datetime) -> int:
+        trig = plan.trigger
+        offset = timedelta(seconds=trig.get("offset_s") or 0)
+        count = 0
+        if trig.get("segment"):
+            cond = compile_condition(trig["segment"])
+            for c in s.scalars(select(m.Customer)):
+                try:
+                    ok = cond({"customer": customer_fact(c), "order": {}, "event": {}, "feedback": {},
+                               "journey": {"id": plan.id}})
+                except PosventaError:
+                    ok = False
+                if ok and self._create_enrollment(s, plan, c.id, None, f"segment:{c.id}", now, now, None):
+                    count += 1
+            return count
+        root, _, fname = trig["date"].partition(".")
+        today = now.date()
+        if root == "customer":
+            for c in s.scalars(select(m.Customer).where(m.Customer.birthday.is_not(None))):
+                d = c.birthday
+                assert d is not None
+                if trig.get("yearly"):
+                    try:
+                        d = d.replace(year=today.year)
+                    except ValueError:  # 29 February
+                        d = date(today.year, 3, 1)
+                due = d + offset
+                if due == today or (trig.get("yearly") and (d.replace(year=today.year + 1) + offset) == today):
+                    key = f"date:{c.id}:{due.isoformat()}"
+                    if self._create_enrollment(s, plan, c.id, None, key, now, now, None):
+                        count += 1
+            return count
+        window_start = today - timedelta(days=400)
+        for o in s.scalars(select(m.Order).where(m.Order.placed_at >= datetime.combine(window_start, datetime.min.time(), UTC),
+                                                 m.Order.status.not_in(("canceled", "returned")))):
+            fact = derive_order(order_fact(o)) or {}
+            raw = fact.get(fname) if root == "order" else None
+            if not raw:
+                continue
+            due = date.fromisoformat(str(raw)[:10]) + offset
+            if due <= today and due > today - timedelta(days=3):  # tolerate a missed night or two
+                key = f"date:{o.id}:{due.isoformat()}" if plan.entry["once_per"] != "customer" else f"customer:{o.customer_id}"
+                if self._create_enrollment(s, plan, o.customer_id, o.id, key, now, now, None):
+                    count += 1
+        return count
+
+    # -------------------------------------------------------------------------------------- advance
+    def advance_due(self, now: datetime | None = None, limit: int | None = None, journey: str | None = None,
+                    customer: str | None = None, force: bool = False) -> Stats:
+        """Claim one batch of due enrollments and advance each through the engine (phase A).
+
+        ``force`` ignores ``next_due_at`` (the per-customer flow: "advance this customer now")."""
+        now = now or utcnow()
+        limit = limit or self.settings.batch_size
+        stats = Stats()
+        with self.factory.begin() as s:
+            q = select(m.Enrollment).where(m.Enrollment.status.in_(LIVE))
+            if not force:
+                q = q.where(m.Enrollment.next_due_at <= now)
+            if journey:
+                q = q.where(m.Enrollment.journey_id == journey)
+            if customer:
+                q = q.where(m.Enrollment.customer_id == customer)
+            rows = list(s.scalars(q.order_by(m.Enrollment.next_due_at, m.Enrollment.id).limit(limit)
+                                  .with_for_update(skip_locked=True)))
+            if not rows:
+                return stats
+            facts = self._facts_for(s, rows, now)
+            ledger: list[dict[str, Any]] = []
+            for e in rows:
+                stats.enrollments += 1
+                try:
+                    with s.begin_nested():
+                        self._advance_one(s, e, facts[e.id], now, ledger, stats)
+                except Exception as exc:  # noqa: BLE001 - one customer's failure must not fail the batch
+                    e.attempts += 1
+                    e.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    e.next_due_at = now + timedelta(minutes=5 * 2 ** min(e.attempts, 8))
+                    if e.attempts >= MAX_ATTEMPTS:
+                        e.status, e.next_due_at = "failed", None
+                    stats.add(e.journey_id, e.state.get("step") or "?", "failed")
+                    stats.failures.append(f"enrollment {e.id}: {e.last_error}")
+                    log.warning("enrollment %s failed: %s\n%s", e.id, exc, traceback.format_exc(limit=3))
+            if ledger:
+                insert_ledger(s, ledger)
+        return stats
+
+    def _facts_for(self, s: Session, rows: Sequence[m.Enrollment], now: datetime) -> dict[int, Facts]:
+        """Load everything the batch needs in a fixed number of queries (not one per enrollment)."""
+        cids = sorted({e.customer_id for e in rows})
+        oids = sorted({e.order_id for e in rows if e.order_id})
+        customers = {c.id: c for c in s.scalars(select(m.Customer).where(m.Customer.id.in_(cids)))}
+        orders = {o.id: o for o in s.scalars(select(m.Order).where(m.Order.id.in_(oids)))} if oids else {}
+        since = min(e.entered_at for e in rows)
+        events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for ev in s.scalars(select(m.StoredEvent).where(m.StoredEvent.customer_id.in_(cids),
+                                                        m.StoredEvent.occurred_at >= since,
+                                                        m.StoredEvent.occurred_at <= now)
+                            .order_by(m.StoredEvent.occurred_at, m.StoredEvent.id)):
+            events[ev.customer_id].append(event_fact(ev))
+        feedback: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for f in s.scalars(select(m.FeedbackResponse).where(m.FeedbackResponse.customer_id.in_(cids))
+                           .order_by(m.FeedbackResponse.updated_at)):
+            feedback[(f.customer_id, f.order_id)] = {"score": f.score, "comment": f.comment, "survey": f.survey}
+        complaints = set(s.scalars(select(m.SupportTicket.customer_id).where(
+            m.SupportTicket.customer_id.in_(cids), m.SupportTicket.status == "open",
+            m.SupportTicket.category == "complaint")))
+        emails = sorted({(c.email or "").strip().lower() for c in customers.values() if c.email})
+        suppressed: dict[str, dict[str, str]] = defaultdict(dict)
+        if emails:
+            for sup in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))):
+                suppressed[sup.email][sup.scope] = sup.reason
+        promo: dict[str, list[datetime]] = defaultdict(list)
+        for cid, at in s.execute(select(m.LedgerEntry.customer_id, m.LedgerEntry.created_at).where(
+                m.LedgerEntry.customer_id.in_(cids), m.LedgerEntry.category == "promotional",
+                m.LedgerEntry.status.in_(("pending", "sending", "sent", "unknown")),
+                m.LedgerEntry.created_at > now - CAP_LOOKBACK)):
+            promo[cid].append(at)
+        out = {}
+        for e in rows:
+            c = customers.get(e.customer_id)
+            cust = customer_fact(c) if c else {"id": e.customer_id}
+            email = (cust.get("email") or "").strip().lower()
+            sup = suppressed.get(email, {})
+            out[e.id] = Facts(customer=cust, order=order_fact(orders.get(e.order_id or "")),
+                              events=events.get(e.customer_id, []),
+                              feedback=feedback.get((e.customer_id, e.order_id)) or feedback.get((e.customer_id, None)),
+                              open_complaint=e.customer_id in complaints, suppressed=sup.get("all"),
+                              unsubscribed_promotional="promotional" in sup, recent_promotional=promo[e.customer_id],
+                              default_timezone=self.settings.timezone)
+        return out
+
+    def _advance_one(self, s: Session, e: m.Enrollment, facts: Facts, now: datetime,
+                     ledger: list[dict[str, Any]], stats: Stats) -> None:
+        plan = self.plan_for(s, e.journey_id, e.plan_version)
+        before = State.from_json(e.state)
+        adv = advance(before, plan, now, facts)
+        if before.step:
+            stats.add(e.journey_id, before.step, "due")
+        for eff in adv.effects:
+            row = {"key": f"{e.id}:{eff.key}", "enrollment_id": e.id, "journey_id": e.journey_id, "step_id": eff.step,
+                   "occurrence": eff.occurrence, "customer_id": e.customer_id, "created_at": now, "updated_at": now}
+            if isinstance(eff, Send):
+                row.update(kind="message", channel=eff.channel, template=eff.template, category=eff.category,
+                           to_email=facts.customer.get("email"), status="pending",
+                           payload={"locale": eff.locale, "order_id": e.order_id,
+                                    "sendgrid_template_id": eff.sendgrid_template_id,
+                                    "event": before.event if adv.state.event is None else adv.state.event,
+                                    "variant": adv.state.variant})
+            elif isinstance(eff, Skip):
+                row.update(kind="message", channel="email", template=eff.template, category=eff.category,
+                           to_email=facts.customer.get("email"), status="skipped", reason=eff.reason, payload={})
+                stats.add(e.journey_id, eff.step, f"skipped:{eff.reason}")
+            elif isinstance(eff, Act):
+                row.update(kind="action", payload={"action": eff.action, "params": dict(eff.params)})
+                if eff.action == "webhook":
+                    row["status"] = "pending"
+                else:
+                    self._local_action(s, e, eff)
+                    row.update(status="sent", sent_at=now)
+                    stats.add(e.journey_id, eff.step, "sent")
+            ledger.append(row)
+        for line in adv.trace:
+            if line.endswith("(quiet hours)") or line.endswith("(frequency cap)"):
+                stats.add(e.journey_id, line.split(":", 1)[0], "deferred")
+            elif line.endswith("held (open complaint)"):
+                stats.add(e.journey_id, line.split(":", 1)[0], "held")
+        e.state = adv.state.to_json()
+        e.status = adv.status
+        e.next_due_at = adv.next_due_at
+        e.attempts, e.last_error = 0, None
+        if adv.status in ("completed", "exited", "converted"):
+            e.ended_at = now
+
+    def _local_action(self, s: Session, e: m.Enrollment, eff: Act) -> None:
+        p = eff.params
+        if eff.action == "set_attribute":
+            c = s.get(m.Customer, e.customer_id)
+            if c is not None:
+                c.attributes = {**(c.attributes or {}), **p}
+        elif eff.action == "open_ticket":
+            store.open_ticket(s, f"pv-{e.id}-{eff.step}-{eff.occurrence}", e.customer_id, e.order_id,
+                              p.get("subject"), p.get("category", "complaint"), "journey")
+
+    # -------------------------------------------------------------------------------------- deliver
+    def deliver(self, now: datetime | None = None, limit: int | None = None, customer: str | None = None) -> Stats:
+        """Phase B: send pending messages (and webhooks) once; record what the provider said."""
+        now = now or utcnow()
+        limit = limit or self.settings.batch_size
+        stats = Stats()
+        with self.factory.begin() as s:
+            q = select(m.LedgerEntry).where(m.LedgerEntry.status == "pending",
+                                            or_(m.LedgerEntry.not_before.is_(None), m.LedgerEntry.not_before <= now))
+            if customer:
+                q = q.where(m.LedgerEntry.customer_id == customer)
+            rows = list(s.scalars(q.order_by(m.LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)))
+            if not rows:
+                return stats
+            for r in rows:  # recorded as 'sending' and committed before any provider call
+                r.status, r.attempts, r.updated_at = "sending", r.attempts + 1, now
+            work = [(r.key, r.journey_id, r.step_id, r.kind, r.customer_id, r.template, r.category,
+                     dict(r.payload or {})) for r in rows]
+        with self.factory() as s:
+            messages, verdicts = self._build(s, work, now)
+        where = {w[0]: (w[1], w[2]) for w in work}
+        with self.factory.begin() as s:
+            for key, (status, reason) in verdicts.items():
+                # "pending" here means held (promotional during an open complaint): look again later.
+                later = now + timedelta(hours=6) if status == "pending" else None
+                store.mark(s, key, ("sending",), status, reason=reason, not_before=later, now=now)
+                j, st = where[key]
+                stats.add(j, st, {"skipped": f"skipped:{reason}", "pending": "held"}.get(status, status))
+        if messages:
+            results = self.sender.send([msg for msg, _ in messages])
+            meta = {msg.ledger_key: (msg.journey, msg.step) for msg, _ in messages}
+            with self.factory.begin() as s:
+                for res in results:
+                    j, st = meta[res.ledger_key]
+                    if res.outcome == Outcome.SENT:
+                        store.mark(s, res.ledger_key, ("sending",), "sent", provider_message_id=res.provider_message_id,
+                                   now=now)
+                        stats.add(j, st, "sent")
+                    elif res.outcome == Outcome.FAILED:
+                        store.mark(s, res.ledger_key, ("sending",), "failed", reason=res.error, now=now)
+                        stats.add(j, st, "failed")
+                    elif res.outcome == Outcome.UNKNOWN:
+                        store.mark(s, res.ledger_key, ("sending",), "unknown", reason=res.error, now=now)
+                        stats.add(j, st, "unknown")
+                    else:  # nothing was sent: back to pending, not before the provider allows
+                        wait = timedelta(seconds=res.retry_after or 60)
+                        store.mark(s, res.ledger_key, ("sending",), "pending", reason=res.error, not_before=now + wait,
+                                   now=now)
+                        stats.add(j, st, "retry")
+        return stats
+
+    def _build(self, s: Session, work: Sequence[tuple[Any, ...]], now: datetime
+               ) -> tuple[list[tuple[OutgoingEmail, str]], dict[str, tuple[str, str]]]:
+        """Render the batch; decide at the last moment what must not be sent (suppressed since decided)."""
+        cids = sorted({w[4] for w in work})
+        customers = {c.id: c for c in s.scalars(select(m.Customer).where(m.Customer.id.in_(cids)))}
+        oids = sorted({w[7].get("order_id") for w in work if w[7].get("order_id")})
+        orders = {o.id: o for o in s.scalars(select(m.Order).where(m.Order.id.in_(oids)))} if oids else {}
+        complaints = set(s.scalars(select(m.SupportTicket.customer_id).where(
+            m.SupportTicket.customer_id.in_(cids), m.SupportTicket.status == "open",
+            m.SupportTicket.category == "complaint")))
+        messages: list[tuple[OutgoingEmail, str]] = []
+        verdicts: dict[str, tuple[str, str]] = {}
+        for key, journey, step, kind, cid, template, category, payload in work:
+            c = customers.get(cid)
+            if kind == "action":
+                verdicts[key] = self._webhook(payload)
+                continue
+            if c is None or not c.email:
+                verdicts[key] = ("skipped", "no-address")
+                continue
+            reason = store.is_suppressed(s, c.email, promotional=category == "promotional")
+            if reason:
+                verdicts[key] = ("skipped", f"suppressed:{reason}")
+                continue
+            if category == "promotional" and cid in complaints:
+                verdicts[key] = ("pending", "held: open complaint")  # decided before the complaint: wait
+                continue
+            order = orders.get(payload.get("order_id") or "")
+            locale = payload.get("locale") or c.locale or "es"
+            try:
+                msg = self._render(s, key, journey, step, template or "", category or "transactional", locale, c,
+                                   order, payload, now)
+            except PosventaError as exc:
+                verdicts[key] = ("failed", f"render: {exc}")
+                continue
+            messages.append((msg, key))
+        return messages, verdicts
+
+    def _webhook(self, payload: Mapping[str, Any]) -> tuple[str, str]:
+        import httpx
+
+        params = payload.get("params") or {}
+        try:
+            r = httpx.post(params["url"], json={"event": params.get("event"), "payload": payload}, timeout=10)
+        except httpx.HTTPError as exc:
+            return "unknown", f"webhook: {type(exc).__name__}"
+        return ("sent", f"HTTP {r.status_code}") if r.status_code < 400 else ("failed", f"HTTP {r.status_code}")
+
+    def _uses_referral(self, template: str, locale: str) -> bool:
+        k = (template, locale)
+        if k not in self._referral_templates:
+            try:
+                text = self.templates.path(template, locale).read_text(encoding="utf-8")
+            except OSError:
+                text = ""
+            self._referral_templates[k] = "referral" in text
+        return self._referral_templates[k]
+
+    def links(self, key: str, customer: m.Customer, order_id: str | None, journey: str, now: datetime,
+              referral_code: str | None) -> dict[str, Any]:
+        base = self.settings.public_base_url.rstrip("/")
+        secret = self.settings.secret_key.get_secret_value()
+        survey = [f"{base}/s/" + tokens.sign({"k": key, "c": customer.id, "o": order_id, "s": i, "j": journey},
+                                               secret, now=now, ttl=SURVEY_TTL) for i in range(11)]
+        unsub = f"{base}/u/" + tokens.sign({"c": customer.id, "e": customer.email, "j": journey, "k": key},
+                                           secret, now=now, ttl=UNSUBSCRIBE_TTL)
+        return {"survey": survey, "unsubscribe": unsub, "referral": f"{base}/r/{referral_code}" if referral_code else None,
+                "support": f"mailto:{self.settings.email_from}", "review": None, "shop": base}
+
+    def _render(self, s: Session, key: str, journey: str, step: str, template: str, category: str, locale: str,
+                c: m.Customer, order: m.Order | None, payload: Mapping[str, Any], now: datetime) -> OutgoingEmail:
+        code = store.referral_code_for(s, c.id, journey) if self._uses_referral(template, locale) else None
+        links = self.links(key, c, order.id if order else None, journey, now, code)
+        ctx = message_context(customer=customer_fact(c), order=derive_order(order_fact(order)), journey=journey,
+                              step=step, links=links, event=payload.get("event"), variant=payload.get("variant"),
+                              referral_code=code,
+                              brand={"name": self.settings.email_from_name, "url": self.settings.public_base_url,
+                                     "support_email": self.settings.email_from})
+        promotional = category == "promotional"
+        if payload.get("sendgrid_template_id"):
+            return OutgoingEmail(ledger_key=key, to_email=c.email or "", to_name=c.name, subject="", html="", text="",
+                                 journey=journey, step=step, promotional=promotional,
+                                 unsubscribe_url=links["unsubscribe"], locale=locale,
+                                 sendgrid_template_id=payload["sendgrid_template_id"], template_data=ctx)
+        r = self.templates.render(template, locale, ctx)
+        return OutgoingEmail(ledger_key=key, to_email=c.email or "", to_name=c.name, subject=r.subject, html=r.html,
+                             text=r.text, journey=journey, step=step, promotional=promotional,
+                             unsubscribe_url=links["unsubscribe"] if promotional else None, locale=locale)
+
+    # ------------------------------------------------------------------------------------ reconcile
+    def reconcile(self, now: datetime | None = None, stuck_after: timedelta = timedelta(minutes=15)) -> dict[str, int]:
+        """Sending rows a dead worker left become unknown; unknown rows past the window are released."""
+        now = now or utcnow()
+        window = timedelta(minutes=self.settings.reconcile_after_minutes)
+        with self.factory.begin() as s:
+            stuck = s.execute(update(m.LedgerEntry)
+                              .where(m.LedgerEntry.status == "sending", m.LedgerEntry.updated_at < now - stuck_after)
+                              .values(status="unknown", reason="worker stopped while sending", updated_at=now))
+            released = s.execute(update(m.LedgerEntry)
+                                 .where(m.LedgerEntry.status == "unknown", m.LedgerEntry.kind == "message",
+                                        m.LedgerEntry.updated_at < now - window)
+                                 .values(status="pending", reason="released after reconciliation window",
+                                         updated_at=now))
+        return {"marked_unknown": int(stuck.rowcount or 0), "released": int(released.rowcount or 0)}  # type: ignore[attr-defined]
+
+    # ---------------------------------------------------------------------------------------- sweep
+    def sweep(self, now: datetime | None = None, max_batches: int = 10_000) -> Stats:
+        """Advance every due enrollment and deliver every pending message (without Prefect)."""
+        now = now or utcnow()
+        total = Stats()
+        for _ in range(max_batches):
+            st = self.advance_due(now)
+            total.merge(st)
+            if st.enrollments == 0:
+                break
+        for _ in range(max_batches):
+            st = self.deliver(now)
+            total.merge(st)
+            if not st.rows:
+                break
+        return total
+
+
+def insert_ledger(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Bulk ``INSERT … ON CONFLICT (key) DO NOTHING``: a recomputed effect finds its row already there."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    cols = {c.name for c in m.LedgerEntry.__table__.columns} - {"id"}
+    full = [{**{c: None for c in cols}, "attempts": 0, "reason": None, **r} for r in rows]
+    stmt = dialect.insert(m.LedgerEntry).on_conflict_do_nothing(index_elements=["key"])
+    s.execute(stmt, full)
+
+
+__all__ = ["IngestReport", "Runtime", "Stats"]
+
+
+def _count_due(self: Runtime, now: datetime, journey: str | None = None) -> int:
+    with self.factory() as s:
+        q = select(func.count()).select_from(m.Enrollment).where(m.Enrollment.status.in_(LIVE),
+                                                                 m.Enrollment.next_due_at <= now)
+        if journey:
+            q = q.where(m.Enrollment.journey_id == journey)
+        return int(s.scalar(q) or 0)
+
+
+Runtime.count_due = _count_due  # type: ignore[attr-defined]
