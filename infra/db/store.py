@@ -226,23 +226,19 @@ def upsert_order(s: Session, customer_id: str, order: OrderIn, placed_at: dateti
 
 def set_order_status(s: Session, order_id: str, status: str, at: datetime) -> bool:
     """Advance an order's status and stamp ``shipped_at`` / ``delivered_at`` (first value wins).
-    Returns True if the status changed; a status that would move the order backwards is ignored."""
+
+    Returns True if the status changed. A status that would move the order backwards (a late "shipped"
+    after "delivered") only fills in its timestamp. Guarded UPDATEs, so concurrent events cannot undo
+    each other.
+    """
     _one_of(status, ORDER_STATUSES, "order status")
     _aware(at, "at")
-    row = s.scalars(
-        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
-    ).one_or_none()
-    if row is None:
-        return False
-    if status == "shipped" and row.shipped_at is None:
-        row.shipped_at = at
-    if status == "delivered" and row.delivered_at is None:
-        row.delivered_at = at
-    changed = _ORDER_RANK[status] > _ORDER_RANK[row.status]
-    if changed:
-        row.status = status
-    s.flush()
-    return changed
+    stamp = {"shipped": Order.shipped_at, "delivered": Order.delivered_at}.get(status)
+    if stamp is not None:
+        s.execute(update(Order).where(Order.id == order_id, stamp.is_(None)).values({stamp: at}))
+    behind = [name for name, rank in _ORDER_RANK.items() if rank < _ORDER_RANK[status]]
+    moved = update(Order).where(Order.id == order_id, Order.status.in_(behind)).values(status=status)
+    return _rowcount(s.execute(moved)) == 1
 
 
 def _load_for_update(s: Session, stmt: Select[_M]) -> _M:
