@@ -7,10 +7,24 @@ import subprocess
 from pathlib import Path
 
 from posventa.plan import JourneyPlan
+from posventa.timeutil import WEEKDAYS
 
 _SHAPES = {"send": ('["', '"]'), "wait": ('(["', '"])'), "wait_for": ('(["', '"])'), "branch": ('{"', '"}'),
            "split": ('{{"', '"}}'), "action": ('[/"', '"/]'), "goto": ('(("', '"))'), "exit": ('((("', '")))'),
            "repeat": ('[["', '"]]')}
+
+
+def _duration(seconds: int) -> str:
+    """``5400`` → ``1h30m``, ``129600`` → ``1d12h`` (the journey's own notation)."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    return "".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n) or "0m"
+
+
+def _node(sid: str) -> str:
+    """Mermaid reads a node called ``end`` as the end of a subgraph; step ids are lower-case."""
+    return "End" if sid == "end" else sid
 
 
 def _label(sid: str, spec: dict) -> str:  # type: ignore[type-arg]
@@ -20,12 +34,13 @@ def _label(sid: str, spec: dict) -> str:  # type: ignore[type-arg]
     if kind == "wait":
         parts = []
         if spec.get("duration_s"):
-            parts.append(f"{spec['duration_s'] // 3600}h" if spec["duration_s"] % 86400 else
-                         f"{spec['duration_s'] // 86400}d")
+            parts.append(_duration(spec["duration_s"]))
         if spec.get("until_date"):
             parts.append(f"until {spec['until_date']['field']}")
         if spec.get("at"):
             parts.append(f"at {spec['at']}")
+        if spec.get("weekdays"):
+            parts.append("on " + ",".join(WEEKDAYS[d] for d in spec["weekdays"]))
         return f"{sid}<br/>⏳ {' '.join(parts)}"
     if kind == "wait_for":
         return f"{sid}<br/>⏳ {spec['event']}"
@@ -63,14 +78,15 @@ def edges(plan: JourneyPlan) -> list[tuple[str, str, str]]:
 
 def mermaid(plan: JourneyPlan) -> str:
     lines = ["flowchart TD", f'  START(["{plan.trigger.get("event") or plan.trigger.get("date") or "segment"}"])']
-    lines.append(f"  START --> {plan.start}")
+    lines.append(f"  START --> {_node(plan.start)}")
     for sid in plan.order:
         spec = dict(plan.steps[sid])
         left, right = _SHAPES[spec["type"]]
-        lines.append(f"  {sid}{left}{_label(sid, spec)}{right}")
+        lines.append(f"  {_node(sid)}{left}{_label(sid, spec)}{right}")
     lines.append('  END((("end")))')
     for a, b, label in edges(plan):
         text = label.replace('"', "'").replace("|", "/")
+        a, b = _node(a), _node(b)
         lines.append(f'  {a} -->|"{text}"| {b}' if text else f"  {a} --> {b}")
     return "\n".join(lines)
 
@@ -79,9 +95,9 @@ def dot(plan: JourneyPlan) -> str:
     lines = ["digraph journey {", "  rankdir=TB; node [fontname=Helvetica, shape=box, style=rounded];"]
     for sid in plan.order:
         label = _label(sid, dict(plan.steps[sid])).replace("<br/>", "\\n").replace('"', "'")
-        lines.append(f'  {sid} [label="{label}"];')
+        lines.append(f'  "{sid}" [label="{label}"];')  # quoted: 'node', 'edge', 'graph' are dot keywords
     for a, b, label in edges(plan):
-        lines.append(f'  {a} -> {b} [label="{label.replace(chr(34), chr(39))}"];')
+        lines.append(f'  "{a}" -> "{b}" [label="{label.replace(chr(34), chr(39))}"];')
     lines.append("}")
     return "\n".join(lines)
 
