@@ -22,8 +22,8 @@ One way for data to flow (ARCHITECTURE.md):
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,7 +39,7 @@ from infra.db import models as m
 from infra.db import store
 from infra.db.session import make_engine, session_factory
 from infra.email import make_sender
-from infra.email.message import OutgoingEmail, Outcome, Sender
+from infra.email.message import Outcome, OutgoingEmail, Sender
 from infra.settings import Settings, get_settings
 from posventa import tokens
 from posventa.engine import Act, Facts, Send, Skip, State, advance, derive_order
@@ -399,7 +399,7 @@ class Runtime:
                 try:
                     with s.begin_nested():
                         self._advance_one(s, e, facts[e.id], now, ledger, stats)
-                except Exception as exc:  # noqa: BLE001 - one customer's failure must not fail the batch
+                except Exception as exc:
                     e.attempts += 1
                     e.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                     e.next_due_at = now + timedelta(minutes=5 * 2 ** min(e.attempts, 8))
@@ -523,8 +523,11 @@ class Runtime:
             rows = list(s.scalars(q.order_by(m.LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)))
             if not rows:
                 return stats
-            for r in rows:  # recorded as 'sending' and committed before any provider call
-                r.status, r.attempts, r.updated_at = "sending", r.attempts + 1, now
+            # Recorded as 'sending' and committed before any provider call (explicit updated_at: the
+            # reconciler compares it with the caller's clock, which is virtual in the demo and tests).
+            s.execute(update(m.LedgerEntry).where(m.LedgerEntry.id.in_([r.id for r in rows]))
+                      .values(status="sending", attempts=m.LedgerEntry.attempts + 1, updated_at=now)
+                      .execution_options(synchronize_session=False))
             work = [(r.key, r.journey_id, r.step_id, r.kind, r.customer_id, r.template, r.category,
                      dict(r.payload or {})) for r in rows]
         with self.factory() as s:
