@@ -104,7 +104,10 @@ TERMINAL_ENROLLMENT_STATUSES = frozenset(ENROLLMENT_STATUSES) - frozenset(LIVE_E
 LEDGER_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "pending": frozenset({"sending", "skipped", "failed"}),
     "sending": frozenset({"sent", "failed", "skipped", "unknown", "pending"}),
-    "unknown": frozenset({"sent", "failed"}),
+    # unknown → pending: released for a resend once the reconciliation window passed without webhook
+    # evidence (POSVENTA_RECONCILE_AFTER_MINUTES). Deliberate: a customer missing a message forever is
+    # worse than a rare duplicate after an hour of provider silence.
+    "unknown": frozenset({"sent", "failed", "pending"}),
     "sent": frozenset(),
     "failed": frozenset(),
     "skipped": frozenset(),

@@ -184,3 +184,32 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(pg_url: str, runti
     assert statuses["sent"] + statuses["unknown"] == n
     # Every 'sent' row really reached the provider.
     assert {r.key for r in rows if r.status == "sent"} <= set(keys)
+
+
+def test_ambiguous_send_is_reconciled_not_resent_blindly(runtime: Runtime, fake: FakeSendGrid) -> None:
+    runtime.apply_events([order_placed(7)], "api", now=T0)
+    fake.fail_next(503, store=True)  # SendGrid may have queued it: the outcome is unknown
+    runtime.sweep(T0)
+    [row] = ledger(runtime, step_id="thank_you")
+    assert row.status == "unknown"
+    # Sweeps inside the window never resend it.
+    runtime.sweep(T0 + timedelta(minutes=10))
+    runtime.reconcile(T0 + timedelta(minutes=30))
+    runtime.sweep(T0 + timedelta(minutes=30))
+    assert len(fake.messages) == 1
+    # Past the window with no webhook evidence, it is released and sent once more.
+    runtime.reconcile(T0 + timedelta(minutes=61 + 30))
+    runtime.sweep(T0 + timedelta(minutes=61 + 30))
+    [row] = ledger(runtime, step_id="thank_you")
+    assert row.status == "sent" and len(fake.messages) == 2
+
+
+def test_rate_limited_send_is_retried_after_reset(runtime: Runtime, fake: FakeSendGrid) -> None:
+    runtime.apply_events([order_placed(8)], "api", now=T0)
+    fake.fail_next(429, headers={"X-RateLimit-Reset": str(int(T0.timestamp()) + 30)})
+    runtime.sweep(T0)
+    [row] = ledger(runtime, step_id="thank_you")
+    assert row.status == "pending" and row.not_before is not None and fake.messages == []
+    runtime.sweep(row.not_before + timedelta(seconds=1))
+    assert len(fake.messages) == 1
+    assert ledger(runtime, step_id="thank_you")[0].status == "sent"
