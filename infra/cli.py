@@ -48,7 +48,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         if args.action == "upgrade":
             upgrade(url)
         print(t("db_upgraded", rev=current(url)))
-    except Exception as exc:  # noqa: BLE001 - the CLI is the error boundary
+    except Exception as exc:
         raise PosventaError(f"database {_masked(url)}: {exc}") from exc
     return 0
 
@@ -58,7 +58,7 @@ def _masked(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "<invalid url>"
 
 
@@ -180,7 +180,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             failed = True
         else:
             print(f"✓ database {_masked(s.database_url)}: revision {rev}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"✗ database {_masked(s.database_url)}: {str(exc).splitlines()[0]}")
         failed = True
     if s.prefect_api_url:
@@ -191,7 +191,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             ok = r.status_code == 200
             print(f"{'✓' if ok else '✗'} prefect API {s.prefect_api_url}: HTTP {r.status_code}")
             failed |= not ok
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"✗ prefect API {s.prefect_api_url}: {type(exc).__name__}: {exc}")
             failed = True
     else:

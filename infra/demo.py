@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
