@@ -44,7 +44,7 @@ def transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> boo
         return True
     except DBAPIError as exc:
         return bool(exc.connection_invalidated)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     return False
 
