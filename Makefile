@@ -24,10 +24,13 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 demo: $(STAMP)
+	mkdir -p "$(PREFECT_HOME)"
 	$(BIN)/posventa demo
 
+# Tests get their own Prefect home (its embedded server's database), separate from the demo's.
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest
+	mkdir -p .posventa/prefect-test
+	PREFECT_HOME=$(CURDIR)/.posventa/prefect-test $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
