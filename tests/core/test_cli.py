@@ -1,0 +1,258 @@
+"""The ``posventa`` command: exit codes, output formats, and no tracebacks for a user's mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from core_helpers import REPO
+
+from posventa.cli import main
+from posventa.loader import load_file
+from posventa.schema import STEP_TYPES
+
+BROKEN_YAML = "name: Broken\ntrigger: [order.placed\nsteps: []\n"
+BAD_JOURNEY = (
+    "name: Bad\ntrigger:\n  event: order.placed\nsteps:\n  - id: start\n    type: goto\n"
+    "    target: referal_ask\n  - id: referral_ask\n    type: exit\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads ./journeys by default; run every test from the repository root, in English."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("POSVENTA_JOURNEYS_DIR", raising=False)
+    monkeypatch.setenv("POSVENTA_LANG", "en")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------- validate
+def test_validate_shipped_journeys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "validate")
+    n = len(list((REPO / "journeys").glob("*.yaml")))
+    assert (code, out) == (0, ""), out
+    assert f"{n} journey file(s) valid" in err
+
+
+def test_validate_bad_file_prints_the_diagnostic(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", BAD_JOURNEY)
+    code, out, err = run(capsys, "validate", str(path))
+    assert code == 1
+    assert out == (
+        f"{path}:7:13: error[unknown-step]: goto target 'referal_ask' does not exist\n"
+        "  hint: did you mean 'referral_ask'?\n"
+    )
+    assert "1 error(s) in 1 journey file(s)" in err
+
+
+def test_validate_reports_every_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    write(tmp_path, "bad.yaml", BAD_JOURNEY)
+    write(tmp_path, "broken.yaml", BROKEN_YAML)
+    code, out, _ = run(capsys, "validate", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path / 'bad.yaml'}:7:13: error[unknown-step]" in out
+    assert f"{tmp_path / 'broken.yaml'}:3:6: error[yaml-syntax]" in out
+
+
+def test_validate_json_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", BAD_JOURNEY)
+    code, out, _ = run(capsys, "validate", "--format", "json", str(path))
+    assert code == 1
+    data = json.loads(out)
+    assert data["files"] == [str(path)]
+    assert data["diagnostics"] == [
+        {
+            "path": str(path),
+            "line": 7,
+            "column": 13,
+            "code": "unknown-step",
+            "message": "goto target 'referal_ask' does not exist",
+            "hint": "did you mean 'referral_ask'?",
+            "severity": "error",
+        }
+    ]
+    code, out, _ = run(capsys, "validate", "--format", "json", "journeys/post_purchase.yaml")
+    assert code == 0 and json.loads(out)["diagnostics"] == []
+
+
+def test_messages_follow_the_language(capsys: pytest.CaptureFixture[str]) -> None:
+    one = "journeys/post_purchase.yaml"
+    assert "1 recorrido(s) válido(s)" in run(capsys, "--lang", "es", "validate", one)[2]
+    assert "1 journey file(s) valid" in run(capsys, "validate", one)[2]  # --lang does not stick
+
+
+# ------------------------------------------------------------------------------------ usage errors
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["teleport"],  # unknown command
+        [],  # no command
+        ["compile"],  # missing journey
+        ["validate", "no/such/journey.yaml"],  # missing path
+        ["validate", "--format", "xml"],
+        ["simulate", "post_purchase", "--customers", "many"],
+    ],
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert err.strip()
+
+
+def test_validate_empty_folder_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "validate", str(tmp_path))
+    assert code == 2 and "no journey files" in err
+
+
+# ------------------------------------------------------------------------------------------ schema
+def test_schema_is_json_schema_for_journeys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema")
+    assert code == 0
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    items = schema["properties"]["steps"]["items"]
+    assert items["discriminator"]["propertyName"] == "type"
+    assert set(items["discriminator"]["mapping"]) == set(STEP_TYPES)
+    assert len(items["oneOf"]) == len(STEP_TYPES) == 9
+    consts = set()
+    for ref in items["oneOf"]:
+        model = schema["$defs"][ref["$ref"].split("/")[-1]]
+        consts.add(model["properties"]["type"]["const"])
+        assert model["additionalProperties"] is False  # typos are errors in editors too
+    assert consts == set(STEP_TYPES)
+
+
+def test_schema_validates_the_shipped_journey(capsys: pytest.CaptureFixture[str]) -> None:
+    schema = json.loads(run(capsys, "schema")[1])
+    validator = jsonschema.Draft202012Validator(schema)
+    journey = load_file(REPO / "journeys" / "post_purchase.yaml").data
+    assert list(validator.iter_errors(journey)) == []
+    typo = {**journey, "steps": [*journey["steps"], {"id": "x", "type": "sned"}]}
+    assert list(validator.iter_errors(typo))
+    extra = {**journey, "steps": [{**journey["steps"][0], "tempalte": "x"}, *journey["steps"][1:]]}
+    assert list(validator.iter_errors(extra))
+
+
+def test_schema_to_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "journey.schema.json"
+    code, out, _ = run(capsys, "schema", "-o", str(out_file))
+    assert (code, out) == (0, "")
+    assert json.loads(out_file.read_text(encoding="utf-8"))["title"] == "Posventa journey"
+
+
+# ------------------------------------------------------------------------ compile, graph, simulate
+def test_compile_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "compile", "post_purchase")
+    plan = json.loads(out)
+    assert code == 0
+    assert (plan["id"], plan["start"], plan["source"]) == (
+        "post_purchase",
+        "thank_you",
+        "journeys/post_purchase.yaml",
+    )
+
+
+def test_graph_prints_a_mermaid_flowchart(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "graph", "post_purchase")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "flowchart TD"
+    assert "  START --> thank_you" in lines
+    assert '  await_delivery -->|"timeout"| late_apology' in lines
+    assert '  referral_split -->|"holdout 10%"| END' in lines
+    assert '  more_content -->|"again (×3)"| content_wait' in lines
+    assert '  content_wait(["content_wait<br/>⏳ 30d at 10:00 on tue,wed,thu"])' in lines
+
+
+def test_simulate_prints_a_timeline(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "simulate", "post_purchase", "--customers", "30", "--days", "60", "--seed", "3"
+    )
+    assert code == 0
+    assert "30 customers × 60 days: 30 enrolled" in out
+    assert "Timeline of customer c000000" in out
+    assert "send thank_you (transactional" in out
+
+
+def test_simulate_scripted_events(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    script = write(
+        tmp_path,
+        "events.jsonl",
+        '{"customer": "ana", "at": "0d", "type": "order.placed", "order_id": "A-1"}\n'
+        '{"customer": "ana", "at": "1d", "type": "order.canceled", "order_id": "A-1"}\n',
+    )
+    code, out, _ = run(capsys, "simulate", "post_purchase", "--events", str(script))
+    assert code == 0
+    assert "Timeline of customer ana" in out
+    assert "2026-01-06 08:00 UTC  exited (event:order.canceled)" in out
+
+
+# ----------------------------------------------------------------------------------- no tracebacks
+def _mistakes(tmp_path: Path) -> list[list[str]]:
+    broken = write(tmp_path, "broken.yaml", BROKEN_YAML)
+    bad_events = write(tmp_path, "bad.jsonl", '{"customer": "c1", "type": "order.placed"}\n{oops\n')
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: Campaña\n".encode("latin-1"))
+    return [
+        ["graph", "no_such_journey"],
+        ["simulate", "no_such_journey"],
+        ["compile", str(tmp_path / "missing.yaml")],
+        ["validate", str(broken)],
+        ["compile", str(broken)],
+        ["validate", str(latin1)],
+        ["simulate", "post_purchase", "--events", str(bad_events)],
+        ["simulate", "post_purchase", "--events", str(tmp_path / "missing.jsonl")],
+        ["simulate", "post_purchase", "--customers", "0"],
+        ["schema", "-o", str(tmp_path / "no" / "such" / "folder" / "schema.json")],
+    ]
+
+
+def test_user_mistakes_never_print_a_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for argv in _mistakes(tmp_path):
+        code, out, err = run(capsys, *argv)
+        assert code in (1, 2), (argv, out, err)
+        assert "Traceback" not in out + err, argv
+        assert err.strip(), argv
+
+
+def test_error_messages_name_the_problem(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert (
+        "error: no journey 'no_such_journey' (journeys/no_such_journey.yaml does not exist)"
+        in run(capsys, "graph", "no_such_journey")[2]
+    )
+    bad = write(tmp_path, "bad.jsonl", "{oops\n")
+    assert f"error: {bad}:1: " in run(capsys, "simulate", "post_purchase", "--events", str(bad))[2]
+    broken = write(tmp_path, "broken.yaml", BROKEN_YAML)
+    assert f"{broken}:3:6: error[yaml-syntax]: invalid YAML" in run(capsys, "compile", str(broken))[2]
+
+
+def test_real_process_exit_codes(tmp_path: Path) -> None:
+    """Through the console entry point (``python -m posventa``), as a user runs it."""
+    broken = write(tmp_path, "broken.yaml", BROKEN_YAML)
+    proc = subprocess.run(
+        [sys.executable, "-m", "posventa", "validate", str(broken)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert f"{broken}:3:6: error[yaml-syntax]" in proc.stdout

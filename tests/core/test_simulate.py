@@ -1,0 +1,174 @@
+"""The simulator runs the real engine on a virtual clock: the shipped post-purchase journey, at scale and
+on a scripted timeline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from core_helpers import REPO
+
+from posventa.errors import PosventaError
+from posventa.plan import JourneyPlan, compile_file
+from posventa.simulate import Result, load_script, report, simulate
+
+REFERRAL_STEPS = ("referral_ask", "referral_ask_incentive")
+
+
+@pytest.fixture(scope="module")
+def plan() -> JourneyPlan:
+    return compile_file(REPO / "journeys" / "post_purchase.yaml")
+
+
+@pytest.fixture(scope="module")
+def thousand(plan: JourneyPlan) -> Result:
+    return simulate(plan, customers=1000, days=120, seed=1)
+
+
+def test_everyone_enrolls_and_is_welcomed(thousand: Result) -> None:
+    assert thousand.enrolled == 1000
+    assert thousand.sends["thank_you"] == 1000
+    assert sum(thousand.outcomes.values()) == 1000
+
+
+def test_promoters_reach_the_referral_ask(thousand: Result) -> None:
+    referrals = sum(thousand.sends[s] for s in REFERRAL_STEPS)
+    promoters, held_out = thousand.nps["promoter"], thousand.variants["holdout"]
+    assert promoters > 100 and referrals > 0
+    # Every promoter not held out is asked (a deferral cut short by an exit may lose a few).
+    assert promoters - held_out - 5 <= referrals <= promoters - held_out
+    assert thousand.promoters_asked == referrals
+    assert thousand.variants["plain"] + thousand.variants["incentive"] == referrals
+    assert 0.04 <= held_out / promoters <= 0.16  # holdout: 10 %
+    assert thousand.outcomes["exited: holdout"] == held_out
+
+
+def test_detractors_never_get_a_promotion(thousand: Result) -> None:
+    detractors = thousand.nps["detractor"]
+    assert detractors > 50  # the check below means something
+    assert thousand.promo_to_detractors == 0
+    assert thousand.actions["flag_detractor"] == thousand.actions["detractor_ticket"] == detractors
+    assert thousand.outcomes["exited: detractor"] == detractors
+
+
+def test_same_seed_same_report(plan: JourneyPlan) -> None:
+    a = simulate(plan, customers=300, days=90, seed=7)
+    b = simulate(plan, customers=300, days=90, seed=7)
+    assert report(a) == report(b)
+    assert (a.sends, a.skips, a.actions, a.visits, a.outcomes, a.variants, a.nps, a.advances) == (
+        b.sends,
+        b.skips,
+        b.actions,
+        b.visits,
+        b.outcomes,
+        b.variants,
+        b.nps,
+        b.advances,
+    )
+    assert [t.entries for t in a.timelines] == [t.entries for t in b.timelines]
+    other = simulate(plan, customers=300, days=90, seed=8)
+    assert report(other) != report(a)
+
+
+def test_report_shows_a_timeline_and_every_step(thousand: Result) -> None:
+    text = report(thousand)
+    assert text.startswith(f"Journey post_purchase (Post-purchase follow-up) — plan {thousand.plan.version}")
+    assert "Timeline of customer c000000" in text
+    for sid in thousand.plan.order:
+        assert f"\n{sid} " in text
+    assert "Promotional messages to detractors: 0" in text
+
+
+MADRID_EN = {"timezone": "Europe/Madrid", "locale": "en"}
+SCRIPT = "\n".join(
+    [
+        "# c1: delivered in two days, answers 10 the day after the survey; c2: answers 2",
+        json.dumps(
+            {"customer": "c1", "at": "0d", "type": "order.placed", "order_id": "A-1", "profile": MADRID_EN}
+        ),
+        json.dumps({"customer": "c1", "at": "2d", "type": "order.delivered", "order_id": "A-1"}),
+        json.dumps(
+            {
+                "customer": "c1",
+                "at": "2026-01-15T12:00:00+00:00",
+                "type": "feedback.submitted",
+                "data": {"score": 10, "survey": "nps"},
+            }
+        ),
+        "",
+        json.dumps(
+            {
+                "customer": "c2",
+                "at": "0d",
+                "type": "order.placed",
+                "order_id": "B-1",
+                "profile": {"timezone": "America/Mexico_City"},
+            }
+        ),
+        json.dumps({"customer": "c2", "at": "3d", "type": "order.delivered", "order_id": "B-1"}),
+        json.dumps({"customer": "c2", "at": "11d", "type": "feedback.submitted", "data": {"score": 2}}),
+    ]
+)
+
+
+def _at(day: int, hour: int, month: int = 1) -> datetime:
+    return datetime(2026, month, day, hour, 0, tzinfo=UTC)
+
+
+def test_scripted_timeline_gives_the_exact_sequence(plan: JourneyPlan, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(SCRIPT, encoding="utf-8")
+    result = simulate(plan, days=120, script=load_script(path))
+    assert result.customers == result.enrolled == 2
+    c1, c2 = result.timelines
+    assert c1.customer["id"] == "c1"
+    # The clock starts Monday 2026-01-05 08:00 UTC. Madrid is UTC+1, and UTC+2 from 29 March.
+    assert c1.entries == [
+        (_at(5, 8), "send thank_you (transactional, en)"),
+        (_at(8, 9), "send delivery_check (transactional, en)"),  # delivered 7th; +1d, then 10:00 local
+        (_at(14, 9), "send nps_survey (transactional, en)"),  # +6d at 10:00
+        (_at(15, 12), "answered NPS 10 (promoter)"),
+        (_at(15, 12), "send referral_ask_incentive (promotional, en)"),
+        (_at(17, 9, 2), "send content_tip (promotional, en)"),  # +30d is Sat 14 Feb → Tue 17, 10:00
+        (_at(19, 9, 3), "send content_tip (promotional, en)"),  # +30d is Thu 19 Mar, 10:00
+        (_at(21, 8, 4), "send content_tip (promotional, en)"),  # Sat 18 Apr → Tue 21, 10:00 CEST
+        (_at(21, 8, 4), "completed (end of journey)"),
+    ]
+    # Mexico City is UTC-6: 10:00 local is 16:00 UTC.
+    assert c2.entries == [
+        (_at(5, 8), "send thank_you (transactional, es)"),
+        (_at(9, 16), "send delivery_check (transactional, es)"),
+        (_at(15, 16), "send nps_survey (transactional, es)"),
+        (_at(16, 8), "answered NPS 2 (detractor)"),
+        (_at(16, 8), "action set_attribute (flag_detractor)"),
+        (_at(16, 8), "action open_ticket (detractor_ticket)"),
+        (_at(16, 8), "send detractor_apology (transactional, es)"),
+        (_at(16, 8), "exited (detractor)"),
+    ]
+    assert result.promo_to_detractors == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"customer": "c1"}', "needs 'customer' and 'type'"),
+        ('{"customer": "c1", "type": "order.placed", "at": "soon"}', "is not a duration"),
+        (
+            '{"customer": "c1", "type": "order.placed", "at": "2026-13-01T00:00:00"}',
+            "neither a duration nor an ISO time",
+        ),
+        ("not json", "Expecting value"),
+    ],
+)
+def test_bad_script_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"customer": "c1", "type": "order.placed"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(PosventaError, match=rf"events\.jsonl:2: .*{message}"):
+        load_script(path)
+
+
+def test_at_least_one_customer_and_day(plan: JourneyPlan) -> None:
+    with pytest.raises(PosventaError, match="at least 1"):
+        simulate(plan, customers=0)
