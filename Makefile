@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.posventa/prefect
 export PYTHONDONTWRITEBYTECODE := 1
+# Prefect's embedded server may start slowly on a busy 2-core machine (its default wait is 20 s).
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
 .PHONY: venv demo test lint bench clean browser-deps
 

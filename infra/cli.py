@@ -152,9 +152,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from infra.demo import run_demo
 
-    return run_demo(customers=args.customers, weeks=args.weeks, seed=args.seed)
+    try:
+        return run_demo(customers=args.customers, weeks=args.weeks, seed=args.seed)
+    except RuntimeError as exc:  # Prefect's embedded server did not come up
+        raise PosventaError(f"Prefect: {exc} (is the machine very busy? try again)") from exc
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
