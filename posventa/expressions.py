@@ -56,7 +56,7 @@ class Compiled:
     def __call__(self, context: Mapping[str, Any]) -> bool:
         try:
             return bool(self._fn(**context))
-        except Exception as exc:  # noqa: BLE001 - customer data must not crash a journey
+        except Exception as exc:  # customer data must not crash a journey
             raise ExpressionError(self.source, f"could not be evaluated: {exc}") from exc
 
 

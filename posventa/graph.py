@@ -10,7 +10,8 @@ from posventa.plan import JourneyPlan
 from posventa.timeutil import WEEKDAYS
 
 _SHAPES = {"send": ('["', '"]'), "wait": ('(["', '"])'), "wait_for": ('(["', '"])'), "branch": ('{"', '"}'),
-           "split": ('{{"', '"}}'), "action": ('[/"', '"/]'), "goto": ('(("', '"))'), "exit": ('((("', '")))'),
+           "split": ('{{"', '"}}'), "action": ('[/"', '"/]'), "goto": ('(("', '"))'),
+           "exit": ('((("', '")))'),
            "repeat": ('[["', '"]]')}
 
 
@@ -27,7 +28,7 @@ def _node(sid: str) -> str:
     return "End" if sid == "end" else sid
 
 
-def _label(sid: str, spec: dict) -> str:  # type: ignore[type-arg]
+def _label(sid: str, spec: dict) -> str:
     kind = spec["type"]
     if kind == "send":
         return f"{sid}<br/>✉ {spec['template']} ({spec['category']})"
@@ -77,7 +78,8 @@ def edges(plan: JourneyPlan) -> list[tuple[str, str, str]]:
 
 
 def mermaid(plan: JourneyPlan) -> str:
-    lines = ["flowchart TD", f'  START(["{plan.trigger.get("event") or plan.trigger.get("date") or "segment"}"])']
+    start = plan.trigger.get("event") or plan.trigger.get("date") or "segment"
+    lines = ["flowchart TD", f'  START(["{start}"])']
     lines.append(f"  START --> {_node(plan.start)}")
     for sid in plan.order:
         spec = dict(plan.steps[sid])

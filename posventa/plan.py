@@ -83,7 +83,8 @@ class JourneyPlan:
     def from_json(cls, data: Mapping[str, Any]) -> JourneyPlan:
         if data.get("format") != PLAN_FORMAT:
             raise PosventaError(f"plan format {data.get('format')} is not supported (expected {PLAN_FORMAT})")
-        return cls(id=data["id"], version=data["version"], name=data["name"], trigger=_freeze(data["trigger"]),
+        return cls(id=data["id"], version=data["version"], name=data["name"],
+                   trigger=_freeze(data["trigger"]),
                    entry=_freeze(data["entry"]), exit=_freeze(data["exit"]), policy=_freeze(data["policy"]),
                    start=data["start"], steps=_freeze(data["steps"]), order=tuple(data["order"]),
                    templates=_freeze(data.get("templates", {})), source=data.get("source", ""))
@@ -137,9 +138,11 @@ def compile_checked(checked: Checked) -> JourneyPlan:
     templates: dict[str, dict[str, str]] = {}
     for s in checked.steps:
         if s.type == "send" and not s.sendgrid_template_id:
-            templates[s.template] = {loc: checked.templates.digest(s.template, loc) for loc in j.policy.locales}
+            templates[s.template] = {loc: checked.templates.digest(s.template, loc)
+                                     for loc in j.policy.locales}
     t = j.trigger
-    trigger = {"event": t.event, "when": t.when, "date": t.date, "offset_s": _secs(t.offset), "yearly": t.yearly,
+    trigger = {"event": t.event, "when": t.when, "date": t.date, "offset_s": _secs(t.offset),
+               "yearly": t.yearly,
                "segment": t.segment}
     entry = {"once_per": j.entry.once_per, "cooldown_s": _secs(j.entry.cooldown)}
     exit_rules = [{"event": r, "when": None} if isinstance(r, str) else {"event": r.event, "when": r.when}
@@ -151,7 +154,8 @@ def compile_checked(checked: Checked) -> JourneyPlan:
         "frequency_cap": None if p.frequency_cap is None else
         {"max": p.frequency_cap.max, "per_s": _secs(p.frequency_cap.per)},
         "hold_promotions_during_complaint": p.hold_promotions_during_complaint,
-        "default_locale": p.default_locale, "locales": list(p.locales), "default_timezone": p.default_timezone,
+        "default_locale": p.default_locale, "locales": list(p.locales),
+        "default_timezone": p.default_timezone,
     }
     body = {"format": PLAN_FORMAT, "id": checked.id, "name": j.name, "trigger": trigger, "entry": entry,
             "exit": {"on": exit_rules, "goal": goal}, "policy": policy, "start": checked.steps[0].id,

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
-from posventa.timeutil import WEEKDAYS, parse_clock, parse_duration, zone
+from posventa.timeutil import parse_clock, parse_duration, zone
 
 STEP_TYPES = ("send", "wait", "wait_for", "branch", "split", "action", "goto", "exit", "repeat")
 #: Date fields a ``wait``'s ``until_date`` or a date trigger may name.
@@ -85,7 +85,8 @@ def _date_field(value: str) -> str:
 
     if value not in DATE_FIELDS:
         hint = did_you_mean(value, DATE_FIELDS)
-        raise PydanticCustomError("unknown-date-field", "'{value}' is not a date field{hint}; one of: {known}",
+        raise PydanticCustomError("unknown-date-field",
+                                  "'{value}' is not a date field{hint}; one of: {known}",
                                   {"value": value, "hint": f" ({hint})" if hint else "",
                                    "known": ", ".join(DATE_FIELDS)})
     return value
@@ -188,7 +189,7 @@ class Policy(_Model):
     frequency_cap: FrequencyCap | None = None
     hold_promotions_during_complaint: bool = True
     default_locale: Locale = "es"
-    locales: list[Locale] = Field(default_factory=lambda: ["es", "en"], min_length=1)
+    locales: list[Locale] = Field(default_factory=lambda: list[Locale](["es", "en"]), min_length=1)
     default_timezone: TimeZone | None = Field(
         default=None, description="Used when a customer has no time zone (default: the business's).")
 
@@ -338,7 +339,8 @@ class RepeatStep(_Linear):
 
 
 Step = Annotated[
-    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ActionStep | GotoStep | ExitStep | RepeatStep,
+    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ActionStep | GotoStep | ExitStep
+    | RepeatStep,
     Field(discriminator="type"),
 ]
 STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from posventa.diagnostics import Diagnostic, did_you_mean
 from posventa.expressions import check_names
-from posventa.loader import Located, LoadFailed, load_file, load_text
+from posventa.loader import LoadFailed, Located, load_file, load_text
 from posventa.schema import STEP_MODELS, STEP_TYPES, Journey
 from posventa.templates import Templates
 
@@ -123,7 +123,8 @@ class _Collector:
             if kind == "missing":
                 self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
             elif kind == "extra_forbidden":
-                self.add(loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known), key=True)
+                self.add(loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known),
+                         key=True)
             elif kind in {"bad-duration", "bad-time", "bad-timezone", "unknown-event", "unknown-date-field",
                           "bad-condition"}:
                 self.add(loc, kind, err["msg"])
@@ -136,8 +137,8 @@ class _Collector:
                 got = err.get("input")
                 self.add(loc, "invalid-value", f"'{got}' is not a valid {field or 'value'}",
                          "ids and names use lower-case letters, digits and '_', starting with a letter"
-                         if field in {"id", "template", "name", "goto", "next", "target", "from", "on_timeout",
-                                      "otherwise"} else None)
+                         if field in {"id", "template", "name", "goto", "next", "target", "from",
+                                      "on_timeout", "otherwise"} else None)
             elif kind == "value_error":
                 msg = str(err["msg"]).removeprefix("Value error, ")
                 self.add(loc, "invalid-value", msg)
@@ -388,7 +389,8 @@ def _check_templates(journey: Journey, steps: Sequence[Any], templates: Template
         have = templates.locales_of(step.template)
         if not have:
             out.add(("steps", i, "template"), "missing-template",
-                    f"template '{step.template}' not found (expected {templates.root}/<locale>/{step.template}.j2)",
+                    f"template '{step.template}' not found "
+                    f"(expected {templates.root}/<locale>/{step.template}.j2)",
                     did_you_mean(step.template, templates.names()))
             continue
         for locale in wanted:
