@@ -37,7 +37,7 @@ def parse_clock(text: str) -> time:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe" is a tzdata folder
         raise ValueError(f"'{name}' is not an IANA time zone (e.g. Europe/Madrid)") from exc
 
 

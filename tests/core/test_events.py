@@ -123,6 +123,10 @@ def test_envelope_problems_together() -> None:
             ["customer.timezone: Value error, 'Mars/Olympus' is not an IANA time zone (e.g. Europe/Madrid)"],
         ),
         (
+            {"customer": {"id": "c1", "timezone": "Europe"}, "order_id": "o1"},  # a tzdata folder
+            ["customer.timezone: Value error, 'Europe' is not an IANA time zone (e.g. Europe/Madrid)"],
+        ),
+        (
             {"customer": {"id": "c1", "email": "not-an-address"}, "order_id": "o1"},
             ["customer.email: String should match pattern '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'"],
         ),

@@ -134,6 +134,12 @@ CASES: list[tuple[str, str, list[E]]] = [
         [E(5, 21, "bad-timezone", "'Europe/Madird' is not an IANA time zone")],
     ),
     (
+        "timezone-is-a-region",  # a tzdata folder, not a zone: once an IsADirectoryError traceback
+        HEAD.replace("steps:\n", "policy:\n  default_timezone: America\nsteps:\n")
+        + "  - {id: a, type: exit}\n",
+        [E(5, 21, "bad-timezone", "'America' is not an IANA time zone")],
+    ),
+    (
         "default-locale-not-in-locales",
         HEAD.replace("steps:\n", "policy:\n  default_locale: en\n  locales: [es]\nsteps:\n")
         + "  - {id: a, type: exit}\n",
