@@ -112,8 +112,17 @@ def _pos(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: list[Diagnostic]) -> Any:
+def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: list[Diagnostic],
+             inside: frozenset[int] = frozenset()) -> Any:
+    """``inside``: the collections being converted around ``node``; an alias to one of them recurses."""
     doc.values[loc] = _pos(node)
+    if isinstance(node, (MappingNode, SequenceNode)):
+        if id(node) in inside:  # "a: &x [*x]": an alias to its own ancestor
+            line, col = _pos(node)
+            problems.append(Diagnostic(doc.path, line, col, "yaml-syntax",
+                                       "invalid YAML: an alias refers to a collection that contains it"))
+            return None
+        inside = inside | {id(node)}
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -136,10 +145,10 @@ def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: li
                                            f"key '{key}' appears twice (first at line {first[0]})"))
                 continue
             doc.keys[(*loc, key)] = _pos(key_node)
-            out[key] = _convert(loader, value_node, (*loc, key), doc, problems)
+            out[key] = _convert(loader, value_node, (*loc, key), doc, problems, inside)
         return out
     if isinstance(node, SequenceNode):
-        return [_convert(loader, item, (*loc, i), doc, problems) for i, item in enumerate(node.value)]
+        return [_convert(loader, item, (*loc, i), doc, problems, inside) for i, item in enumerate(node.value)]
     return _scalar(loader, node, doc, problems)
 
 

@@ -64,6 +64,11 @@ CASES: list[tuple[str, str, list[E]]] = [
         [E(2, 1, "invalid-key", "merge keys ('<<') are not supported")],
     ),
     (
+        "recursive-alias",  # once a RecursionError traceback
+        "name: Case\ntrigger: {event: order.placed}\nsteps: &s\n  - {id: a, type: exit, extra: *s}\n",
+        [E(3, 8, "yaml-syntax", "an alias refers to a collection that contains it")],
+    ),
+    (
         "unknown-tag",
         HEAD + "  - id: a\n    type: exit\n    reason: !upper done\n",
         [E(7, 13, "yaml-syntax", "could not determine a constructor for the tag '!upper'")],
