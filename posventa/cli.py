@@ -31,7 +31,7 @@ def _journeys_dir() -> Path:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from posventa.plan import journey_files
+    from posventa.plan import duplicate_ids, journey_files
     from posventa.validate import check_file
 
     files = journey_files(args.paths or None, default=_journeys_dir())
@@ -42,7 +42,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not files:
         print(i18n.t("no_journeys", path=args.paths or _journeys_dir()), file=sys.stderr)
         return EXIT_USAGE
-    problems = []
+    problems = duplicate_ids(files)
     for f in files:
         try:
             check_file(f)

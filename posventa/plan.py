@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from posventa.diagnostics import Diagnostic
 from posventa.errors import JourneyError, PosventaError
 from posventa.timeutil import WEEKDAYS, parse_duration
 from posventa.validate import Checked, check_file, successors
@@ -178,11 +179,24 @@ def journey_files(paths: list[Path] | None = None, default: Path | str = "journe
     return out
 
 
+def duplicate_ids(files: list[Path]) -> list[Diagnostic]:
+    """The file name is the journey id: ``returns.yaml`` and ``returns.yml`` would replace each other."""
+    first: dict[str, Path] = {}
+    problems = []
+    for f in files:
+        if f.stem in first:
+            problems.append(Diagnostic(str(f), 1, 1, "duplicate-journey",
+                                       f"journey '{f.stem}' is also defined by {first[f.stem]}"))
+        first.setdefault(f.stem, f)
+    return problems
+
+
 def load_plans(directory: Path | str = "journeys") -> dict[str, JourneyPlan]:
     """Compile every journey of a folder; raise JourneyError with all problems of all files."""
     plans: dict[str, JourneyPlan] = {}
-    problems = []
-    for f in journey_files([Path(directory)]):
+    files = journey_files([Path(directory)])
+    problems = duplicate_ids(files)
+    for f in files:
         try:
             plan = compile_file(f)
         except JourneyError as exc:

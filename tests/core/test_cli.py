@@ -70,6 +70,14 @@ def test_validate_reports_every_file(capsys: pytest.CaptureFixture[str], tmp_pat
     assert f"{tmp_path / 'broken.yaml'}:3:6: error[yaml-syntax]" in out
 
 
+def test_validate_same_journey_twice(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    write(tmp_path, "bad.yaml", BAD_JOURNEY)
+    write(tmp_path, "bad.yml", BAD_JOURNEY)
+    code, out, _ = run(capsys, "validate", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path / 'bad.yml'}:1:1: error[duplicate-journey]: journey 'bad' is also defined by" in out
+
+
 def test_validate_json_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = write(tmp_path, "bad.yaml", BAD_JOURNEY)
     code, out, _ = run(capsys, "validate", "--format", "json", str(path))
