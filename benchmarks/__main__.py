@@ -1,0 +1,189 @@
+"""``make bench``: run every benchmark, print each result as ratios against a baseline measured in the same
+run, then a summary. Timings are reported, never asserted: the exit status is 0 unless a benchmark
+crashed (1). ``--only NAME`` runs one of them.
+
+Benchmarks: ``simulate`` (issue 2: the simulator, 10k vs 1k customers), ``sweep`` (issue 3: the nightly
+sweep on PostgreSQL vs the per-customer Prefect design and the raw SQL+HTTP limit; sizes from
+``POSVENTA_BENCH_SIZES``), ``email`` (SendGridSender batched vs one request per message, by a colleague)
+and ``api`` (``benchmarks/bench_api.py``, when that module exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str = "not run"  # ok | crashed | skipped
+    seconds: float = 0.0
+    result: dict[str, Any] = field(default_factory=dict)
+    ratios: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def _simulate() -> dict[str, Any]:
+    from benchmarks import bench_simulate
+
+    return bench_simulate.run()
+
+
+def _simulate_ratios(r: dict[str, Any]) -> list[str]:
+    speed = r["customers_per_s"] / r["baseline_customers_per_s"]
+    return [
+        f"{r['customers']} customers × {r['days']} days: {r['seconds']} s, "
+        f"{r['customers_per_s']:.0f} customers/s, {r['advances_per_s']:.0f} advances/s",
+        f"customers/s vs the {r['baseline_customers']}-customer baseline: {speed:.2f}x "
+        f"(per-customer cost {r['per_customer_cost_ratio']:.2f}x; 1.00 = linear)",
+    ]
+
+
+def _sweep() -> dict[str, Any]:
+    from benchmarks import bench_sweep
+
+    return bench_sweep.run()
+
+
+def _sweep_ratios(r: dict[str, Any]) -> list[str]:
+    lines = []
+    by_n: dict[int, dict[str, dict[str, Any]]] = {}
+    for row in r["rows"]:
+        by_n.setdefault(row["n"], {})[row["key"]] = row
+    for n, rows in by_n.items():
+        raw, real, naive = rows.get("raw"), rows.get("real"), rows.get("naive")
+        if raw and real:
+            verdict = "PASS" if real["ratio_to_raw"] >= r["target"] else "BELOW TARGET"
+            lines.append(
+                f"N={n}: real {real['steps_per_s']:.0f} steps/s = {real['ratio_to_raw']:.3f} of the raw "
+                f"limit ({raw['steps_per_s']:.0f} steps/s; target ≥ {r['target']}): {verdict}"
+            )
+        if naive and raw:
+            lines.append(
+                f"N={n}: naive per-customer Prefect {naive['steps_per_s']:.1f} steps/s = "
+                f"{naive['ratio_to_raw']:.3f} of raw"
+                + (
+                    f"; real is {real['steps_per_s'] / naive['steps_per_s']:.1f}x the naive design"
+                    if real
+                    else ""
+                )
+            )
+        if rows.get("raw1") and real:
+            raw1 = rows["raw1"]
+            own = real["steps_per_s"] / raw1["steps_per_s"]
+            lines.append(
+                f"N={n}: real / raw-with-one-request-per-customer = {own:.3f} (the runtime's own overhead); "
+                f"that raw variant is {raw1['ratio_to_raw']:.3f} of the batched raw (the request count)"
+            )
+    return lines
+
+
+def _email() -> dict[str, Any]:
+    from benchmarks import bench_email
+
+    return bench_email.run()
+
+
+def _email_ratios(r: dict[str, Any]) -> list[str]:
+    return [
+        f"batched {r['batched_msgs_per_s']:.0f} msg/s vs one request per message "
+        f"{r['single_msgs_per_s']:.0f} msg/s (baseline): {r['ratio']:.1f}x "
+        f"({r['batched_requests']} vs {r['single_requests']} requests)"
+    ]
+
+
+def _api() -> dict[str, Any]:
+    try:
+        module = importlib.import_module("benchmarks.bench_api")
+    except ModuleNotFoundError as exc:
+        if exc.name == "benchmarks.bench_api":
+            raise _Skip("benchmarks/bench_api.py does not exist (yet)") from None
+        raise
+    result = module.run()
+    return dict(result) if isinstance(result, dict) else {"result": result}
+
+
+def _generic_ratios(r: dict[str, Any]) -> list[str]:
+    """For a benchmark whose result shape this runner does not know: its ratio fields, else everything."""
+    ratios = {k: v for k, v in r.items() if "ratio" in k or k.endswith("_x")}
+    shown = ratios or {k: v for k, v in r.items() if isinstance(v, int | float | str)}
+    return [", ".join(f"{k} {v}" for k, v in shown.items())] if shown else []
+
+
+class _Skip(Exception):
+    pass
+
+
+BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[str]]]] = {
+    "simulate": (_simulate, _simulate_ratios),
+    "sweep": (_sweep, _sweep_ratios),
+    "email": (_email, _email_ratios),
+    "api": (_api, _generic_ratios),
+}
+
+
+def run_one(name: str) -> Outcome:
+    bench, ratios = BENCHMARKS[name]
+    out = Outcome(name)
+    print(f"\n=== {name} ===", flush=True)
+    started = time.perf_counter()
+    try:
+        out.result = bench()
+        out.status = "ok"
+    except _Skip as exc:
+        out.status, out.note = "skipped", str(exc)
+        print(f"{name}: skipped: {exc}")
+    except Exception:
+        out.status = "crashed"
+        out.note = traceback.format_exc()
+        print(f"{name}: CRASHED\n{out.note}", file=sys.stderr, flush=True)
+    out.seconds = time.perf_counter() - started
+    if out.status == "ok":
+        try:
+            out.ratios = ratios(out.result)
+        except Exception:  # a result shape we did not expect is not a crash of the benchmark
+            out.ratios = _generic_ratios(out.result)
+        print(f"--- {name}: ratios against the same run's baseline")
+        for line in out.ratios:
+            print(f"  {line}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), help="run only this benchmark")
+    args = parser.parse_args(argv)
+    # Benchmarks import lazily; set this before any of them imports Prefect (it reads settings once).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    names = [args.only] if args.only else list(BENCHMARKS)
+    load = os.getloadavg()
+    print(
+        f"benchmarks: {', '.join(names)} — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        flush=True,
+    )
+    outcomes = [run_one(name) for name in names]
+    print("\n=== summary ===")
+    for o in outcomes:
+        print(
+            f"{o.name:<10}{o.status:<9}{o.seconds:8.1f} s" + (f"  {o.note}" if o.status == "skipped" else "")
+        )
+        for line in o.ratios:
+            print(f"{'':<10}{line}")
+    crashed = [o.name for o in outcomes if o.status == "crashed"]
+    if crashed:
+        print(f"crashed: {', '.join(crashed)} (tracebacks above)")
+    print("(timings are measured, not asserted: the exit status only says whether every benchmark ran)")
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The FastAPI application (``create_app``) and its server (``serve``, behind ``posventa serve``).
+
+Handlers are ``async`` only to read bodies and render pages; every database call runs in the thread
+pool (the runtime is synchronous SQLAlchemy). Errors never show a traceback: refusals are
+:class:`~infra.web.errors.WebError` with a status and a code, anything unexpected is logged with a
+request id and answered with a generic message carrying that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from infra.runtime import Runtime
+from infra.settings import Settings, get_settings
+from infra.web import api, openapi, pages, webhooks
+from infra.web.context import WebContext
+from infra.web.errors import RateLimited, Unauthorized, WebError
+from infra.web.limits import Limits
+from infra.web.render import error_page
+from posventa.tokens import TokenError
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger("posventa.web")
+access_log = logging.getLogger("posventa.web.access")
+
+#: Headers on every response. The strict CSP is added by the pages themselves (/docs needs its CDN).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+_PAGE_PATH = re.compile(r"^/(s|u|r)/")
+_SECRET_PATH = re.compile(r"^/(s|u|r)/[^/?]*")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _is_page(request: Request) -> bool:
+    return bool(_PAGE_PATH.match(request.url.path))
+
+
+def redact(path: str) -> str:
+    """Tokens and referral codes are capabilities: they never reach the logs."""
+    return _SECRET_PATH.sub(lambda mt: f"/{mt.group(1)}/…", path)
+
+
+class RequestContext:
+    """Pure ASGI middleware: a request id (``X-Request-ID``, echoed when sane), the security headers, and an
+    access log line with the path redacted (uvicorn's own access log is off for that reason)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            access_log.info(
+                "%s %s %s %.1fms rid=%s",
+                scope["method"],
+                redact(scope["path"]),
+                status or 500,
+                (time.perf_counter() - started) * 1000,
+                rid,
+            )
+
+
+def _rid(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _error_headers(exc: WebError) -> dict[str, str]:
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="posventa"'}
+    return {}
+
+
+def create_app(
+    runtime: Runtime | None = None,
+    *,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
+    limits: Limits | None = None,
+    shop_url: str | None = None,
+) -> FastAPI:
+    """The web app around ``runtime`` (built from ``settings`` on first use when None).
+
+    ``clock`` replaces the wall clock (tests on a virtual clock: token expiry, event times, webhook
+    timestamps); ``limits`` the rate and size limits; ``shop_url`` where referral links lead.
+    """
+    settings = settings or (runtime.settings if runtime is not None else get_settings())
+    ctx = WebContext(runtime, settings, clock=clock, limits=limits or Limits(), shop_url=shop_url)
+    app = FastAPI(
+        title="Posventa",
+        version="1",
+        description=openapi.DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        openapi_tags=[
+            {"name": "events", "description": "Events in, from the shop."},
+            {"name": "reports", "description": "What the journeys achieved."},
+            {"name": "webhooks", "description": "Provider callbacks."},
+        ],
+    )
+    app.state.ctx = ctx
+    app.add_middleware(RequestContext)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(webhooks.router)
+
+    async def web_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WebError)
+        headers = _error_headers(exc)
+        if _is_page(request):
+            if isinstance(exc, RateLimited):
+                return error_page(
+                    ctx,
+                    request,
+                    exc.status,
+                    "limited_title",
+                    "limited_body",
+                    headers=headers,
+                    seconds=exc.retry_after,
+                )
+            return error_page(ctx, request, exc.status, "bad_form_title", "invalid_body", headers=headers)
+        return JSONResponse(
+            {"error": exc.code, "message": exc.message, "request_id": _rid(request)},
+            status_code=exc.status,
+            headers=headers,
+        )
+
+    async def bad_link(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TokenError)
+        if exc.reason == "expired":
+            return error_page(ctx, request, 410, "expired_title", "expired_body")
+        return error_page(ctx, request, 400, "invalid_title", "invalid_body")
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        rid = _rid(request) or uuid.uuid4().hex[:16]
+        log.error("unhandled error rid=%s %s %s", rid, request.method, redact(request.url.path), exc_info=exc)
+        headers = {"X-Request-ID": rid, **SECURITY_HEADERS}
+        if _is_page(request):
+            return error_page(ctx, request, 500, "error_title", "error_body", headers=headers, request_id=rid)
+        return JSONResponse(
+            {
+                "error": "internal",
+                "message": "something went wrong on our side; the request id identifies it in our logs",
+                "request_id": rid,
+            },
+            status_code=500,
+            headers=headers,
+        )
+
+    app.add_exception_handler(WebError, web_error)
+    app.add_exception_handler(TokenError, bad_link)
+    app.add_exception_handler(Exception, unexpected)
+    openapi.install(app)
+    return app
+
+
+def serve(host: str, port: int) -> None:
+    """Run the web app with uvicorn on the configured database (``posventa serve``)."""
+    import uvicorn
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    for warning in settings.warnings():
+        log.warning("%s", warning)
+    app = create_app(Runtime.from_settings(settings), settings=settings)
+    options: dict[str, Any] = {
+        "proxy_headers": True,
+        "server_header": False,
+        "access_log": False,
+        "timeout_keep_alive": 5,
+    }
+    uvicorn.run(app, host=host, port=port, **options)

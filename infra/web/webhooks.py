@@ -1,0 +1,94 @@
+"""``POST /webhooks/sendgrid``: SendGrid's signed Event Webhook.
+
+The raw body bytes are verified as received (never re-serialised: the signature covers the exact bytes,
+trailing CRLF included) with the key in ``POSVENTA_SENDGRID_WEBHOOK_PUBLIC_KEY``; an unsigned, forged or
+stale request is refused before anything is parsed or recorded. Without a configured key every request
+is refused: the webhook can suppress addresses and end journeys, so it is never open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from infra.email.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookRejected,
+    parse_events,
+    verify_signature,
+)
+from infra.email.webhook_apply import apply_webhook_events
+from infra.web.context import get_context
+from infra.web.limits import read_body
+
+router = APIRouter()
+log = logging.getLogger("posventa.web.webhooks")
+
+#: Missing or unreadable credentials → 401; present but wrong (or replayed) → 403.
+_STATUS = {
+    "missing-header": 401,
+    "malformed-signature": 401,
+    "malformed-timestamp": 401,
+    "bad-signature": 403,
+    "stale-timestamp": 403,
+    "future-timestamp": 403,
+    "invalid-public-key": 503,
+    "malformed-payload": 400,
+}
+
+
+def _refuse(request: Request, exc: WebhookRejected) -> JSONResponse:
+    status = _STATUS.get(exc.reason, 403)
+    log.warning("SendGrid webhook refused: %s", exc)
+    message = "webhook verification is misconfigured" if status == 503 else exc.detail or exc.reason
+    return JSONResponse(
+        {"error": exc.reason, "message": message, "request_id": getattr(request.state, "request_id", None)},
+        status_code=status,
+    )
+
+
+@router.post(
+    "/webhooks/sendgrid",
+    tags=["webhooks"],
+    summary="SendGrid Event Webhook (signed)",
+    responses={
+        401: {"description": "Signature or timestamp header missing or unreadable."},
+        403: {"description": "Bad signature, stale timestamp, or no verification key set."},
+        413: {"description": "Body too large."},
+    },
+)
+async def sendgrid_events(request: Request) -> JSONResponse:
+    """Verify, then apply each event once (deduplicated by `sg_event_id`). Events for addresses Posventa
+    does not know are ignored; the batch is still accepted."""
+    ctx = get_context(request)
+    body = await read_body(request, ctx.limits.webhook_body_bytes)
+    key = ctx.settings.sendgrid_webhook_public_key
+    if not key:
+        log.warning("SendGrid webhook refused: POSVENTA_SENDGRID_WEBHOOK_PUBLIC_KEY is not set")
+        return JSONResponse(
+            {
+                "error": "not-configured",
+                "message": "signed webhooks are not configured",
+                "request_id": getattr(request.state, "request_id", None),
+            },
+            status_code=403,
+        )
+    now = ctx.now()
+    try:
+        verify_signature(
+            key,
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+            now=now.timestamp(),
+        )
+        events = parse_events(body)
+    except WebhookRejected as exc:
+        return _refuse(request, exc)
+    result: dict[str, Any] = await run_in_threadpool(apply_webhook_events, ctx.runtime(), events, now)
+    return JSONResponse(result)

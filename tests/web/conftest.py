@@ -1,0 +1,93 @@
+"""Fixtures for the web app: a fresh migrated PostgreSQL per module, a runtime on the post-purchase journey,
+the app on a virtual clock, a TestClient, an API key, and SendGrid's webhook signer.
+
+No ``__init__.py`` here (like ``tests/email``): helpers live in ``web_builders.py``, a unique module name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+from web_builders import T0, Clock, make_runtime
+
+from infra.db import store
+from infra.db.session import make_engine
+from infra.db.testing import clear_tables, fresh_postgres_database
+from infra.email.fake_sendgrid import FakeSendGrid
+from infra.runtime import Runtime
+from infra.web.app import create_app
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback traffic (the live server, chromedriver) must never go through a proxy."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> str:
+    """The module's database, emptied before the test."""
+    engine = make_engine(pg_url)
+    try:
+        clear_tables(engine)
+    finally:
+        engine.dispose()
+    return pg_url
+
+
+@pytest.fixture(scope="session")
+def signer() -> FakeSendGrid:
+    """Signs Event Webhook requests exactly as SendGrid does (not started: no server needed)."""
+    return FakeSendGrid()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def runtime(db_url: str, tmp_path: Path, signer: FakeSendGrid) -> Iterator[Runtime]:
+    rt = make_runtime(db_url, tmp_path / "outbox", "http://testserver", signer.webhook_public_key_b64)
+    yield rt
+    rt.factory.kw["bind"].dispose()
+
+
+@pytest.fixture
+def app(runtime: Runtime, clock: Clock) -> FastAPI:
+    return create_app(runtime, clock=clock)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture
+def api_key(runtime: Runtime) -> str:
+    with runtime.factory.begin() as s:
+        return store.create_api_key(s, "shop-1", "tests")
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def session(runtime: Runtime) -> Iterator[Session]:
+    with runtime.factory() as s:
+        yield s

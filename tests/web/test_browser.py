@@ -1,0 +1,207 @@
+"""Real headless Chromium against the app served by uvicorn on loopback: a survey email rendered by the
+runtime, clicked, commented; an unsubscribe link followed and confirmed. Screenshots: ``test-artifacts/``.
+
+Chromium and chromedriver are Debian packages (``make browser-deps``). Missing ones fail the test with
+that instruction: a browser test that silently skips is a browser test that never runs.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import select
+from web_builders import (
+    REPO,
+    T0,
+    Clock,
+    ledger,
+    links_in,
+    make_runtime,
+    promoter_id,
+    survey_link,
+    walk_to_survey,
+)
+
+from infra.db import models as m
+from infra.db import store
+from infra.email.outbox import outbox_stem
+from infra.runtime import Runtime
+from infra.web.app import create_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@dataclass
+class Live:
+    base: str
+    runtime: Runtime
+    clock: Clock
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
+    """The app on a free loopback port, in a thread; its email links point at it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    runtime = make_runtime(db_url, tmp_path / "outbox", base)
+    clock = Clock(T0)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime, clock=clock),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start", pytrace=False)
+        time.sleep(0.02)
+    try:
+        yield Live(base, runtime, clock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.factory.kw["bind"].dispose()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not found: run `make browser-deps` (installs the Debian chromium and "
+            "chromium-driver packages) to run the browser tests",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=412,915",
+        "--lang=es-ES",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shot(driver: WebDriver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def wait_for(driver: WebDriver, css: str) -> None:
+    WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def test_survey_email_click_comment_and_branch(live: Live, browser: WebDriver) -> None:
+    cid = promoter_id("browser")
+    journey = walk_to_survey(live.runtime, cid)
+    nine = survey_link(journey.survey_html.read_text(encoding="utf-8"), 9)
+    assert nine.startswith(live.base + "/s/")
+    now = live.clock.set(journey.survey_at + timedelta(hours=1))
+
+    browser.get(nine)
+    wait_for(browser, "h1")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "¡Gracias por tu respuesta!"
+    assert "Tu respuesta: 9 de 10." in browser.find_element(By.ID, "answer").text
+    assert browser.find_element(By.ID, "score-9").get_attribute("aria-current") == "true"
+    # mobile-friendly: nothing wider than the phone-sized window, tap targets at least 44 px
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    assert browser.find_element(By.ID, "score-10").size["height"] >= 44
+    shot(browser, "survey-thanks")
+
+    browser.find_element(By.ID, "comment").send_keys("Todo perfecto, ¡gracias!")
+    browser.find_element(By.ID, "send-comment").click()
+    wait_for(browser, "#comment-thanks")
+    assert "Hemos recibido tu comentario" in browser.find_element(By.ID, "comment-thanks").text
+    shot(browser, "survey-commented")
+
+    with live.runtime.factory() as s:
+        fb = s.scalars(select(m.FeedbackResponse).where(m.FeedbackResponse.customer_id == cid)).one()
+        assert (fb.score, fb.comment) == (9, "Todo perfecto, ¡gracias!")
+    live.runtime.sweep(now)
+    steps = ledger(live.runtime, cid)
+    asked = [step for step in steps if step.startswith("referral_ask")]
+    assert asked and steps[asked[0]][0] == "sent", steps
+
+
+def test_unsubscribe_link_from_a_promotional_email(live: Live, browser: WebDriver) -> None:
+    cid = promoter_id("unsub")
+    journey = walk_to_survey(live.runtime, cid)
+    now = live.clock.set(journey.survey_at + timedelta(hours=1))
+    browser.get(survey_link(journey.survey_html.read_text(encoding="utf-8"), 10))
+    wait_for(browser, "#answer")
+    live.runtime.sweep(now)  # the promoter is asked for a referral: a promotional email
+    with live.runtime.factory() as s:
+        key = s.scalar(
+            select(m.LedgerEntry.key).where(
+                m.LedgerEntry.customer_id == cid, m.LedgerEntry.step_id.like("referral_ask%")
+            )
+        )
+    assert key is not None
+    email_html = (Path(live.runtime.settings.outbox_dir) / f"{outbox_stem(key)}.html").read_text(
+        encoding="utf-8"
+    )
+    [unsubscribe] = {href for href, _ in links_in(email_html) if "/u/" in href}
+    assert unsubscribe.startswith(live.base + "/u/")
+
+    browser.get(unsubscribe)
+    wait_for(browser, "#confirm-unsubscribe")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "¿Quieres darte de baja?"
+    assert "Tienda Olivo" in browser.page_source
+    shot(browser, "unsubscribe-confirm")
+    with live.runtime.factory() as s:
+        assert store.is_suppressed(s, f"{cid}@example.com", promotional=True) is None
+    browser.find_element(By.ID, "confirm-unsubscribe").click()
+    wait_for(browser, "#unsubscribed")
+    assert browser.find_element(By.ID, "unsubscribed").text == "Te has dado de baja"
+    shot(browser, "unsubscribe-done")
+
+    with live.runtime.factory() as s:
+        assert store.is_suppressed(s, f"{cid}@example.com", promotional=True) == "unsubscribed"
+    for days in (30, 60, 90):
+        live.runtime.sweep(now + timedelta(days=days))
+    assert not any(step.startswith("content_tip") for step in ledger(live.runtime, cid))
+    with live.runtime.factory() as s:
+        assert (
+            s.scalar(select(m.Enrollment.status).where(m.Enrollment.id == journey.enrollment_id)) == "exited"
+        )
