@@ -214,12 +214,15 @@ class _Run:
         self.trace: list[str] = []
         self.due: datetime | None = None
         self.sent_promotional: list[datetime] = []
-        tz = facts.customer.get("timezone") or plan.policy.get("default_timezone") or facts.default_timezone
-        try:
-            zone(tz)
-        except ValueError:
-            tz = facts.default_timezone
-        self.tz: str = tz
+        self.tz: str = facts.default_timezone
+        for candidate in (facts.customer.get("timezone"), plan.policy.get("default_timezone")):
+            if candidate:
+                try:
+                    zone(candidate)
+                except ValueError:
+                    continue
+                self.tz = candidate
+                break
         self._order = derive_order(facts.order)
 
     # -- context -------------------------------------------------------------------------------------
@@ -250,6 +253,8 @@ class _Run:
             return self.entered_at
         src = self.facts.customer if root == "customer" else (self._order or {})
         raw = src.get(key)
+        if isinstance(raw, datetime):
+            return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
         inst = parse_instant(raw) if isinstance(raw, str) and "T" in raw else None
         return inst or parse_date(raw)
 
@@ -403,14 +408,20 @@ class _Run:
 
     def _wait_for(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
         if self._arrive(sid):
-            if spec.get("timeout_s"):
-                self.wait_until = self.now + timedelta(seconds=spec["timeout_s"])
-            else:
-                self.wait_until = self.resolve_date(spec["deadline"]) or self.now
+            # A deadline wins when its date is known; the timeout covers an unknown date. A date that is
+            # needed and unknown ends the journey (as in `wait`) rather than firing the timeout path at once.
+            until = self.resolve_date(spec["deadline"]) if spec.get("deadline") else None
+            if until is None and spec.get("timeout_s"):
+                until = self.now + timedelta(seconds=spec["timeout_s"])
+            if until is None:
+                self.end("exited", f"missing-date:{spec['deadline']['field']}")
+                return None
+            self.wait_until = until
         assert self.wait_until is not None
         for ev in self.facts.events:
             if (ev["type"] != spec["event"] or ev["id"] in self.consumed or ev["occurred_at"] < self.entered_at
-                    or ev["occurred_at"] > self.wait_until or not self.matches_order(ev)):
+                    or ev["occurred_at"] > self.wait_until or ev["occurred_at"] > self.now
+                    or not self.matches_order(ev)):
                 continue
             if spec.get("match") and not self.holds(spec["match"], ev):
                 continue

@@ -204,18 +204,29 @@ class Event(_Strict):
 
 def parse_event(raw: Mapping[str, Any]) -> Event:
     """Validate one raw event; raise :class:`EventError` listing every problem with its field path."""
+    problems: list[str] = []
+    kind = raw.get("type") if isinstance(raw, Mapping) else None
+    model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if isinstance(kind, str) and model is None:
+        from difflib import get_close_matches
+
+        near = get_close_matches(kind, list(EVENT_TYPES), n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        problems.append(f"type: unknown event type '{kind}'{hint}")
     try:
         env = EventIn.model_validate(raw)
     except ValidationError as exc:
-        raise EventError(_problems(exc)) from exc
-    problems: list[str] = []
-    model = EVENT_TYPES.get(env.type)
+        # Report the envelope's problems together with the payload's, so one round trip shows them all.
+        problems = _problems(exc) + problems
+        data = raw.get("data") if isinstance(raw, Mapping) else None
+        if model is not None and isinstance(data, Mapping):
+            try:
+                model.model_validate(data)
+            except ValidationError as inner:
+                problems.extend(f"data.{p}" for p in _problems(inner))
+        raise EventError(problems) from exc
     if model is None:
-        from difflib import get_close_matches
-
-        near = get_close_matches(env.type, list(EVENT_TYPES), n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise EventError([f"type: unknown event type '{env.type}'{hint}"])
+        raise EventError(problems)
     customer_id = env.customer_id or (env.customer.id if env.customer else None)
     if customer_id is None:
         problems.append("customer_id: required (or a 'customer' object with an id)")

@@ -255,14 +255,16 @@ class WaitForStep(_Linear):
     type: Literal["wait_for"]
     event: EventName
     match: Condition | None = Field(default=None, description="Extra condition on the event.")
-    timeout: PositiveDuration | None = None
-    deadline: DateRef | None = None
+    timeout: PositiveDuration | None = Field(
+        default=None, description="How long to wait; with a deadline, used when the deadline's date is unknown.")
+    deadline: DateRef | None = Field(default=None, description="Wait until this date (± offset).")
     on_timeout: StepId
 
     @model_validator(mode="after")
-    def _one_limit(self) -> WaitForStep:
-        if (self.timeout is None) == (self.deadline is None):
-            raise ValueError("a wait_for needs exactly one of 'timeout' or 'deadline'")
+    def _a_limit(self) -> WaitForStep:
+        if self.timeout is None and self.deadline is None:
+            raise ValueError("a wait_for needs a 'timeout', a 'deadline', or both (the timeout then applies "
+                             "when the deadline's date is unknown)")
         return self
 
 

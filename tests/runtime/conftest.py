@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Prefect logs "Stopping temporary server" at exit, after pytest closed its capture streams.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from rt_helpers import ROOT, make_runtime
 
