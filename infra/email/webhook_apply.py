@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db import models as m
@@ -58,6 +59,7 @@ STAT_EVENTS = {
     "bounce": "email.bounced",
 }
 _MAX_SG_ID = 128  # webhook_events.sg_event_id
+_MAX_EMAIL = 320  # webhook_events.email
 
 
 @dataclass(frozen=True)
@@ -73,19 +75,27 @@ def apply_webhook_events(runtime: Runtime, events: Sequence[WebhookEvent], now: 
     outcomes: Counter[str] = Counter()
     actions: Counter[str] = Counter()
     for ev in events:
-        outcomes[_apply_one(runtime, ev, now, actions)] += 1
+        try:
+            outcome = _apply_one(runtime, ev, now, actions)
+        except (DataError, IntegrityError, ValueError, OverflowError, OSError, PosventaError) as exc:
+            # A value this event carries cannot be stored: skip it rather than have SendGrid redeliver the
+            # batch forever. A database outage (OperationalError…) propagates: the batch is retried.
+            log.warning("webhook %s event could not be applied: %s", ev.event[:32], type(exc).__name__)
+            outcome = "failed"
+        outcomes[outcome] += 1
     return {
         "received": len(events),
         "applied": outcomes["applied"],
         "duplicates": outcomes["duplicate"],
         "ignored": outcomes["ignored"],
+        "failed": outcomes["failed"],
         "actions": dict(sorted(actions.items())),
     }
 
 
 def _apply_one(rt: Runtime, ev: WebhookEvent, now: datetime, actions: Counter[str]) -> str:
-    if len(ev.sg_event_id) > _MAX_SG_ID:
-        log.warning("webhook event with an over-long sg_event_id ignored")
+    if len(ev.sg_event_id) > _MAX_SG_ID or len(ev.email) > _MAX_EMAIL:
+        log.warning("webhook event with an over-long sg_event_id or address ignored")
         return "ignored"
     at = datetime.fromtimestamp(ev.timestamp, UTC)
     ledger_key = ev.ledger_key if ev.ledger_key and len(ev.ledger_key) <= 255 else None

@@ -166,9 +166,14 @@ def record_answer_in(
             "data": data,
         }
     )
+    before = _feedback(s, link.customer_id, link.order_id)
+    kept = before.comment if before is not None else None  # a value: the row object is refreshed below
     first = rt.apply_event(s, ev, source, now)
     if not first and not keep_existing:
         _change_answer(s, event_id, link, comment)
+    elif first and comment is None and kept:
+        # an answer from another email of the same survey (the reminder) keeps the comment given before
+        store.save_feedback(s, link.customer_id, link.order_id, SURVEY, link.score, kept)
     row = _feedback(s, link.customer_id, link.order_id)
     customer = s.get(m.Customer, link.customer_id)
     first_name = None

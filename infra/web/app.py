@@ -155,7 +155,7 @@ def create_app(
                     headers=headers,
                     seconds=exc.retry_after,
                 )
-            return error_page(ctx, request, exc.status, "bad_form_title", "invalid_body", headers=headers)
+            return error_page(ctx, request, exc.status, "bad_form_title", "bad_form_body", headers=headers)
         return JSONResponse(
             {"error": exc.code, "message": exc.message, "request_id": _rid(request)},
             status_code=exc.status,

@@ -14,6 +14,10 @@ DEFAULT_LANG = "es"
 TEXTS: dict[str, dict[str, str]] = {
     # survey
     "thanks_title": {"es": "¡Gracias por tu respuesta!", "en": "Thank you for your answer!"},
+    "thanks_title_name": {
+        "es": "¡Gracias por tu respuesta, {name}!",
+        "en": "Thank you for your answer, {name}!",
+    },
     "your_answer": {"es": "Tu respuesta: {score} de 10.", "en": "Your answer: {score} out of 10."},
     "promoter": {
         "es": "¡Nos alegra muchísimo! Gracias por confiar en {brand}.",
@@ -103,6 +107,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "to us at {support}.",
     },
     "bad_form_title": {"es": "No hemos podido leer el formulario", "en": "We couldn't read the form"},
+    "bad_form_body": {
+        "es": "Vuelve a la página anterior e inténtalo de nuevo; si el texto es muy largo, acórtalo.",
+        "en": "Please go back and try again; if your text is very long, shorten it.",
+    },
     "request_id": {"es": "Código de la solicitud: {request_id}", "en": "Request code: {request_id}"},
     "other_lang": {"es": "English", "en": "Español"},
 }

@@ -31,7 +31,7 @@ class Limits:
     api_burst: float = 400
     api_body_bytes: int = 1 * MIB
     max_batch: int = 1000
-    page_body_bytes: int = 16 * KIB  # survey comment, unsubscribe confirmation
+    page_body_bytes: int = 64 * KIB  # a 5000-character comment, percent-encoded, fits
     webhook_body_bytes: int = (
         8 * MIB
     )  # SendGrid batches events (it posts when a batch is ~768 KB or 30 s old)

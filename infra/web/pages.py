@@ -74,6 +74,7 @@ def _thanks(
         lang,
         status=status,
         score=answer.score,
+        first_name=answer.first_name,
         comment=draft if draft is not None else answer.comment,
         commented=commented,
         problem=problem,

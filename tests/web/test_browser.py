@@ -141,7 +141,7 @@ def test_survey_email_click_comment_and_branch(live: Live, browser: WebDriver) -
 
     browser.get(nine)
     wait_for(browser, "h1")
-    assert browser.find_element(By.TAG_NAME, "h1").text == "¡Gracias por tu respuesta!"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "¡Gracias por tu respuesta, Ana!"
     assert "Tu respuesta: 9 de 10." in browser.find_element(By.ID, "answer").text
     assert browser.find_element(By.ID, "score-9").get_attribute("aria-current") == "true"
     # mobile-friendly: nothing wider than the phone-sized window, tap targets at least 44 px

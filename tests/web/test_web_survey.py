@@ -136,7 +136,7 @@ def test_comment_form_edges(client: TestClient, session: Session) -> None:
     assert feedback(session) == [(8, None)]
     r = client.post(
         f"/s/{token}",
-        content=b"comment=" + b"x" * 20_000,
+        content=b"comment=" + b"x" * 70_000,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 413 and "Traceback" not in r.text
@@ -222,3 +222,9 @@ def test_survey_email_links_point_at_the_app(runtime: Runtime) -> None:
     j = walk_to_survey(runtime, promoter_id("mail"))
     link = survey_link(j.survey_html.read_text(encoding="utf-8"), 0)
     assert urlsplit(link).netloc == "testserver" and urlsplit(link).path.startswith("/s/")
+
+
+def test_the_reminder_link_keeps_the_comment(client: TestClient, session: Session) -> None:
+    client.post(f"/s/{survey_token(score=8)}", data={"comment": "Muy bien"})
+    client.get(f"/s/{survey_token(score=9, key='1:nps_reminder:0')}")  # the same survey, from the reminder
+    assert feedback(session) == [(9, "Muy bien")]

@@ -324,3 +324,14 @@ def test_a_click_on_another_link_is_only_a_statistic(
         "http://testserver/s/forged.token",
         "http://testserver/track",
     }
+
+
+def test_an_event_that_cannot_be_stored_does_not_block_the_batch(
+    post: Post, sent: tuple[str, str], session: Session, clock: Clock
+) -> None:
+    _, key = sent
+    poison = sg_event("open", "c1@example.com", key, clock.now)
+    poison["timestamp"] = 10**20  # no datetime can hold it
+    r = post([poison, sg_event("delivered", "c1@example.com", key, clock.now)])
+    assert r.status_code == 200
+    assert (r.json()["failed"], r.json()["applied"]) == (1, 1)
