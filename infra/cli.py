@@ -96,6 +96,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     rt = Runtime.from_settings(_settings())
     total = IngestReport()
     csv_mode = args.format == "csv" or (args.format == "auto" and path.suffix.lower() == ".csv")
+    chunk: list[tuple[int, dict[str, Any]]] = []
+
+    def flush() -> None:
+        # Consecutive good lines go in one call (one transaction); reports keep each line's number.
+        lines = [line for line, _ in chunk]
+        rep = rt.apply_events([item for _, item in chunk], "import", first_line=0)
+        total.accepted += rep.accepted
+        total.duplicates += rep.duplicates
+        total.rejected += [(lines[i], reason) for i, reason in rep.rejected]
+        chunk.clear()
+
     for i, (n, item) in enumerate(_read_events(path, args.format), 2 if csv_mode else 1):
         line = i if csv_mode else n
         if isinstance(item, str):
@@ -104,10 +115,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not isinstance(item, dict):
             total.rejected.append((line, "each line must be a JSON object"))
             continue
-        rep = rt.apply_events([item], "import", first_line=line)
-        total.accepted += rep.accepted
-        total.duplicates += rep.duplicates
-        total.rejected += rep.rejected
+        chunk.append((line, item))
+        if len(chunk) >= 500:
+            flush()
+    if chunk:
+        flush()
+    total.rejected.sort()
     for line, reason in total.rejected:
         print(t("rejected_line", path=path, line=line, reason=reason), file=sys.stderr)
     print(t("ingest_summary", ok=total.accepted, dup=total.duplicates, bad=len(total.rejected)))

@@ -57,11 +57,21 @@ MAX_ATTEMPTS = 5
 CAP_LOOKBACK = timedelta(days=60)
 SURVEY_TTL = timedelta(days=30)
 UNSUBSCRIBE_TTL = timedelta(days=400)
+#: Date triggers look back this far, so a missed nightly run (or two) still enrolls its customers.
+CATCH_UP = timedelta(days=3)
 ORDER_PROGRESS = {"placed": 0, "shipped": 1, "delivered": 2, "returned": 3, "canceled": 3}
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _in_year(d: date, year: int) -> date:
+    """The anniversary of ``d`` in ``year`` (29 February → 28 February in common years)."""
+    try:
+        return d.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
 
 
 @dataclass
@@ -153,7 +163,6 @@ class Runtime:
         self.templates = templates
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._pinned: dict[tuple[str, str], JourneyPlan] = {(p.id, p.version): p for p in plans.values()}
-        self._referral_templates: dict[tuple[str, str], bool] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, sender: Sender | None = None,
@@ -188,24 +197,29 @@ class Runtime:
     # ----------------------------------------------------------------------------------------- events
     def apply_events(self, raw: Iterable[Mapping[str, Any]], source: str, now: datetime | None = None,
                      first_line: int = 1) -> IngestReport:
-        """Validate and apply events one by one; a bad item is reported with its position and skipped."""
+        """Validate and apply events; a bad item is reported with its position and skipped.
+
+        One transaction for the call, a savepoint per item: a batch costs one commit, and an item that
+        fails rolls back alone. (A database error that breaks the connection fails the whole call; events
+        are idempotent, so the client simply retries.)"""
         report = IngestReport()
-        for n, item in enumerate(raw, first_line):
-            try:
-                ev = parse_event(item)
-            except EventError as exc:
-                report.rejected.append((n, "; ".join(exc.problems)))
-                continue
-            try:
-                with self.factory.begin() as s:
-                    new = self.apply_event(s, ev, source, now or utcnow())
-            except PosventaError as exc:
-                report.rejected.append((n, str(exc)))
-                continue
-            if new:
-                report.accepted += 1
-            else:
-                report.duplicates += 1
+        with self.factory.begin() as s:
+            for n, item in enumerate(raw, first_line):
+                try:
+                    ev = parse_event(item)
+                except EventError as exc:
+                    report.rejected.append((n, "; ".join(exc.problems)))
+                    continue
+                try:
+                    with s.begin_nested():
+                        new = self.apply_event(s, ev, source, now or utcnow())
+                except PosventaError as exc:
+                    report.rejected.append((n, str(exc)))
+                    continue
+                if new:
+                    report.accepted += 1
+                else:
+                    report.duplicates += 1
         return report
 
     def apply_event(self, s: Session, ev: Event, source: str, now: datetime) -> bool:
@@ -326,49 +340,61 @@ class Runtime:
         return stats
 
     def _enroll_plan(self, s: Session, plan: JourneyPlan, now: datetime) -> int:
+        """Enroll everyone whose date (± offset) falls in the last few days, or who is in the segment.
+
+        Entry keys come from the journey's entry rule (as for events), so running the nightly twice, or
+        catching up after missed nights (``CATCH_UP``), enrolls nobody twice.
+        """
         trig = plan.trigger
         offset = timedelta(seconds=trig.get("offset_s") or 0)
+        today = now.date()
         count = 0
-        if trig.get("segment"):
-            cond = compile_condition(trig["segment"])
-            for c in s.scalars(select(m.Customer)):
+
+        def admit(c: m.Customer, o: m.Order | None, occurrence: str) -> None:
+            nonlocal count
+            ctx = {"customer": customer_fact(c), "order": derive_order(order_fact(o)) or {}, "event": {},
+                   "feedback": {}, "journey": {"id": plan.id}}
+            condition = trig.get("segment") or trig.get("when")
+            if condition:
                 try:
-                    ok = cond({"customer": customer_fact(c), "order": {}, "event": {}, "feedback": {},
-                               "journey": {"id": plan.id}})
+                    if not compile_condition(condition)(ctx):
+                        return
                 except PosventaError:
-                    ok = False
-                if ok and self._create_enrollment(s, plan, c.id, None, f"segment:{c.id}", now, now, None):
-                    count += 1
+                    return
+            key = self._entry_key(plan, occurrence, c.id, o.id if o else None, now, s)
+            if key and self._create_enrollment(s, plan, c.id, o.id if o else None, key, now, now, None):
+                count += 1
+
+        def in_window(due: date) -> bool:
+            return today - CATCH_UP < due <= today
+
+        if trig.get("segment"):
+            for c in s.scalars(select(m.Customer)):
+                admit(c, None, f"segment:{c.id}")
             return count
         root, _, fname = trig["date"].partition(".")
-        today = now.date()
         if root == "customer":
             for c in s.scalars(select(m.Customer).where(m.Customer.birthday.is_not(None))):
-                d = c.birthday
-                assert d is not None
-                if trig.get("yearly"):
-                    try:
-                        d = d.replace(year=today.year)
-                    except ValueError:  # 29 February
-                        d = date(today.year, 3, 1)
-                due = d + offset
-                if due == today or (trig.get("yearly") and (d.replace(year=today.year + 1) + offset) == today):
-                    key = f"date:{c.id}:{due.isoformat()}"
-                    if self._create_enrollment(s, plan, c.id, None, key, now, now, None):
-                        count += 1
+                assert c.birthday is not None
+                years = (today.year - 1, today.year, today.year + 1) if trig.get("yearly") else (None,)
+                for year in years:
+                    d = c.birthday if year is None else _in_year(c.birthday, year)
+                    if in_window(d + offset):
+                        admit(c, None, f"date:{c.id}:{(d + offset).isoformat()}")
             return count
-        window_start = today - timedelta(days=400)
-        for o in s.scalars(select(m.Order).where(m.Order.placed_at >= datetime.combine(window_start, datetime.min.time(), UTC),
-                                                 m.Order.status.not_in(("canceled", "returned")))):
-            fact = derive_order(order_fact(o)) or {}
-            raw = fact.get(fname) if root == "order" else None
+        # Order dates (warranty expiry, run-out date) derive from the items; warranties run for years,
+        # so every live order is a candidate.
+        customers: dict[str, m.Customer] = {}
+        for o in s.scalars(select(m.Order).where(m.Order.status.not_in(("canceled", "returned")))):
+            raw = (derive_order(order_fact(o)) or {}).get(fname)
             if not raw:
                 continue
             due = date.fromisoformat(str(raw)[:10]) + offset
-            if due <= today and due > today - timedelta(days=3):  # tolerate a missed night or two
-                key = f"date:{o.id}:{due.isoformat()}" if plan.entry["once_per"] != "customer" else f"customer:{o.customer_id}"
-                if self._create_enrollment(s, plan, o.customer_id, o.id, key, now, now, None):
-                    count += 1
+            if in_window(due):
+                c = customers.get(o.customer_id) or s.get(m.Customer, o.customer_id)
+                if c is not None:
+                    customers[c.id] = c
+                    admit(c, o, f"date:{o.id}:{due.isoformat()}")
         return count
 
     # -------------------------------------------------------------------------------------- advance
@@ -437,6 +463,8 @@ class Runtime:
         if emails:
             for sup in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))):
                 suppressed[sup.email][sup.scope] = sup.reason
+        orders_count = dict(s.execute(select(m.Order.customer_id, func.count()).where(
+            m.Order.customer_id.in_(cids)).group_by(m.Order.customer_id)).tuples().all())
         promo: dict[str, list[datetime]] = defaultdict(list)
         for cid, at in s.execute(select(m.LedgerEntry.customer_id, m.LedgerEntry.created_at).where(
                 m.LedgerEntry.customer_id.in_(cids), m.LedgerEntry.category == "promotional",
@@ -447,6 +475,7 @@ class Runtime:
         for e in rows:
             c = customers.get(e.customer_id)
             cust = customer_fact(c) if c else {"id": e.customer_id}
+            cust["orders_count"] = orders_count.get(e.customer_id, 0)
             email = (cust.get("email") or "").strip().lower()
             sup = suppressed.get(email, {})
             out[e.id] = Facts(customer=cust, order=order_fact(orders.get(e.order_id or "")),
@@ -611,16 +640,6 @@ class Runtime:
             return "unknown", f"webhook: {type(exc).__name__}"
         return ("sent", f"HTTP {r.status_code}") if r.status_code < 400 else ("failed", f"HTTP {r.status_code}")
 
-    def _uses_referral(self, template: str, locale: str) -> bool:
-        k = (template, locale)
-        if k not in self._referral_templates:
-            try:
-                text = self.templates.path(template, locale).read_text(encoding="utf-8")
-            except OSError:
-                text = ""
-            self._referral_templates[k] = "referral" in text
-        return self._referral_templates[k]
-
     def links(self, key: str, customer: m.Customer, order_id: str | None, journey: str, now: datetime,
               referral_code: str | None) -> dict[str, Any]:
         base = self.settings.public_base_url.rstrip("/")
@@ -634,15 +653,21 @@ class Runtime:
 
     def _render(self, s: Session, key: str, journey: str, step: str, template: str, category: str, locale: str,
                 c: m.Customer, order: m.Order | None, payload: Mapping[str, Any], now: datetime) -> OutgoingEmail:
-        code = store.referral_code_for(s, c.id, journey) if self._uses_referral(template, locale) else None
-        links = self.links(key, c, order.id if order else None, journey, now, code)
+        # A referral code is created only if the template (or a partial it includes) prints one.
+        code = _Lazy(lambda: store.referral_code_for(s, c.id, journey))
+        links: dict[str, Any] = self.links(key, c, order.id if order else None, journey, now, None)
+        base = self.settings.public_base_url.rstrip("/")
+        links["referral"] = _Lazy(lambda: f"{base}/r/{code}")
         ctx = message_context(customer=customer_fact(c), order=derive_order(order_fact(order)), journey=journey,
                               step=step, links=links, event=payload.get("event"), variant=payload.get("variant"),
-                              referral_code=code,
+                              referral_code=code,  # type: ignore[arg-type]
                               brand={"name": self.settings.email_from_name, "url": self.settings.public_base_url,
                                      "support_email": self.settings.email_from})
         promotional = category == "promotional"
         if payload.get("sendgrid_template_id"):
+            # SendGrid renders the template: hand it plain JSON (a dynamic template may use the code).
+            ctx["referral_code"] = str(code)
+            ctx["links"] = {**ctx["links"], "referral": str(links["referral"])}
             return OutgoingEmail(ledger_key=key, to_email=c.email or "", to_name=c.name, subject="", html="", text="",
                                  journey=journey, step=step, promotional=promotional,
                                  unsubscribe_url=links["unsubscribe"], locale=locale,
@@ -684,6 +709,32 @@ class Runtime:
             if not st.rows:
                 break
         return total
+
+
+class _Lazy:
+    """A template value computed on first use (printed, tested or compared), then remembered."""
+
+    def __init__(self, make: Any) -> None:
+        self._make, self._value = make, None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = str(self._make())
+        return self._value
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 def insert_ledger(s: Session, rows: list[dict[str, Any]]) -> None:

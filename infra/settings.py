@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     #: Signs customer links (unsubscribe, surveys).
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str = "http://127.0.0.1:8000"
+    #: Where referral links (/r/<code>) send visitors; the public base URL when unset.
+    shop_url: str | None = None
     journeys_dir: str = "journeys"
     #: Where the file sender writes messages when SendGrid is not configured.
     outbox_dir: str = ".posventa/outbox"
