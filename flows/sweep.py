@@ -28,12 +28,20 @@ def _now(now: datetime | str | None) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
-def sweep(now: datetime, journey: str | None = None, customer: str | None = None, force: bool = False,
-          artifacts: bool = True, key: str = "sweep") -> Stats:
+def sweep(
+    now: datetime,
+    journey: str | None = None,
+    customer: str | None = None,
+    force: bool = False,
+    artifacts: bool = True,
+    key: str = "sweep",
+) -> Stats:
     """Advance everything due, then deliver everything pending. Called inside a flow."""
     total = Stats()
     due = count_due(now, journey) if customer is None else 0
-    progress = create_progress_artifact(0.0, description=f"{due} enrollments due") if artifacts and due else None
+    progress: Any = (
+        create_progress_artifact(0.0, description=f"{due} enrollments due") if artifacts and due else None
+    )
     done = 0
     for batch in range(1, MAX_BATCHES):
         st = Stats.from_json(advance_batch(now, batch, journey=journey, customer=customer, force=force))
@@ -51,9 +59,12 @@ def sweep(now: datetime, journey: str | None = None, customer: str | None = None
     if progress is not None:
         update_progress_artifact(progress, 100.0)
     if artifacts and total.rows:
-        create_table_artifact(total.table(), key=key,
-                              description=f"Per journey step at {now:%Y-%m-%d %H:%M} UTC: due, sent, skipped "
-                                          "(with reason), deferred/held, failed, unknown")
+        create_table_artifact(
+            total.table(),
+            key=key,
+            description=f"Per journey step at {now:%Y-%m-%d %H:%M} UTC: due, sent, skipped "
+            "(with reason), deferred/held, failed, unknown",
+        )
     for failure in total.failures[:20]:
         get_run_logger().warning(failure)
     return total
@@ -70,7 +81,7 @@ def tick(journey: str | None = None, now: datetime | None = None) -> Stats:
 
 @flow(name="nightly", flow_run_name="nightly · {journey}", log_prints=True)
 def nightly(journey: str | None = None, now: datetime | None = None) -> Stats:
-    """Once a night: date triggers (birthday, warranty, replenishment), segments, the sweep, reconciliation."""
+    """Nightly: date triggers (birthday, warranty, replenishment), segments, the sweep, reconciliation."""
     at = _now(now)
     entered = Stats.from_json(enroll_scheduled(at))
     stats = sweep(at, journey=journey, key="nightly-summary").merge(entered)

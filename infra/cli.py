@@ -13,19 +13,33 @@ from typing import Any
 from posventa.errors import ConfigError, PosventaError
 from posventa.i18n import MESSAGES, t
 
-MESSAGES.update({
-    "db_upgraded": {"en": "database at revision {rev}", "es": "base de datos en la revisión {rev}"},
-    "ingest_summary": {"en": "{ok} accepted, {dup} duplicates, {bad} rejected",
-                       "es": "{ok} aceptados, {dup} duplicados, {bad} rechazados"},
-    "rejected_line": {"en": "{path}:{line}: rejected: {reason}", "es": "{path}:{line}: rechazado: {reason}"},
-    "outbox_note": {"en": "no SendGrid key: email is written to {path}",
-                    "es": "sin clave de SendGrid: el correo se escribe en {path}"},
-    "run_summary": {"en": "{n} enrollments advanced, {sent} messages sent, {skipped} skipped, {failed} failed",
-                    "es": "{n} inscripciones avanzadas, {sent} mensajes enviados, {skipped} omitidos, {failed} fallidos"},
-    "doctor_ok": {"en": "ok", "es": "bien"},
-    "api_key_created": {"en": "API key for {shop} (shown once, store it now):",
-                        "es": "Clave de API para {shop} (se muestra una vez, guárdala ahora):"},
-})
+MESSAGES.update(
+    {
+        "db_upgraded": {"en": "database at revision {rev}", "es": "base de datos en la revisión {rev}"},
+        "ingest_summary": {
+            "en": "{ok} accepted, {dup} duplicates, {bad} rejected",
+            "es": "{ok} aceptados, {dup} duplicados, {bad} rechazados",
+        },
+        "rejected_line": {
+            "en": "{path}:{line}: rejected: {reason}",
+            "es": "{path}:{line}: rechazado: {reason}",
+        },
+        "outbox_note": {
+            "en": "no SendGrid key: email is written to {path}",
+            "es": "sin clave de SendGrid: el correo se escribe en {path}",
+        },
+        "run_summary": {
+            "en": "{n} enrollments advanced, {sent} messages sent, {skipped} skipped, {failed} failed",
+            "es": "{n} inscripciones avanzadas, {sent} mensajes enviados, {skipped} omitidos, "
+            "{failed} fallidos",
+        },
+        "doctor_ok": {"en": "ok", "es": "bien"},
+        "api_key_created": {
+            "en": "API key for {shop} (shown once, store it now):",
+            "es": "Clave de API para {shop} (se muestra una vez, guárdala ahora):",
+        },
+    }
+)
 
 
 def _settings() -> Any:
@@ -36,7 +50,9 @@ def _settings() -> Any:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"POSVENTA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"POSVENTA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
         raise ConfigError(problems) from exc
 
 
@@ -128,8 +144,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _print_stats(stats: Any) -> None:
-    print(t("run_summary", n=stats.enrollments, sent=stats.total("sent"), skipped=stats.total("skipped"),
-            failed=stats.total("failed")))
+    print(
+        t(
+            "run_summary",
+            n=stats.enrollments,
+            sent=stats.total("sent"),
+            skipped=stats.total("skipped"),
+            failed=stats.total("failed"),
+        )
+    )
 
 
 def cmd_tick(args: argparse.Namespace) -> int:

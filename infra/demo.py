@@ -28,33 +28,64 @@ from posventa.simulate import EPOCH, _World
 from tasks.steps import ingest_events, use_runtime
 
 STEP = timedelta(hours=6)
-MESSAGES.update({
-    "demo_start": {"en": "Posventa demo: {n} customers, {w} simulated weeks, SQLite at {db}",
-                   "es": "Demo de Posventa: {n} clientes, {w} semanas simuladas, SQLite en {db}"},
-    "demo_done": {"en": "Done. {sent} emails in {outbox}", "es": "Listo. {sent} correos en {outbox}"},
-    "demo_ui": {"en": "See the runs in the Prefect UI:\n  PREFECT_HOME={home} .venv/bin/prefect server start\n"
-                      "  then open http://127.0.0.1:4200 (flow 'demo', its task runs and artifacts)",
-                "es": "Mira las ejecuciones en la interfaz de Prefect:\n  PREFECT_HOME={home} .venv/bin/prefect server start\n"
-                      "  y abre http://127.0.0.1:4200 (flujo 'demo', sus tareas y artefactos)"},
-    "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
-})
+MESSAGES.update(
+    {
+        "demo_start": {
+            "en": "Posventa demo: {n} customers, {w} simulated weeks, SQLite at {db}",
+            "es": "Demo de Posventa: {n} clientes, {w} semanas simuladas, SQLite en {db}",
+        },
+        "demo_done": {"en": "Done. {sent} emails in {outbox}", "es": "Listo. {sent} correos en {outbox}"},
+        "demo_ui": {
+            "en": "See the runs in the Prefect UI:\n  PREFECT_HOME={home} .venv/bin/prefect server start\n"
+            "  then open http://127.0.0.1:4200 (flow 'demo', its task runs and artifacts)",
+            "es": "Mira las ejecuciones en la interfaz de Prefect:\n"
+            "  PREFECT_HOME={home} .venv/bin/prefect server start\n"
+            "  y abre http://127.0.0.1:4200 (flujo 'demo', sus tareas y artefactos)",
+        },
+        "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
+    }
+)
 
 
 def _api_event(world: _World, ev: dict[str, Any]) -> dict[str, Any]:
     """A world event as a shop would send it: order.placed carries the customer and order inline."""
-    out: dict[str, Any] = {"id": ev["id"], "type": ev["type"], "occurred_at": ev["occurred_at"].isoformat(),
-                           "customer_id": world.customer["id"], "data": ev["data"]}
+    out: dict[str, Any] = {
+        "id": ev["id"],
+        "type": ev["type"],
+        "occurred_at": ev["occurred_at"].isoformat(),
+        "customer_id": world.customer["id"],
+        "data": ev["data"],
+    }
     if ev.get("order_id"):
         out["order_id"] = ev["order_id"]
     if ev["type"] == "order.placed":
         c = world.customer
-        out["customer"] = {"id": c["id"], "email": c["email"], "name": c["name"], "locale": c["locale"],
-                           "timezone": c["timezone"], "birthday": c["birthday"]}
+        out["customer"] = {
+            "id": c["id"],
+            "email": c["email"],
+            "name": c["name"],
+            "locale": c["locale"],
+            "timezone": c["timezone"],
+            "birthday": c["birthday"],
+        }
         o = world.order
-        items = [{k: v for k, v in i.items() if k in ("sku", "name", "quantity", "price", "consumable",
-                                                     "runs_out_in_days", "warranty_months")} for i in o["items"]]
-        out["order"] = {"id": ev["order_id"], "total": o["total"], "currency": o["currency"], "channel": o["channel"],
-                        "promised_delivery_date": o["promised_delivery_date"], "items": items}
+        items = [
+            {
+                k: v
+                for k, v in i.items()
+                if k
+                in ("sku", "name", "quantity", "price", "consumable", "runs_out_in_days", "warranty_months")
+            }
+            for i in o["items"]
+        ]
+        out["order"] = {
+            "id": ev["order_id"],
+            "total": o["total"],
+            "currency": o["currency"],
+            "channel": o["channel"],
+            "promised_delivery_date": o["promised_delivery_date"],
+            "items": items,
+        }
     if ev["type"] == "order.delivered":
         out["data"] = {"delivered_at": ev["data"].get("delivered_at") or ev["occurred_at"].isoformat()}
     if ev["type"] == "return.received":
@@ -81,17 +112,31 @@ def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
         job = bar.add_task("semanas / weeks", total=steps)
         for _ in range(steps):
             now += STEP
-            due = [_api_event(w, e) for w in worlds for e in w.events if e["occurred_at"] <= now and e["id"] not in fed]
+            due = [
+                _api_event(w, e)
+                for w in worlds
+                for e in w.events
+                if e["occurred_at"] <= now and e["id"] not in fed
+            ]
             fed.update(e["id"] for e in due)
             if due:
-                ingest_events(sorted(due, key=lambda e: e["occurred_at"]), label=f"{len(due)} events @ {now:%m-%d %H:%M}",
-                              source="simulation", now=now)
+                ingest_events(
+                    sorted(due, key=lambda e: e["occurred_at"]),
+                    label=f"{len(due)} events @ {now:%m-%d %H:%M}",
+                    source="simulation",
+                    now=now,
+                )
             total.merge(sweep(now, artifacts=False))
             # Customers react to what they received: survey answers, parcels sent back.
             with rt.factory() as s:
-                rows = s.execute(select(m.LedgerEntry.key, m.LedgerEntry.customer_id, m.LedgerEntry.template,
-                                        m.LedgerEntry.sent_at).where(m.LedgerEntry.status == "sent",
-                                                                     m.LedgerEntry.kind == "message")).all()
+                rows = s.execute(
+                    select(
+                        m.LedgerEntry.key,
+                        m.LedgerEntry.customer_id,
+                        m.LedgerEntry.template,
+                        m.LedgerEntry.sent_at,
+                    ).where(m.LedgerEntry.status == "sent", m.LedgerEntry.kind == "message")
+                ).all()
             for key, cid, template, sent_at in rows:
                 if key in reacted:
                     continue
@@ -106,8 +151,10 @@ def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
             bar.advance(job)
     table = total.table()
     create_table_artifact(table, key="demo-summary", description="Demo: per journey step")
-    create_markdown_artifact(f"Demo ran {customers} customers over {weeks} weeks; outbox: `{rt.settings.outbox_dir}`",
-                             key="demo-notes")
+    create_markdown_artifact(
+        f"Demo ran {customers} customers over {weeks} weeks; outbox: `{rt.settings.outbox_dir}`",
+        key="demo-notes",
+    )
     return {"rows": table, "sent": total.total("sent")}
 
 
@@ -120,10 +167,15 @@ def run_demo(customers: int = 300, weeks: int = 10, seed: int = 7) -> int:
     db.unlink(missing_ok=True)
     shutil.rmtree(outbox, ignore_errors=True)
     outbox.mkdir(parents=True, exist_ok=True)
-    settings = make_settings(database_url=f"sqlite:///{db}", journeys_dir=base.journeys_dir,
-                             outbox_dir=str(outbox), timezone=base.timezone,
-                             secret_key=base.secret_key.get_secret_value(), public_base_url=base.public_base_url,
-                             batch_size=base.batch_size)
+    settings = make_settings(
+        database_url=f"sqlite:///{db}",
+        journeys_dir=base.journeys_dir,
+        outbox_dir=str(outbox),
+        timezone=base.timezone,
+        secret_key=base.secret_key.get_secret_value(),
+        public_base_url=base.public_base_url,
+        batch_size=base.batch_size,
+    )
     print(t("demo_start", n=customers, w=weeks, db=db))
     upgrade(settings.database_url)
     rt = Runtime.from_settings(settings)
@@ -136,10 +188,19 @@ def run_demo(customers: int = 300, weeks: int = 10, seed: int = 7) -> int:
     print(t("demo_summary"))
     cols = ["journey", "step", "due", "sent", "skipped", "deferred", "failed", "skip reasons"]
     widths = [16, 24, 7, 7, 8, 9, 7, 30]
-    print("".join(c.ljust(w) if i < 2 or i == 7 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths))))
+    print(
+        "".join(
+            c.ljust(w) if i < 2 or i == 7 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+        )
+    )
     for row in result["rows"]:
-        print("".join(str(row[c]).ljust(w) if i < 2 or i == 7 else str(row[c]).rjust(w)
-                      for i, (c, w) in enumerate(zip(cols, widths))))
+        print(
+            "".join(
+                str(row[c]).ljust(w) if i < 2 or i == 7 else str(row[c]).rjust(w)
+                for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+            )
+        )
     by_template: Counter[str] = Counter(p.stem.split("__")[0] for p in outbox.glob("*.eml"))
     print()
     print(t("demo_done", sent=sum(by_template.values()) or result["sent"], outbox=outbox))

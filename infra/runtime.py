@@ -101,15 +101,29 @@ class Stats:
         out = []
         for (j, s), c in sorted(by_step.items()):
             skipped = {k: v for k, v in c.items() if k.startswith("skipped")}
-            out.append({"journey": j, "step": s, "due": c["due"], "sent": c["sent"],
-                        "skipped": sum(skipped.values()),
-                        "skip reasons": ", ".join(f"{k.split(':', 1)[-1]}×{v}" for k, v in sorted(skipped.items())),
-                        "deferred": c["deferred"] + c["held"], "failed": c["failed"], "unknown": c["unknown"]})
+            out.append(
+                {
+                    "journey": j,
+                    "step": s,
+                    "due": c["due"],
+                    "sent": c["sent"],
+                    "skipped": sum(skipped.values()),
+                    "skip reasons": ", ".join(
+                        f"{k.split(':', 1)[-1]}×{v}" for k, v in sorted(skipped.items())
+                    ),
+                    "deferred": c["deferred"] + c["held"],
+                    "failed": c["failed"],
+                    "unknown": c["unknown"],
+                }
+            )
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"rows": [[j, s, o, n] for (j, s, o), n in sorted(self.rows.items())],
-                "enrollments": self.enrollments, "failures": self.failures[:50]}
+        return {
+            "rows": [[j, s, o, n] for (j, s, o), n in sorted(self.rows.items())],
+            "enrollments": self.enrollments,
+            "failures": self.failures[:50],
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Stats:
@@ -127,9 +141,16 @@ class IngestReport:
 
 
 def customer_fact(c: m.Customer) -> dict[str, Any]:
-    return {"id": c.id, "email": c.email, "name": c.name, "locale": c.locale, "timezone": c.timezone,
-            "birthday": c.birthday.isoformat() if c.birthday else None, "consent_email": c.consent_email,
-            "attributes": dict(c.attributes or {})}
+    return {
+        "id": c.id,
+        "email": c.email,
+        "name": c.name,
+        "locale": c.locale,
+        "timezone": c.timezone,
+        "birthday": c.birthday.isoformat() if c.birthday else None,
+        "consent_email": c.consent_email,
+        "attributes": dict(c.attributes or {}),
+    }
 
 
 def order_fact(o: m.Order | None) -> dict[str, Any] | None:
@@ -139,23 +160,45 @@ def order_fact(o: m.Order | None) -> dict[str, Any] | None:
     def iso(v: date | datetime | None) -> str | None:
         return v.isoformat() if v else None
 
-    return {"id": o.id, "status": o.status, "total": float(o.total) if o.total is not None else None,
-            "currency": o.currency, "channel": o.channel, "placed_at": iso(o.placed_at),
-            "promised_delivery_date": iso(o.promised_delivery_date), "shipped_at": iso(o.shipped_at),
-            "delivered_at": iso(o.delivered_at), "items": list(o.items or []), "referral_code": o.referral_code,
-            "tracking_url": o.tracking_url, "attributes": dict(o.attributes or {})}
+    return {
+        "id": o.id,
+        "status": o.status,
+        "total": float(o.total) if o.total is not None else None,
+        "currency": o.currency,
+        "channel": o.channel,
+        "placed_at": iso(o.placed_at),
+        "promised_delivery_date": iso(o.promised_delivery_date),
+        "shipped_at": iso(o.shipped_at),
+        "delivered_at": iso(o.delivered_at),
+        "items": list(o.items or []),
+        "referral_code": o.referral_code,
+        "tracking_url": o.tracking_url,
+        "attributes": dict(o.attributes or {}),
+    }
 
 
 def event_fact(e: m.StoredEvent) -> dict[str, Any]:
-    return {"id": e.id, "type": e.type, "occurred_at": e.occurred_at, "order_id": e.order_id,
-            "data": dict(e.data or {})}
+    return {
+        "id": e.id,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "order_id": e.order_id,
+        "data": dict(e.data or {}),
+    }
 
 
 class Runtime:
     """Everything a worker, the web app or the demo needs, built from settings."""
 
-    def __init__(self, settings: Settings, factory: sessionmaker[Session], plans: Mapping[str, JourneyPlan],
-                 sender: Sender, templates: Templates, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        plans: Mapping[str, JourneyPlan],
+        sender: Sender,
+        templates: Templates,
+        worker: str | None = None,
+    ) -> None:
         self.settings = settings
         self.factory = factory
         self.plans = dict(plans)
@@ -165,16 +208,27 @@ class Runtime:
         self._pinned: dict[tuple[str, str], JourneyPlan] = {(p.id, p.version): p for p in plans.values()}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, sender: Sender | None = None,
-                      plans: Mapping[str, JourneyPlan] | None = None) -> Runtime:
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        sender: Sender | None = None,
+        plans: Mapping[str, JourneyPlan] | None = None,
+    ) -> Runtime:
         s = settings or get_settings()
         factory = session_factory(make_engine(s.database_url))
         journeys = Path(s.journeys_dir)
         if sender is None:
             key = s.sendgrid_api_key.get_secret_value() if s.sendgrid_api_key else None
-            sender = make_sender(key, s.sendgrid_host, s.email_from, Path(s.outbox_dir), timeout=s.sendgrid_timeout)
-        rt = cls(s, factory, plans if plans is not None else load_plans(journeys), sender,
-                 Templates(journeys / "templates"))
+            sender = make_sender(
+                key, s.sendgrid_host, s.email_from, Path(s.outbox_dir), timeout=s.sendgrid_timeout
+            )
+        rt = cls(
+            s,
+            factory,
+            plans if plans is not None else load_plans(journeys),
+            sender,
+            Templates(journeys / "templates"),
+        )
         rt.publish_plans()
         return rt
 
@@ -195,8 +249,9 @@ class Runtime:
         return self._pinned[key]
 
     # ----------------------------------------------------------------------------------------- events
-    def apply_events(self, raw: Iterable[Mapping[str, Any]], source: str, now: datetime | None = None,
-                     first_line: int = 1) -> IngestReport:
+    def apply_events(
+        self, raw: Iterable[Mapping[str, Any]], source: str, now: datetime | None = None, first_line: int = 1
+    ) -> IngestReport:
         """Validate and apply events; a bad item is reported with its position and skipped.
 
         One transaction for the call, a savepoint per item: a batch costs one commit, and an item that
@@ -226,7 +281,7 @@ class Runtime:
         """Apply one validated event inside the caller's transaction. Returns False for a duplicate."""
         if not store.record_event(s, ev, source):
             return False
-        customer = s.get(m.Customer, ev.customer_id)
+        customer: m.Customer | None = s.get(m.Customer, ev.customer_id)
         if ev.customer is not None:
             customer = store.upsert_customer(s, ev.customer)
         elif customer is None:
@@ -237,8 +292,14 @@ class Runtime:
         if ev.order is not None:
             order = store.upsert_order(s, ev.customer_id, ev.order, ev.occurred_at)
         elif order is None and ev.order_id and ev.type.startswith("order."):
-            order = m.Order(id=ev.order_id, customer_id=ev.customer_id, placed_at=ev.occurred_at, status="placed",
-                            items=[], attributes={})
+            order = m.Order(
+                id=ev.order_id,
+                customer_id=ev.customer_id,
+                placed_at=ev.occurred_at,
+                status="placed",
+                items=[],
+                attributes={},
+            )
             s.add(order)
             s.flush()
         self._side_effects(s, ev, customer, order)
@@ -261,45 +322,75 @@ class Runtime:
 
                 order.delivered_at = parse_instant(d.get("delivered_at")) or ev.occurred_at
         elif t == "ticket.opened":
-            store.open_ticket(s, d["ticket_id"], ev.customer_id, ev.order_id, d.get("subject"),
-                              d.get("category", "complaint"), "external")
+            store.open_ticket(
+                s,
+                d["ticket_id"],
+                ev.customer_id,
+                ev.order_id,
+                d.get("subject"),
+                d.get("category", "complaint"),
+                "external",
+            )
         elif t == "ticket.resolved":
             store.resolve_ticket(s, d["ticket_id"], ev.occurred_at)
         elif t == "feedback.submitted":
-            store.save_feedback(s, ev.customer_id, ev.order_id, d.get("survey", "nps"), d["score"], d.get("comment"))
+            store.save_feedback(
+                s, ev.customer_id, ev.order_id, d.get("survey", "nps"), d["score"], d.get("comment")
+            )
         elif t == "customer.unsubscribed" and customer.email:
-            store.suppress(s, customer.email, "unsubscribed", scope="promotional" if d.get("scope") == "promotional"
-                           else "all", customer_id=customer.id, source=d.get("source") or "event")
+            store.suppress(
+                s,
+                customer.email,
+                "unsubscribed",
+                scope="promotional" if d.get("scope") == "promotional" else "all",
+                customer_id=customer.id,
+                source=d.get("source") or "event",
+            )
         if t in ("order.placed", "purchase") and order is not None and order.referral_code:
             store.attribute_referral(s, order.referral_code, order.id, ev.customer_id)
 
-    def _entry_key(self, plan: JourneyPlan, ev_id: str, customer_id: str, order_id: str | None,
-                   now: datetime, s: Session) -> str | None:
+    def _entry_key(
+        self, plan: JourneyPlan, ev_id: str, customer_id: str, order_id: str | None, now: datetime, s: Session
+    ) -> str | None:
         rule = plan.entry
         if rule["once_per"] == "order":
             return f"order:{order_id}" if order_id else None
         if rule["once_per"] == "occurrence":
             return f"occurrence:{ev_id}"
         if rule.get("cooldown_s"):
-            last = s.scalar(select(func.max(m.Enrollment.entered_at)).where(
-                m.Enrollment.journey_id == plan.id, m.Enrollment.customer_id == customer_id))
+            last = s.scalar(
+                select(func.max(m.Enrollment.entered_at)).where(
+                    m.Enrollment.journey_id == plan.id, m.Enrollment.customer_id == customer_id
+                )
+            )
             if last is not None and now - last < timedelta(seconds=rule["cooldown_s"]):
                 return None
-            n = s.scalar(select(func.count()).select_from(m.Enrollment).where(
-                m.Enrollment.journey_id == plan.id, m.Enrollment.customer_id == customer_id)) or 0
+            n = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(m.Enrollment)
+                    .where(m.Enrollment.journey_id == plan.id, m.Enrollment.customer_id == customer_id)
+                )
+                or 0
+            )
             return f"customer:{customer_id}:{n}"
         return f"customer:{customer_id}"
 
-    def _enroll_for_event(self, s: Session, ev: Event, customer: m.Customer, order: m.Order | None,
-                          now: datetime) -> None:
+    def _enroll_for_event(
+        self, s: Session, ev: Event, customer: m.Customer, order: m.Order | None, now: datetime
+    ) -> None:
         for plan in self.plans.values():
             trig = plan.trigger
             if trig.get("event") != ev.type:
                 continue
             if trig.get("when"):
-                ctx = {"customer": customer_fact(customer), "order": derive_order(order_fact(order)) or {},
-                       "event": {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data},
-                       "feedback": {}, "journey": {"id": plan.id}}
+                ctx = {
+                    "customer": customer_fact(customer),
+                    "order": derive_order(order_fact(order)) or {},
+                    "event": {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data},
+                    "feedback": {},
+                    "journey": {"id": plan.id},
+                }
                 try:
                     if not compile_condition(trig["when"])(ctx):
                         continue
@@ -308,23 +399,46 @@ class Runtime:
             key = self._entry_key(plan, ev.id, ev.customer_id, ev.order_id, ev.occurred_at, s)
             if key is None:
                 continue
-            self._create_enrollment(s, plan, ev.customer_id, ev.order_id, key, ev.occurred_at, now,
-                                    {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data})
+            self._create_enrollment(
+                s,
+                plan,
+                ev.customer_id,
+                ev.order_id,
+                key,
+                ev.occurred_at,
+                now,
+                {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data},
+            )
 
-    def _create_enrollment(self, s: Session, plan: JourneyPlan, customer_id: str, order_id: str | None, key: str,
-                           entered_at: datetime, now: datetime, event: Mapping[str, Any] | None) -> int | None:
+    def _create_enrollment(
+        self,
+        s: Session,
+        plan: JourneyPlan,
+        customer_id: str,
+        order_id: str | None,
+        key: str,
+        entered_at: datetime,
+        now: datetime,
+        event: Mapping[str, Any] | None,
+    ) -> int | None:
         state = State.start(plan, entered_at)
         if event is not None:
             state = State(**{**state.__dict__, "event": dict(event)})
-        return store.create_enrollment(s, plan.id, plan.version, customer_id, order_id, key, state.to_json(),
-                                       now, entered_at)
+        return store.create_enrollment(
+            s, plan.id, plan.version, customer_id, order_id, key, state.to_json(), now, entered_at
+        )
 
     def _wake(self, s: Session, customer_id: str, now: datetime) -> None:
         """An event may resolve a wait_for, trigger an exit or release a hold: look at the customer now."""
-        s.execute(update(m.Enrollment)
-                  .where(m.Enrollment.customer_id == customer_id, m.Enrollment.status.in_(LIVE),
-                         or_(m.Enrollment.next_due_at.is_(None), m.Enrollment.next_due_at > now))
-                  .values(next_due_at=now))
+        s.execute(
+            update(m.Enrollment)
+            .where(
+                m.Enrollment.customer_id == customer_id,
+                m.Enrollment.status.in_(LIVE),
+                or_(m.Enrollment.next_due_at.is_(None), m.Enrollment.next_due_at > now),
+            )
+            .values(next_due_at=now)
+        )
 
     # ---------------------------------------------------------------------------- scheduled entries
     def enroll_scheduled(self, now: datetime) -> Stats:
@@ -352,8 +466,13 @@ class Runtime:
 
         def admit(c: m.Customer, o: m.Order | None, occurrence: str) -> None:
             nonlocal count
-            ctx = {"customer": customer_fact(c), "order": derive_order(order_fact(o)) or {}, "event": {},
-                   "feedback": {}, "journey": {"id": plan.id}}
+            ctx = {
+                "customer": customer_fact(c),
+                "order": derive_order(order_fact(o)) or {},
+                "event": {},
+                "feedback": {},
+                "journey": {"id": plan.id},
+            }
             condition = trig.get("segment") or trig.get("when")
             if condition:
                 try:
@@ -391,15 +510,21 @@ class Runtime:
                 continue
             due = date.fromisoformat(str(raw)[:10]) + offset
             if in_window(due):
-                c = customers.get(o.customer_id) or s.get(m.Customer, o.customer_id)
-                if c is not None:
-                    customers[c.id] = c
-                    admit(c, o, f"date:{o.id}:{due.isoformat()}")
+                found = customers.get(o.customer_id) or s.get(m.Customer, o.customer_id)
+                if found is not None:
+                    customers[found.id] = found
+                    admit(found, o, f"date:{o.id}:{due.isoformat()}")
         return count
 
     # -------------------------------------------------------------------------------------- advance
-    def advance_due(self, now: datetime | None = None, limit: int | None = None, journey: str | None = None,
-                    customer: str | None = None, force: bool = False) -> Stats:
+    def advance_due(
+        self,
+        now: datetime | None = None,
+        limit: int | None = None,
+        journey: str | None = None,
+        customer: str | None = None,
+        force: bool = False,
+    ) -> Stats:
         """Claim one batch of due enrollments and advance each through the engine (phase A).
 
         ``force`` ignores ``next_due_at`` (the per-customer flow: "advance this customer now")."""
@@ -414,8 +539,13 @@ class Runtime:
                 q = q.where(m.Enrollment.journey_id == journey)
             if customer:
                 q = q.where(m.Enrollment.customer_id == customer)
-            rows = list(s.scalars(q.order_by(m.Enrollment.next_due_at, m.Enrollment.id).limit(limit)
-                                  .with_for_update(skip_locked=True)))
+            rows = list(
+                s.scalars(
+                    q.order_by(m.Enrollment.next_due_at, m.Enrollment.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
             if not rows:
                 return stats
             facts = self._facts_for(s, rows, now)
@@ -446,66 +576,132 @@ class Runtime:
         orders = {o.id: o for o in s.scalars(select(m.Order).where(m.Order.id.in_(oids)))} if oids else {}
         since = min(e.entered_at for e in rows)
         events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for ev in s.scalars(select(m.StoredEvent).where(m.StoredEvent.customer_id.in_(cids),
-                                                        m.StoredEvent.occurred_at >= since,
-                                                        m.StoredEvent.occurred_at <= now)
-                            .order_by(m.StoredEvent.occurred_at, m.StoredEvent.id)):
+        for ev in s.scalars(
+            select(m.StoredEvent)
+            .where(
+                m.StoredEvent.customer_id.in_(cids),
+                m.StoredEvent.occurred_at >= since,
+                m.StoredEvent.occurred_at <= now,
+            )
+            .order_by(m.StoredEvent.occurred_at, m.StoredEvent.id)
+        ):
             events[ev.customer_id].append(event_fact(ev))
         feedback: dict[tuple[str, str | None], dict[str, Any]] = {}
-        for f in s.scalars(select(m.FeedbackResponse).where(m.FeedbackResponse.customer_id.in_(cids))
-                           .order_by(m.FeedbackResponse.updated_at)):
-            feedback[(f.customer_id, f.order_id)] = {"score": f.score, "comment": f.comment, "survey": f.survey}
-        complaints = set(s.scalars(select(m.SupportTicket.customer_id).where(
-            m.SupportTicket.customer_id.in_(cids), m.SupportTicket.status == "open",
-            m.SupportTicket.category == "complaint")))
+        for f in s.scalars(
+            select(m.FeedbackResponse)
+            .where(m.FeedbackResponse.customer_id.in_(cids))
+            .order_by(m.FeedbackResponse.updated_at)
+        ):
+            feedback[(f.customer_id, f.order_id)] = {
+                "score": f.score,
+                "comment": f.comment,
+                "survey": f.survey,
+            }
+        complaints = set(
+            s.scalars(
+                select(m.SupportTicket.customer_id).where(
+                    m.SupportTicket.customer_id.in_(cids),
+                    m.SupportTicket.status == "open",
+                    m.SupportTicket.category == "complaint",
+                )
+            )
+        )
         emails = sorted({(c.email or "").strip().lower() for c in customers.values() if c.email})
         suppressed: dict[str, dict[str, str]] = defaultdict(dict)
         if emails:
-            for sup in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))):
-                suppressed[sup.email][sup.scope] = sup.reason
-        orders_count = dict(s.execute(select(m.Order.customer_id, func.count()).where(
-            m.Order.customer_id.in_(cids)).group_by(m.Order.customer_id)).tuples().all())
+            for row in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))):
+                suppressed[row.email][row.scope] = row.reason
+        orders_count: dict[str, int] = dict(
+            s.execute(
+                select(m.Order.customer_id, func.count())
+                .where(m.Order.customer_id.in_(cids))
+                .group_by(m.Order.customer_id)
+            )
+            .tuples()
+            .all()
+        )
         promo: dict[str, list[datetime]] = defaultdict(list)
-        for cid, at in s.execute(select(m.LedgerEntry.customer_id, m.LedgerEntry.created_at).where(
-                m.LedgerEntry.customer_id.in_(cids), m.LedgerEntry.category == "promotional",
+        for cid, at in s.execute(
+            select(m.LedgerEntry.customer_id, m.LedgerEntry.created_at).where(
+                m.LedgerEntry.customer_id.in_(cids),
+                m.LedgerEntry.category == "promotional",
                 m.LedgerEntry.status.in_(("pending", "sending", "sent", "unknown")),
-                m.LedgerEntry.created_at > now - CAP_LOOKBACK)):
+                m.LedgerEntry.created_at > now - CAP_LOOKBACK,
+            )
+        ):
             promo[cid].append(at)
         out = {}
         for e in rows:
             c = customers.get(e.customer_id)
-            cust = customer_fact(c) if c else {"id": e.customer_id}
+            cust: dict[str, Any] = customer_fact(c) if c else {"id": e.customer_id}
             cust["orders_count"] = orders_count.get(e.customer_id, 0)
             email = (cust.get("email") or "").strip().lower()
-            sup = suppressed.get(email, {})
-            out[e.id] = Facts(customer=cust, order=order_fact(orders.get(e.order_id or "")),
-                              events=events.get(e.customer_id, []),
-                              feedback=feedback.get((e.customer_id, e.order_id)) or feedback.get((e.customer_id, None)),
-                              open_complaint=e.customer_id in complaints, suppressed=sup.get("all"),
-                              unsubscribed_promotional="promotional" in sup, recent_promotional=promo[e.customer_id],
-                              default_timezone=self.settings.timezone)
+            scopes = suppressed.get(email, {})
+            out[e.id] = Facts(
+                customer=cust,
+                order=order_fact(orders.get(e.order_id or "")),
+                events=events.get(e.customer_id, []),
+                feedback=feedback.get((e.customer_id, e.order_id)) or feedback.get((e.customer_id, None)),
+                open_complaint=e.customer_id in complaints,
+                suppressed=scopes.get("all"),
+                unsubscribed_promotional="promotional" in scopes,
+                recent_promotional=promo[e.customer_id],
+                default_timezone=self.settings.timezone,
+            )
         return out
 
-    def _advance_one(self, s: Session, e: m.Enrollment, facts: Facts, now: datetime,
-                     ledger: list[dict[str, Any]], stats: Stats) -> None:
+    def _advance_one(
+        self,
+        s: Session,
+        e: m.Enrollment,
+        facts: Facts,
+        now: datetime,
+        ledger: list[dict[str, Any]],
+        stats: Stats,
+    ) -> None:
         plan = self.plan_for(s, e.journey_id, e.plan_version)
         before = State.from_json(e.state)
         adv = advance(before, plan, now, facts)
         if before.step:
             stats.add(e.journey_id, before.step, "due")
         for eff in adv.effects:
-            row = {"key": f"{e.id}:{eff.key}", "enrollment_id": e.id, "journey_id": e.journey_id, "step_id": eff.step,
-                   "occurrence": eff.occurrence, "customer_id": e.customer_id, "created_at": now, "updated_at": now}
+            row = {
+                "key": f"{e.id}:{eff.key}",
+                "enrollment_id": e.id,
+                "journey_id": e.journey_id,
+                "step_id": eff.step,
+                "occurrence": eff.occurrence,
+                "customer_id": e.customer_id,
+                "created_at": now,
+                "updated_at": now,
+            }
             if isinstance(eff, Send):
-                row.update(kind="message", channel=eff.channel, template=eff.template, category=eff.category,
-                           to_email=facts.customer.get("email"), status="pending",
-                           payload={"locale": eff.locale, "order_id": e.order_id,
-                                    "sendgrid_template_id": eff.sendgrid_template_id,
-                                    "event": before.event if adv.state.event is None else adv.state.event,
-                                    "variant": adv.state.variant})
+                row.update(
+                    kind="message",
+                    channel=eff.channel,
+                    template=eff.template,
+                    category=eff.category,
+                    to_email=facts.customer.get("email"),
+                    status="pending",
+                    payload={
+                        "locale": eff.locale,
+                        "order_id": e.order_id,
+                        "sendgrid_template_id": eff.sendgrid_template_id,
+                        "event": before.event if adv.state.event is None else adv.state.event,
+                        "variant": adv.state.variant,
+                    },
+                )
             elif isinstance(eff, Skip):
-                row.update(kind="message", channel="email", template=eff.template, category=eff.category,
-                           to_email=facts.customer.get("email"), status="skipped", reason=eff.reason, payload={})
+                row.update(
+                    kind="message",
+                    channel="email",
+                    template=eff.template,
+                    category=eff.category,
+                    to_email=facts.customer.get("email"),
+                    status="skipped",
+                    reason=eff.reason,
+                    payload={},
+                )
                 stats.add(e.journey_id, eff.step, f"skipped:{eff.reason}")
             elif isinstance(eff, Act):
                 row.update(kind="action", payload={"action": eff.action, "params": dict(eff.params)})
@@ -535,30 +731,57 @@ class Runtime:
             if c is not None:
                 c.attributes = {**(c.attributes or {}), **p}
         elif eff.action == "open_ticket":
-            store.open_ticket(s, f"pv-{e.id}-{eff.step}-{eff.occurrence}", e.customer_id, e.order_id,
-                              p.get("subject"), p.get("category", "complaint"), "journey")
+            store.open_ticket(
+                s,
+                f"pv-{e.id}-{eff.step}-{eff.occurrence}",
+                e.customer_id,
+                e.order_id,
+                p.get("subject"),
+                p.get("category", "complaint"),
+                "journey",
+            )
 
     # -------------------------------------------------------------------------------------- deliver
-    def deliver(self, now: datetime | None = None, limit: int | None = None, customer: str | None = None) -> Stats:
+    def deliver(
+        self, now: datetime | None = None, limit: int | None = None, customer: str | None = None
+    ) -> Stats:
         """Phase B: send pending messages (and webhooks) once; record what the provider said."""
         now = now or utcnow()
         limit = limit or self.settings.batch_size
         stats = Stats()
         with self.factory.begin() as s:
-            q = select(m.LedgerEntry).where(m.LedgerEntry.status == "pending",
-                                            or_(m.LedgerEntry.not_before.is_(None), m.LedgerEntry.not_before <= now))
+            q = select(m.LedgerEntry).where(
+                m.LedgerEntry.status == "pending",
+                or_(m.LedgerEntry.not_before.is_(None), m.LedgerEntry.not_before <= now),
+            )
             if customer:
                 q = q.where(m.LedgerEntry.customer_id == customer)
-            rows = list(s.scalars(q.order_by(m.LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)))
+            rows = list(
+                s.scalars(q.order_by(m.LedgerEntry.id).limit(limit).with_for_update(skip_locked=True))
+            )
             if not rows:
                 return stats
             # Recorded as 'sending' and committed before any provider call (explicit updated_at: the
             # reconciler compares it with the caller's clock, which is virtual in the demo and tests).
-            s.execute(update(m.LedgerEntry).where(m.LedgerEntry.id.in_([r.id for r in rows]))
-                      .values(status="sending", attempts=m.LedgerEntry.attempts + 1, updated_at=now)
-                      .execution_options(synchronize_session=False))
-            work = [(r.key, r.journey_id, r.step_id, r.kind, r.customer_id, r.template, r.category,
-                     dict(r.payload or {})) for r in rows]
+            s.execute(
+                update(m.LedgerEntry)
+                .where(m.LedgerEntry.id.in_([r.id for r in rows]))
+                .values(status="sending", attempts=m.LedgerEntry.attempts + 1, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            work = [
+                (
+                    r.key,
+                    r.journey_id,
+                    r.step_id,
+                    r.kind,
+                    r.customer_id,
+                    r.template,
+                    r.category,
+                    dict(r.payload or {}),
+                )
+                for r in rows
+            ]
         with self.factory() as s:
             messages, verdicts = self._build(s, work, now)
         where = {w[0]: (w[1], w[2]) for w in work}
@@ -576,8 +799,14 @@ class Runtime:
                 for res in results:
                     j, st = meta[res.ledger_key]
                     if res.outcome == Outcome.SENT:
-                        store.mark(s, res.ledger_key, ("sending",), "sent", provider_message_id=res.provider_message_id,
-                                   now=now)
+                        store.mark(
+                            s,
+                            res.ledger_key,
+                            ("sending",),
+                            "sent",
+                            provider_message_id=res.provider_message_id,
+                            now=now,
+                        )
                         stats.add(j, st, "sent")
                     elif res.outcome == Outcome.FAILED:
                         store.mark(s, res.ledger_key, ("sending",), "failed", reason=res.error, now=now)
@@ -587,21 +816,35 @@ class Runtime:
                         stats.add(j, st, "unknown")
                     else:  # nothing was sent: back to pending, not before the provider allows
                         wait = timedelta(seconds=res.retry_after or 60)
-                        store.mark(s, res.ledger_key, ("sending",), "pending", reason=res.error, not_before=now + wait,
-                                   now=now)
+                        store.mark(
+                            s,
+                            res.ledger_key,
+                            ("sending",),
+                            "pending",
+                            reason=res.error,
+                            not_before=now + wait,
+                            now=now,
+                        )
                         stats.add(j, st, "retry")
         return stats
 
-    def _build(self, s: Session, work: Sequence[tuple[Any, ...]], now: datetime
-               ) -> tuple[list[tuple[OutgoingEmail, str]], dict[str, tuple[str, str]]]:
+    def _build(
+        self, s: Session, work: Sequence[tuple[Any, ...]], now: datetime
+    ) -> tuple[list[tuple[OutgoingEmail, str]], dict[str, tuple[str, str]]]:
         """Render the batch; decide at the last moment what must not be sent (suppressed since decided)."""
         cids = sorted({w[4] for w in work})
         customers = {c.id: c for c in s.scalars(select(m.Customer).where(m.Customer.id.in_(cids)))}
         oids = sorted({w[7].get("order_id") for w in work if w[7].get("order_id")})
         orders = {o.id: o for o in s.scalars(select(m.Order).where(m.Order.id.in_(oids)))} if oids else {}
-        complaints = set(s.scalars(select(m.SupportTicket.customer_id).where(
-            m.SupportTicket.customer_id.in_(cids), m.SupportTicket.status == "open",
-            m.SupportTicket.category == "complaint")))
+        complaints = set(
+            s.scalars(
+                select(m.SupportTicket.customer_id).where(
+                    m.SupportTicket.customer_id.in_(cids),
+                    m.SupportTicket.status == "open",
+                    m.SupportTicket.category == "complaint",
+                )
+            )
+        )
         messages: list[tuple[OutgoingEmail, str]] = []
         verdicts: dict[str, tuple[str, str]] = {}
         for key, journey, step, kind, cid, template, category, payload in work:
@@ -622,8 +865,19 @@ class Runtime:
             order = orders.get(payload.get("order_id") or "")
             locale = payload.get("locale") or c.locale or "es"
             try:
-                msg = self._render(s, key, journey, step, template or "", category or "transactional", locale, c,
-                                   order, payload, now)
+                msg = self._render(
+                    s,
+                    key,
+                    journey,
+                    step,
+                    template or "",
+                    category or "transactional",
+                    locale,
+                    c,
+                    order,
+                    payload,
+                    now,
+                )
             except PosventaError as exc:
                 verdicts[key] = ("failed", f"render: {exc}")
                 continue
@@ -638,60 +892,150 @@ class Runtime:
             r = httpx.post(params["url"], json={"event": params.get("event"), "payload": payload}, timeout=10)
         except httpx.HTTPError as exc:
             return "unknown", f"webhook: {type(exc).__name__}"
-        return ("sent", f"HTTP {r.status_code}") if r.status_code < 400 else ("failed", f"HTTP {r.status_code}")
+        return (
+            ("sent", f"HTTP {r.status_code}") if r.status_code < 400 else ("failed", f"HTTP {r.status_code}")
+        )
 
-    def links(self, key: str, customer: m.Customer, order_id: str | None, journey: str, now: datetime,
-              referral_code: str | None) -> dict[str, Any]:
+    def links(
+        self,
+        key: str,
+        customer: m.Customer,
+        order_id: str | None,
+        journey: str,
+        now: datetime,
+        referral_code: str | None,
+    ) -> dict[str, Any]:
         base = self.settings.public_base_url.rstrip("/")
         secret = self.settings.secret_key.get_secret_value()
-        survey = [f"{base}/s/" + tokens.sign({"k": key, "c": customer.id, "o": order_id, "s": i, "j": journey},
-                                               secret, now=now, ttl=SURVEY_TTL) for i in range(11)]
-        unsub = f"{base}/u/" + tokens.sign({"c": customer.id, "e": customer.email, "j": journey, "k": key},
-                                           secret, now=now, ttl=UNSUBSCRIBE_TTL)
-        return {"survey": survey, "unsubscribe": unsub, "referral": f"{base}/r/{referral_code}" if referral_code else None,
-                "support": f"mailto:{self.settings.email_from}", "review": None, "shop": base}
+        survey = [
+            f"{base}/s/"
+            + tokens.sign(
+                {"k": key, "c": customer.id, "o": order_id, "s": i, "j": journey},
+                secret,
+                now=now,
+                ttl=SURVEY_TTL,
+            )
+            for i in range(11)
+        ]
+        unsub = f"{base}/u/" + tokens.sign(
+            {"c": customer.id, "e": customer.email, "j": journey, "k": key},
+            secret,
+            now=now,
+            ttl=UNSUBSCRIBE_TTL,
+        )
+        return {
+            "survey": survey,
+            "unsubscribe": unsub,
+            "referral": f"{base}/r/{referral_code}" if referral_code else None,
+            "support": f"mailto:{self.settings.email_from}",
+            "review": None,
+            "shop": base,
+        }
 
-    def _render(self, s: Session, key: str, journey: str, step: str, template: str, category: str, locale: str,
-                c: m.Customer, order: m.Order | None, payload: Mapping[str, Any], now: datetime) -> OutgoingEmail:
+    def _render(
+        self,
+        s: Session,
+        key: str,
+        journey: str,
+        step: str,
+        template: str,
+        category: str,
+        locale: str,
+        c: m.Customer,
+        order: m.Order | None,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> OutgoingEmail:
         # A referral code is created only if the template (or a partial it includes) prints one.
         code = _Lazy(lambda: store.referral_code_for(s, c.id, journey))
         links: dict[str, Any] = self.links(key, c, order.id if order else None, journey, now, None)
         base = self.settings.public_base_url.rstrip("/")
         links["referral"] = _Lazy(lambda: f"{base}/r/{code}")
-        ctx = message_context(customer=customer_fact(c), order=derive_order(order_fact(order)), journey=journey,
-                              step=step, links=links, event=payload.get("event"), variant=payload.get("variant"),
-                              referral_code=code,  # type: ignore[arg-type]
-                              brand={"name": self.settings.email_from_name, "url": self.settings.public_base_url,
-                                     "support_email": self.settings.email_from})
+        ctx = message_context(
+            customer=customer_fact(c),
+            order=derive_order(order_fact(order)),
+            journey=journey,
+            step=step,
+            links=links,
+            event=payload.get("event"),
+            variant=payload.get("variant"),
+            referral_code=code,  # type: ignore[arg-type]
+            brand={
+                "name": self.settings.email_from_name,
+                "url": self.settings.public_base_url,
+                "support_email": self.settings.email_from,
+            },
+        )
         promotional = category == "promotional"
         if payload.get("sendgrid_template_id"):
             # SendGrid renders the template: hand it plain JSON (a dynamic template may use the code).
             ctx["referral_code"] = str(code)
             ctx["links"] = {**ctx["links"], "referral": str(links["referral"])}
-            return OutgoingEmail(ledger_key=key, to_email=c.email or "", to_name=c.name, subject="", html="", text="",
-                                 journey=journey, step=step, promotional=promotional,
-                                 unsubscribe_url=links["unsubscribe"], locale=locale,
-                                 sendgrid_template_id=payload["sendgrid_template_id"], template_data=ctx)
+            return OutgoingEmail(
+                ledger_key=key,
+                to_email=c.email or "",
+                to_name=c.name,
+                subject="",
+                html="",
+                text="",
+                journey=journey,
+                step=step,
+                promotional=promotional,
+                unsubscribe_url=links["unsubscribe"],
+                locale=locale,
+                sendgrid_template_id=payload["sendgrid_template_id"],
+                template_data=ctx,
+            )
         r = self.templates.render(template, locale, ctx)
-        return OutgoingEmail(ledger_key=key, to_email=c.email or "", to_name=c.name, subject=r.subject, html=r.html,
-                             text=r.text, journey=journey, step=step, promotional=promotional,
-                             unsubscribe_url=links["unsubscribe"] if promotional else None, locale=locale)
+        return OutgoingEmail(
+            ledger_key=key,
+            to_email=c.email or "",
+            to_name=c.name,
+            subject=r.subject,
+            html=r.html,
+            text=r.text,
+            journey=journey,
+            step=step,
+            promotional=promotional,
+            unsubscribe_url=links["unsubscribe"] if promotional else None,
+            locale=locale,
+        )
 
     # ------------------------------------------------------------------------------------ reconcile
-    def reconcile(self, now: datetime | None = None, stuck_after: timedelta = timedelta(minutes=15)) -> dict[str, int]:
+    def reconcile(
+        self, now: datetime | None = None, stuck_after: timedelta = timedelta(minutes=15)
+    ) -> dict[str, int]:
         """Sending rows a dead worker left become unknown; unknown rows past the window are released."""
         now = now or utcnow()
         window = timedelta(minutes=self.settings.reconcile_after_minutes)
         with self.factory.begin() as s:
-            stuck = s.execute(update(m.LedgerEntry)
-                              .where(m.LedgerEntry.status == "sending", m.LedgerEntry.updated_at < now - stuck_after)
-                              .values(status="unknown", reason="worker stopped while sending", updated_at=now))
-            released = s.execute(update(m.LedgerEntry)
-                                 .where(m.LedgerEntry.status == "unknown", m.LedgerEntry.kind == "message",
-                                        m.LedgerEntry.updated_at < now - window)
-                                 .values(status="pending", reason="released after reconciliation window",
-                                         updated_at=now))
+            stuck = s.execute(
+                update(m.LedgerEntry)
+                .where(m.LedgerEntry.status == "sending", m.LedgerEntry.updated_at < now - stuck_after)
+                .values(status="unknown", reason="worker stopped while sending", updated_at=now)
+            )
+            released = s.execute(
+                update(m.LedgerEntry)
+                .where(
+                    m.LedgerEntry.status == "unknown",
+                    m.LedgerEntry.kind == "message",
+                    m.LedgerEntry.updated_at < now - window,
+                )
+                .values(status="pending", reason="released after reconciliation window", updated_at=now)
+            )
         return {"marked_unknown": int(stuck.rowcount or 0), "released": int(released.rowcount or 0)}  # type: ignore[attr-defined]
+
+    def count_due(self, now: datetime, journey: str | None = None) -> int:
+        """How many enrollments a sweep at ``now`` will advance (for the progress artifact)."""
+        with self.factory() as s:
+            q = (
+                select(func.count())
+                .select_from(m.Enrollment)
+                .where(m.Enrollment.status.in_(LIVE), m.Enrollment.next_due_at <= now)
+            )
+            if journey:
+                q = q.where(m.Enrollment.journey_id == journey)
+            return int(s.scalar(q) or 0)
 
     # ---------------------------------------------------------------------------------------- sweep
     def sweep(self, now: datetime | None = None, max_batches: int = 10_000) -> Stats:
@@ -715,12 +1059,13 @@ class _Lazy:
     """A template value computed on first use (printed, tested or compared), then remembered."""
 
     def __init__(self, make: Any) -> None:
-        self._make, self._value = make, None
+        self._make: Any = make
+        self._value: str | None = None
 
     def __str__(self) -> str:
         if self._value is None:
             self._value = str(self._make())
-        return self._value
+        return str(self._value)
 
     def __html__(self) -> str:
         from markupsafe import escape
@@ -749,15 +1094,3 @@ def insert_ledger(s: Session, rows: list[dict[str, Any]]) -> None:
 
 
 __all__ = ["IngestReport", "Runtime", "Stats"]
-
-
-def _count_due(self: Runtime, now: datetime, journey: str | None = None) -> int:
-    with self.factory() as s:
-        q = select(func.count()).select_from(m.Enrollment).where(m.Enrollment.status.in_(LIVE),
-                                                                 m.Enrollment.next_due_at <= now)
-        if journey:
-            q = q.where(m.Enrollment.journey_id == journey)
-        return int(s.scalar(q) or 0)
-
-
-Runtime.count_due = _count_due  # type: ignore[attr-defined]

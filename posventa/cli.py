@@ -49,14 +49,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except JourneyError as exc:
             problems += exc.diagnostics
     if args.format == "json":
-        print(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.to_json() for d in problems]},
-                         indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"files": [str(f) for f in files], "diagnostics": [d.to_json() for d in problems]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         for d in problems:
             print(d.render())
         errors = sum(d.severity == "error" for d in problems)
-        summary = (i18n.t("validate_ok", n=len(files)) if not errors
-                   else i18n.t("validate_bad", errors=errors, n=len(files)))
+        summary = (
+            i18n.t("validate_ok", n=len(files))
+            if not errors
+            else i18n.t("validate_bad", errors=errors, n=len(files))
+        )
         print(summary, file=sys.stderr)
     return EXIT_PROBLEMS if any(d.severity == "error" for d in problems) else EXIT_OK
 
@@ -209,8 +217,15 @@ _RUNTIME_COMMANDS = [
     ("api-key", "infra.cli", "cmd_api_key", "help_api_key"),
 ]
 _RUNTIME_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "db": _db_args, "ingest": _ingest_args, "demo": _demo_args, "tick": _run_args, "nightly": _run_args,
-    "run": _run_args, "serve": _serve_args, "fake-sendgrid": _fake_args, "api-key": _apikey_args,
+    "db": _db_args,
+    "ingest": _ingest_args,
+    "demo": _demo_args,
+    "tick": _run_args,
+    "nightly": _run_args,
+    "run": _run_args,
+    "serve": _serve_args,
+    "fake-sendgrid": _fake_args,
+    "api-key": _apikey_args,
 }
 
 

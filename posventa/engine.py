@@ -57,11 +57,20 @@ class State:
         def iso(d: datetime | None) -> str | None:
             return None if d is None else d.astimezone(UTC).isoformat()
 
-        return {"step": self.step, "status": self.status, "entered_at": iso(self.entered_at),
-                "visits": dict(self.visits), "loops": dict(self.loops), "wait_step": self.wait_step,
-                "wait_since": iso(self.wait_since), "wait_until": iso(self.wait_until),
-                "consumed": list(self.consumed), "event": None if self.event is None else dict(self.event),
-                "variant": self.variant, "reason": self.reason}
+        return {
+            "step": self.step,
+            "status": self.status,
+            "entered_at": iso(self.entered_at),
+            "visits": dict(self.visits),
+            "loops": dict(self.loops),
+            "wait_step": self.wait_step,
+            "wait_since": iso(self.wait_since),
+            "wait_until": iso(self.wait_until),
+            "consumed": list(self.consumed),
+            "event": None if self.event is None else dict(self.event),
+            "variant": self.variant,
+            "reason": self.reason,
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> State:
@@ -70,10 +79,20 @@ class State:
 
         entered = inst(d["entered_at"])
         assert entered is not None
-        return cls(step=d.get("step"), status=d["status"], entered_at=entered, visits=dict(d.get("visits", {})),
-                   loops=dict(d.get("loops", {})), wait_step=d.get("wait_step"), wait_since=inst(d.get("wait_since")),
-                   wait_until=inst(d.get("wait_until")), consumed=tuple(d.get("consumed", ())),
-                   event=d.get("event"), variant=d.get("variant"), reason=d.get("reason"))
+        return cls(
+            step=d.get("step"),
+            status=d["status"],
+            entered_at=entered,
+            visits=dict(d.get("visits", {})),
+            loops=dict(d.get("loops", {})),
+            wait_step=d.get("wait_step"),
+            wait_since=inst(d.get("wait_since")),
+            wait_until=inst(d.get("wait_until")),
+            consumed=tuple(d.get("consumed", ())),
+            event=d.get("event"),
+            variant=d.get("variant"),
+            reason=d.get("reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -177,8 +196,12 @@ def derive_order(order: Mapping[str, Any] | None) -> dict[str, Any] | None:
     out["delivered_late"] = bool(promised and delivered and delivered > promised)
     items = order.get("items") or []
     base = delivered or placed
-    months = [i.get("warranty_months") for i in items if isinstance(i, Mapping) and i.get("warranty_months")]
-    runs = [i.get("runs_out_in_days") for i in items if isinstance(i, Mapping) and i.get("runs_out_in_days")]
+    months: list[int] = [
+        int(i["warranty_months"]) for i in items if isinstance(i, Mapping) and i.get("warranty_months")
+    ]
+    runs: list[int] = [
+        int(i["runs_out_in_days"]) for i in items if isinstance(i, Mapping) and i.get("runs_out_in_days")
+    ]
     out["warranty_expires_on"] = _add_months(base, max(months)).isoformat() if base and months else None
     out["runs_out_on"] = (base + timedelta(days=min(runs))).isoformat() if base and runs else None
     return out
@@ -233,10 +256,18 @@ class _Run:
         customer = dict(self.facts.customer)
         customer.setdefault("open_complaint", self.facts.open_complaint)
         ev = event if event is not None else self.event
-        return {"customer": customer, "order": self._order or {}, "event": dict(ev) if ev else {},
-                "feedback": fb, "journey": {"id": self.plan.id, "entered_at": self.entered_at.isoformat(),
-                                            "variant": self.variant,
-                                            "days_in_journey": (self.now - self.entered_at).days}}
+        return {
+            "customer": customer,
+            "order": self._order or {},
+            "event": dict(ev) if ev else {},
+            "feedback": fb,
+            "journey": {
+                "id": self.plan.id,
+                "entered_at": self.entered_at.isoformat(),
+                "variant": self.variant,
+                "days_in_journey": (self.now - self.entered_at).days,
+            },
+        }
 
     def holds(self, source: str | None, event: Mapping[str, Any] | None = None) -> bool:
         if not source:
@@ -283,7 +314,11 @@ class _Run:
                 self.end("converted", f"goal:{ev['type']}")
                 return True
             for rule in ex.get("on", ()):
-                if ev["type"] == rule["event"] and self.matches_order(ev) and self.holds(rule.get("when"), ev):
+                if (
+                    ev["type"] == rule["event"]
+                    and self.matches_order(ev)
+                    and self.holds(rule.get("when"), ev)
+                ):
                     self.end("exited", f"event:{ev['type']}")
                     return True
         return False
@@ -322,7 +357,7 @@ class _Run:
         self.visits[sid] = self.visits.get(sid, 0) + 1
 
     # -- step types (each returns the next step id, None at the end, or False to stay) ---------------
-    def _send(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _send(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         occ = self.occurrence(sid)
         promo = spec["category"] == "promotional"
         pol = self.plan.policy
@@ -331,7 +366,9 @@ class _Run:
             skip = "no-address"
         elif self.facts.suppressed:
             skip = f"suppressed:{self.facts.suppressed}"
-        elif promo and (self.facts.unsubscribed_promotional or self.facts.customer.get("consent_email") is False):
+        elif promo and (
+            self.facts.unsubscribed_promotional or self.facts.customer.get("consent_email") is False
+        ):
             skip = "unsubscribed"
         if skip:
             self.effects.append(Skip(sid, occ, skip, spec["category"], spec["template"]))
@@ -352,8 +389,9 @@ class _Run:
         cap = pol.get("frequency_cap")
         if cap and promo:
             window = timedelta(seconds=cap["per_s"])
-            recent = sorted(t for t in [*self.facts.recent_promotional, *self.sent_promotional]
-                            if t > self.now - window)
+            recent = sorted(
+                t for t in [*self.facts.recent_promotional, *self.sent_promotional] if t > self.now - window
+            )
             if len(recent) >= cap["max"]:
                 until = recent[len(recent) - cap["max"]] + window
                 self.status, self.due = "waiting", until
@@ -362,8 +400,17 @@ class _Run:
         locales = pol["locales"]
         locale = self.facts.customer.get("locale")
         locale = locale if locale in locales else pol["default_locale"]
-        self.effects.append(Send(sid, occ, spec["template"], spec["channel"], spec["category"], locale,
-                                 spec.get("sendgrid_template_id")))
+        self.effects.append(
+            Send(
+                sid,
+                occ,
+                spec["template"],
+                spec["channel"],
+                spec["category"],
+                str(locale),
+                spec.get("sendgrid_template_id"),
+            )
+        )
         if promo:
             self.sent_promotional.append(self.now)
         self.trace.append(f"{sid}: send {spec['template']} [{locale}]")
@@ -383,7 +430,7 @@ class _Run:
         self.status = "active"
         self.done(sid)
 
-    def _wait(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _wait(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         if self._arrive(sid):
             target: datetime | None = self.now
             if spec.get("duration_s"):
@@ -396,7 +443,7 @@ class _Run:
             if spec.get("at") or spec.get("weekdays"):
                 at = parse_clock(spec["at"]) if spec.get("at") else None
                 days = frozenset(spec["weekdays"]) if spec.get("weekdays") else None
-                target = next_local_time(max(target, self.now), at, days, self.tz)
+                target = next_local_time(max(target or self.now, self.now), at, days, self.tz)
             self.wait_until = target
         assert self.wait_until is not None
         if self.now >= self.wait_until:
@@ -406,7 +453,7 @@ class _Run:
         self.status, self.due = "waiting", self.wait_until
         return False
 
-    def _wait_for(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _wait_for(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         if self._arrive(sid):
             # A deadline wins when its date is known; the timeout covers an unknown date. A date that is
             # needed and unknown ends the journey (as in `wait`) rather than firing the timeout path at once.
@@ -419,15 +466,25 @@ class _Run:
             self.wait_until = until
         assert self.wait_until is not None
         for ev in self.facts.events:
-            if (ev["type"] != spec["event"] or ev["id"] in self.consumed or ev["occurred_at"] < self.entered_at
-                    or ev["occurred_at"] > self.wait_until or ev["occurred_at"] > self.now
-                    or not self.matches_order(ev)):
+            if (
+                ev["type"] != spec["event"]
+                or ev["id"] in self.consumed
+                or ev["occurred_at"] < self.entered_at
+                or ev["occurred_at"] > self.wait_until
+                or ev["occurred_at"] > self.now
+                or not self.matches_order(ev)
+            ):
                 continue
             if spec.get("match") and not self.holds(spec["match"], ev):
                 continue
             self.consumed.append(ev["id"])
-            self.event = {"id": ev["id"], "type": ev["type"], "order_id": ev.get("order_id"),
-                          "occurred_at": ev["occurred_at"].isoformat(), "data": dict(ev.get("data") or {})}
+            self.event = {
+                "id": ev["id"],
+                "type": ev["type"],
+                "order_id": ev.get("order_id"),
+                "occurred_at": ev["occurred_at"].isoformat(),
+                "data": dict(ev.get("data") or {}),
+            }
             self.trace.append(f"{sid}: got {ev['type']}")
             self._leave(sid)
             return spec["next"]
@@ -438,7 +495,7 @@ class _Run:
         self.status, self.due = "waiting", self.wait_until
         return False
 
-    def _branch(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _branch(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         self.done(sid)
         for case in spec["cases"]:
             if self.holds(case["when"]):
@@ -447,7 +504,7 @@ class _Run:
         self.trace.append(f"{sid}: otherwise → {spec['otherwise']}")
         return spec["otherwise"]
 
-    def _split(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _split(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         self.done(sid)
         point = bucket(self.plan.id, str(self.facts.customer.get("id")), sid)
         if point < spec["holdout"]:
@@ -467,22 +524,22 @@ class _Run:
         self.trace.append(f"{sid}: variant {chosen['name']}")
         return chosen["goto"]
 
-    def _action(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _action(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         self.effects.append(Act(sid, self.occurrence(sid), spec["action"], spec["params"]))
         self.trace.append(f"{sid}: {spec['action']}")
         self.done(sid)
         return spec["next"]
 
-    def _goto(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _goto(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         self.done(sid)
         return spec["target"]
 
-    def _exit(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _exit(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         self.done(sid)
         self.end("exited", spec["reason"])
         return None
 
-    def _repeat(self, sid: str, spec: Mapping[str, Any]) -> str | None | bool:
+    def _repeat(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
         self.done(sid)
         count = self.loops.get(sid, 1)
         if count < spec["times"]:
@@ -493,11 +550,23 @@ class _Run:
         return spec["next"]
 
     def result(self) -> Advance:
-        state = State(step=self.step, status=self.status, entered_at=self.entered_at, visits=self.visits,
-                      loops=self.loops, wait_step=self.wait_step, wait_since=self.wait_since,
-                      wait_until=self.wait_until, consumed=tuple(self.consumed), event=self.event,
-                      variant=self.variant, reason=self.reason)
-        return Advance(state, tuple(self.effects), None if self.status in ENDED else self.due, tuple(self.trace))
+        state = State(
+            step=self.step,
+            status=self.status,
+            entered_at=self.entered_at,
+            visits=self.visits,
+            loops=self.loops,
+            wait_step=self.wait_step,
+            wait_since=self.wait_since,
+            wait_until=self.wait_until,
+            consumed=tuple(self.consumed),
+            event=self.event,
+            variant=self.variant,
+            reason=self.reason,
+        )
+        return Advance(
+            state, tuple(self.effects), None if self.status in ENDED else self.due, tuple(self.trace)
+        )
 
 
 def advance(state: State, plan: JourneyPlan, now: datetime, facts: Facts) -> Advance:
@@ -514,5 +583,16 @@ def enroll(plan: JourneyPlan, now: datetime) -> State:
     return State.start(plan, now)
 
 
-__all__ = ["Act", "Advance", "Facts", "Send", "Skip", "State", "advance", "bucket", "derive_order", "enroll",
-           "replace"]
+__all__ = [
+    "Act",
+    "Advance",
+    "Facts",
+    "Send",
+    "Skip",
+    "State",
+    "advance",
+    "bucket",
+    "derive_order",
+    "enroll",
+    "replace",
+]

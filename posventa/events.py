@@ -166,8 +166,15 @@ EVENT_TYPES: dict[str, type[_Strict]] = {
 
 #: Events whose envelope must name an order.
 ORDER_EVENTS = frozenset(
-    {"order.placed", "order.shipped", "order.delivered", "order.canceled", "order.returned",
-     "return.requested", "return.received"}
+    {
+        "order.placed",
+        "order.shipped",
+        "order.delivered",
+        "order.canceled",
+        "order.returned",
+        "return.requested",
+        "return.received",
+    }
 )
 
 
@@ -198,8 +205,13 @@ class Event(_Strict):
 
     def fact(self) -> dict[str, Any]:
         """The event as journeys see it in conditions (``event.data.score``, ``event.type``…)."""
-        return {"id": self.id, "type": self.type, "occurred_at": self.occurred_at.isoformat(),
-                "order_id": self.order_id, "data": dict(self.data)}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "order_id": self.order_id,
+            "data": dict(self.data),
+        }
 
 
 def parse_event(raw: Mapping[str, Any]) -> Event:
@@ -218,10 +230,10 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
     except ValidationError as exc:
         # Report the envelope's problems together with the payload's, so one round trip shows them all.
         problems = _problems(exc) + problems
-        data = raw.get("data") if isinstance(raw, Mapping) else None
-        if model is not None and isinstance(data, Mapping):
+        raw_data = raw.get("data") if isinstance(raw, Mapping) else None
+        if model is not None and isinstance(raw_data, Mapping):
             try:
-                model.model_validate(data)
+                model.model_validate(raw_data)
             except ValidationError as inner:
                 problems.extend(f"data.{p}" for p in _problems(inner))
         raise EventError(problems) from exc
@@ -245,8 +257,16 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
     if problems:
         raise EventError(problems)
     assert customer_id is not None
-    return Event(id=env.id, type=env.type, occurred_at=env.occurred_at, customer_id=customer_id,
-                 order_id=order_id, customer=env.customer, order=env.order, data=data)
+    return Event(
+        id=env.id,
+        type=env.type,
+        occurred_at=env.occurred_at,
+        customer_id=customer_id,
+        order_id=order_id,
+        customer=env.customer,
+        order=env.order,
+        data=data,
+    )
 
 
 def _problems(exc: ValidationError) -> list[str]:

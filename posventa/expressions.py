@@ -23,14 +23,35 @@ _ENV = ImmutableSandboxedEnvironment()
 #: free-form (custom attributes, event payloads).
 FIELDS: dict[str, dict[str, Any] | None] = {
     "customer": {
-        "id": None, "email": None, "name": None, "locale": None, "timezone": None, "birthday": None,
-        "consent_email": None, "attributes": None, "open_complaint": None, "orders_count": None,
+        "id": None,
+        "email": None,
+        "name": None,
+        "locale": None,
+        "timezone": None,
+        "birthday": None,
+        "consent_email": None,
+        "attributes": None,
+        "open_complaint": None,
+        "orders_count": None,
     },
     "order": {
-        "id": None, "status": None, "total": None, "currency": None, "channel": None, "placed_at": None,
-        "promised_delivery_date": None, "shipped_at": None, "delivered_at": None, "items": None,
-        "referral_code": None, "tracking_url": None, "attributes": None, "days_late": None,
-        "delivered_late": None, "warranty_expires_on": None, "runs_out_on": None,
+        "id": None,
+        "status": None,
+        "total": None,
+        "currency": None,
+        "channel": None,
+        "placed_at": None,
+        "promised_delivery_date": None,
+        "shipped_at": None,
+        "delivered_at": None,
+        "items": None,
+        "referral_code": None,
+        "tracking_url": None,
+        "attributes": None,
+        "days_late": None,
+        "delivered_late": None,
+        "warranty_expires_on": None,
+        "runs_out_on": None,
     },
     "event": {"id": None, "type": None, "occurred_at": None, "order_id": None, "data": None},
     "feedback": {"score": None, "comment": None, "survey": None, "category": None},
@@ -111,8 +132,12 @@ def check_names(source: str) -> list[tuple[str, str | None]]:
         if root in local_names or root in {"true", "false", "none", "True", "False", "None"}:
             continue
         if root not in FIELDS:
-            problems.append((f"condition names unknown value '{root}' (known: {', '.join(FIELDS)})",
-                             did_you_mean(root, FIELDS)))
+            problems.append(
+                (
+                    f"condition names unknown value '{root}' (known: {', '.join(FIELDS)})",
+                    did_you_mean(root, FIELDS),
+                )
+            )
             continue
         known = FIELDS[root]
         if known is None or len(chain) < 2:
@@ -123,6 +148,10 @@ def check_names(source: str) -> list[tuple[str, str | None]]:
         if root == "event" and chain[1] == "data" and len(chain) > 2:
             data_fields = _event_data_fields()
             if chain[2] not in data_fields:
-                problems.append((f"no event carries a data field '{chain[2]}'",
-                                 did_you_mean(chain[2], sorted(data_fields))))
+                problems.append(
+                    (
+                        f"no event carries a data field '{chain[2]}'",
+                        did_you_mean(chain[2], sorted(data_fields)),
+                    )
+                )
     return problems

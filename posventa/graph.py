@@ -9,10 +9,17 @@ from pathlib import Path
 from posventa.plan import JourneyPlan
 from posventa.timeutil import WEEKDAYS
 
-_SHAPES = {"send": ('["', '"]'), "wait": ('(["', '"])'), "wait_for": ('(["', '"])'), "branch": ('{"', '"}'),
-           "split": ('{{"', '"}}'), "action": ('[/"', '"/]'), "goto": ('(("', '"))'),
-           "exit": ('((("', '")))'),
-           "repeat": ('[["', '"]]')}
+_SHAPES = {
+    "send": ('["', '"]'),
+    "wait": ('(["', '"])'),
+    "wait_for": ('(["', '"])'),
+    "branch": ('{"', '"}'),
+    "split": ('{{"', '"}}'),
+    "action": ('[/"', '"/]'),
+    "goto": ('(("', '"))'),
+    "exit": ('((("', '")))'),
+    "repeat": ('[["', '"]]'),
+}
 
 
 def _duration(seconds: int) -> str:

@@ -33,10 +33,15 @@ class _Loader(yaml.SafeLoader):
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 # PyYAML's int and float patterns without the base-60 (sexagesimal) alternatives.
 _INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
-_FLOAT = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
-                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
-_REPLACED = {"tag:yaml.org,2002:bool": _BOOL, "tag:yaml.org,2002:int": _INT,
-             "tag:yaml.org,2002:float": _FLOAT}
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_REPLACED = {
+    "tag:yaml.org,2002:bool": _BOOL,
+    "tag:yaml.org,2002:int": _INT,
+    "tag:yaml.org,2002:float": _FLOAT,
+}
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, _REPLACED.get(tag, rx)) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -112,15 +117,28 @@ def _pos(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: list[Diagnostic],
-             inside: frozenset[int] = frozenset()) -> Any:
+def _convert(
+    loader: _Loader,
+    node: Node,
+    loc: PathT,
+    doc: Located,
+    problems: list[Diagnostic],
+    inside: frozenset[int] = frozenset(),
+) -> Any:
     """``inside``: the collections being converted around ``node``; an alias to one of them recurses."""
     doc.values[loc] = _pos(node)
     if isinstance(node, (MappingNode, SequenceNode)):
         if id(node) in inside:  # "a: &x [*x]": an alias to its own ancestor
             line, col = _pos(node)
-            problems.append(Diagnostic(doc.path, line, col, "yaml-syntax",
-                                       "invalid YAML: an alias refers to a collection that contains it"))
+            problems.append(
+                Diagnostic(
+                    doc.path,
+                    line,
+                    col,
+                    "yaml-syntax",
+                    "invalid YAML: an alias refers to a collection that contains it",
+                )
+            )
             return None
         inside = inside | {id(node)}
     if isinstance(node, MappingNode):
@@ -128,21 +146,36 @@ def _convert(loader: _Loader, node: Node, loc: PathT, doc: Located, problems: li
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 line, col = _pos(key_node)
-                problems.append(Diagnostic(doc.path, line, col, "invalid-key",
-                                           "mapping keys must be plain text"))
+                problems.append(
+                    Diagnostic(doc.path, line, col, "invalid-key", "mapping keys must be plain text")
+                )
                 continue
             # Checked before constructing: PyYAML's SafeConstructor has no constructor for the merge tag.
             if key_node.tag == "tag:yaml.org,2002:merge":
                 line, col = _pos(key_node)
-                problems.append(Diagnostic(doc.path, line, col, "invalid-key",
-                                           "YAML merge keys ('<<') are not supported in journeys"))
+                problems.append(
+                    Diagnostic(
+                        doc.path,
+                        line,
+                        col,
+                        "invalid-key",
+                        "YAML merge keys ('<<') are not supported in journeys",
+                    )
+                )
                 continue
             key = str(_scalar(loader, key_node, doc, problems))
             if key in out:
                 line, col = _pos(key_node)
                 first = doc.keys[(*loc, key)]
-                problems.append(Diagnostic(doc.path, line, col, "duplicate-key",
-                                           f"key '{key}' appears twice (first at line {first[0]})"))
+                problems.append(
+                    Diagnostic(
+                        doc.path,
+                        line,
+                        col,
+                        "duplicate-key",
+                        f"key '{key}' appears twice (first at line {first[0]})",
+                    )
+                )
                 continue
             doc.keys[(*loc, key)] = _pos(key_node)
             out[key] = _convert(loader, value_node, (*loc, key), doc, problems, inside)

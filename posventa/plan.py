@@ -65,10 +65,19 @@ class JourneyPlan:
     source: str = ""
 
     def body(self) -> dict[str, Any]:
-        return {"format": PLAN_FORMAT, "id": self.id, "name": self.name, "trigger": _thaw(self.trigger),
-                "entry": _thaw(self.entry), "exit": _thaw(self.exit), "policy": _thaw(self.policy),
-                "start": self.start, "order": list(self.order), "steps": _thaw(self.steps),
-                "templates": _thaw(self.templates)}
+        return {
+            "format": PLAN_FORMAT,
+            "id": self.id,
+            "name": self.name,
+            "trigger": _thaw(self.trigger),
+            "entry": _thaw(self.entry),
+            "exit": _thaw(self.exit),
+            "policy": _thaw(self.policy),
+            "start": self.start,
+            "order": list(self.order),
+            "steps": _thaw(self.steps),
+            "templates": _thaw(self.templates),
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {**self.body(), "version": self.version, "source": self.source}
@@ -84,11 +93,20 @@ class JourneyPlan:
     def from_json(cls, data: Mapping[str, Any]) -> JourneyPlan:
         if data.get("format") != PLAN_FORMAT:
             raise PosventaError(f"plan format {data.get('format')} is not supported (expected {PLAN_FORMAT})")
-        return cls(id=data["id"], version=data["version"], name=data["name"],
-                   trigger=_freeze(data["trigger"]),
-                   entry=_freeze(data["entry"]), exit=_freeze(data["exit"]), policy=_freeze(data["policy"]),
-                   start=data["start"], steps=_freeze(data["steps"]), order=tuple(data["order"]),
-                   templates=_freeze(data.get("templates", {})), source=data.get("source", ""))
+        return cls(
+            id=data["id"],
+            version=data["version"],
+            name=data["name"],
+            trigger=_freeze(data["trigger"]),
+            entry=_freeze(data["entry"]),
+            exit=_freeze(data["exit"]),
+            policy=_freeze(data["policy"]),
+            start=data["start"],
+            steps=_freeze(data["steps"]),
+            order=tuple(data["order"]),
+            templates=_freeze(data.get("templates", {})),
+            source=data.get("source", ""),
+        )
 
 
 def version_of(body: Mapping[str, Any]) -> str:
@@ -100,21 +118,39 @@ def _compile_step(step: Any, edges: dict[str, str]) -> dict[str, Any]:
     kind = step.type
     out: dict[str, Any] = {"type": kind}
     if kind == "send":
-        out.update(template=step.template, channel=step.channel, category=step.category,
-                   sendgrid_template_id=step.sendgrid_template_id, next=edges.get("next"))
+        out.update(
+            template=step.template,
+            channel=step.channel,
+            category=step.category,
+            sendgrid_template_id=step.sendgrid_template_id,
+            next=edges.get("next"),
+        )
     elif kind == "wait":
-        out.update(duration_s=_secs(step.duration), until_date=_date_ref(step.until_date), at=step.at,
-                   weekdays=[WEEKDAYS.index(d) for d in step.weekdays] if step.weekdays else None,
-                   next=edges.get("next"))
+        out.update(
+            duration_s=_secs(step.duration),
+            until_date=_date_ref(step.until_date),
+            at=step.at,
+            weekdays=[WEEKDAYS.index(d) for d in step.weekdays] if step.weekdays else None,
+            next=edges.get("next"),
+        )
     elif kind == "wait_for":
-        out.update(event=step.event, match=step.match, timeout_s=_secs(step.timeout),
-                   deadline=_date_ref(step.deadline), on_timeout=step.on_timeout, next=edges.get("next"))
+        out.update(
+            event=step.event,
+            match=step.match,
+            timeout_s=_secs(step.timeout),
+            deadline=_date_ref(step.deadline),
+            on_timeout=step.on_timeout,
+            next=edges.get("next"),
+        )
     elif kind == "branch":
-        out.update(cases=[{"when": c.when, "goto": c.goto} for c in step.cases],
-                   otherwise=edges.get("otherwise"))
+        out.update(
+            cases=[{"when": c.when, "goto": c.goto} for c in step.cases], otherwise=edges.get("otherwise")
+        )
     elif kind == "split":
-        out.update(variants=[{"name": v.name, "weight": v.weight, "goto": v.goto} for v in step.variants],
-                   holdout=step.holdout)
+        out.update(
+            variants=[{"name": v.name, "weight": v.weight, "goto": v.goto} for v in step.variants],
+            holdout=step.holdout,
+        )
     elif kind == "action":
         if step.set_attribute is not None:
             out.update(action="set_attribute", params=dict(step.set_attribute))
@@ -139,28 +175,48 @@ def compile_checked(checked: Checked) -> JourneyPlan:
     templates: dict[str, dict[str, str]] = {}
     for s in checked.steps:
         if s.type == "send" and not s.sendgrid_template_id:
-            templates[s.template] = {loc: checked.templates.digest(s.template, loc)
-                                     for loc in j.policy.locales}
+            templates[s.template] = {
+                loc: checked.templates.digest(s.template, loc) for loc in j.policy.locales
+            }
     t = j.trigger
-    trigger = {"event": t.event, "when": t.when, "date": t.date, "offset_s": _secs(t.offset),
-               "yearly": t.yearly,
-               "segment": t.segment}
+    trigger = {
+        "event": t.event,
+        "when": t.when,
+        "date": t.date,
+        "offset_s": _secs(t.offset),
+        "yearly": t.yearly,
+        "segment": t.segment,
+    }
     entry = {"once_per": j.entry.once_per, "cooldown_s": _secs(j.entry.cooldown)}
-    exit_rules = [{"event": r, "when": None} if isinstance(r, str) else {"event": r.event, "when": r.when}
-                  for r in j.exit.on]
+    exit_rules = [
+        {"event": r, "when": None} if isinstance(r, str) else {"event": r.event, "when": r.when}
+        for r in j.exit.on
+    ]
     goal = None if j.exit.goal is None else {"event": j.exit.goal.event, "when": j.exit.goal.when}
     p = j.policy
     policy = {
         "quiet_hours": None if p.quiet_hours is None else p.quiet_hours.model_dump(),
-        "frequency_cap": None if p.frequency_cap is None else
-        {"max": p.frequency_cap.max, "per_s": _secs(p.frequency_cap.per)},
+        "frequency_cap": None
+        if p.frequency_cap is None
+        else {"max": p.frequency_cap.max, "per_s": _secs(p.frequency_cap.per)},
         "hold_promotions_during_complaint": p.hold_promotions_during_complaint,
-        "default_locale": p.default_locale, "locales": list(p.locales),
+        "default_locale": p.default_locale,
+        "locales": list(p.locales),
         "default_timezone": p.default_timezone,
     }
-    body = {"format": PLAN_FORMAT, "id": checked.id, "name": j.name, "trigger": trigger, "entry": entry,
-            "exit": {"on": exit_rules, "goal": goal}, "policy": policy, "start": checked.steps[0].id,
-            "order": [s.id for s in checked.steps], "steps": steps, "templates": templates}
+    body = {
+        "format": PLAN_FORMAT,
+        "id": checked.id,
+        "name": j.name,
+        "trigger": trigger,
+        "entry": entry,
+        "exit": {"on": exit_rules, "goal": goal},
+        "policy": policy,
+        "start": checked.steps[0].id,
+        "order": [s.id for s in checked.steps],
+        "steps": steps,
+        "templates": templates,
+    }
     return JourneyPlan.from_json({**body, "version": version_of(body), "source": checked.path})
 
 
@@ -185,8 +241,15 @@ def duplicate_ids(files: list[Path]) -> list[Diagnostic]:
     problems = []
     for f in files:
         if f.stem in first:
-            problems.append(Diagnostic(str(f), 1, 1, "duplicate-journey",
-                                       f"journey '{f.stem}' is also defined by {first[f.stem]}"))
+            problems.append(
+                Diagnostic(
+                    str(f),
+                    1,
+                    1,
+                    "duplicate-journey",
+                    f"journey '{f.stem}' is also defined by {first[f.stem]}",
+                )
+            )
         first.setdefault(f.stem, f)
     return problems
 

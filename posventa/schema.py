@@ -75,8 +75,11 @@ def _event_name(value: str) -> str:
 
     if value not in EVENT_TYPES:
         hint = did_you_mean(value, EVENT_TYPES)
-        raise PydanticCustomError("unknown-event", "unknown event '{value}'{hint}",
-                                  {"value": value, "hint": f" ({hint})" if hint else ""})
+        raise PydanticCustomError(
+            "unknown-event",
+            "unknown event '{value}'{hint}",
+            {"value": value, "hint": f" ({hint})" if hint else ""},
+        )
     return value
 
 
@@ -85,10 +88,11 @@ def _date_field(value: str) -> str:
 
     if value not in DATE_FIELDS:
         hint = did_you_mean(value, DATE_FIELDS)
-        raise PydanticCustomError("unknown-date-field",
-                                  "'{value}' is not a date field{hint}; one of: {known}",
-                                  {"value": value, "hint": f" ({hint})" if hint else "",
-                                   "known": ", ".join(DATE_FIELDS)})
+        raise PydanticCustomError(
+            "unknown-date-field",
+            "'{value}' is not a date field{hint}; one of: {known}",
+            {"value": value, "hint": f" ({hint})" if hint else "", "known": ", ".join(DATE_FIELDS)},
+        )
     return value
 
 
@@ -103,16 +107,24 @@ def _condition_validator(value: str) -> str:
     return value
 
 
-Duration = Annotated[str, Field(json_schema_extra={"pattern": r"^[+-]?(\d+w)?(\d+d)?(\d+h)?(\d+m)?$",
-                                                    "examples": ["30m", "12h", "7d", "2w"]}),
-                     AfterValidator(_duration)]
+Duration = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "pattern": r"^[+-]?(\d+w)?(\d+d)?(\d+h)?(\d+m)?$",
+            "examples": ["30m", "12h", "7d", "2w"],
+        }
+    ),
+    AfterValidator(_duration),
+]
 PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
 Clock = Annotated[str, Field(pattern=r"^\d{1,2}:\d{2}$", examples=["09:30"]), AfterValidator(_clock)]
 TimeZone = Annotated[str, AfterValidator(_tz)]
 EventName = Annotated[str, Field(examples=["order.placed", "order.delivered"]), AfterValidator(_event_name)]
 DateField = Annotated[str, Field(examples=list(DATE_FIELDS)), AfterValidator(_date_field)]
-Condition = Annotated[str, Field(min_length=1, examples=["event.data.score >= 9"]),
-                      AfterValidator(_condition_validator)]
+Condition = Annotated[
+    str, Field(min_length=1, examples=["event.data.score >= 9"]), AfterValidator(_condition_validator)
+]
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Locale = Literal["es", "en"]
@@ -138,8 +150,10 @@ class Trigger(_Model):
     def _exactly_one(self) -> Trigger:
         chosen = [k for k in ("event", "date", "segment") if getattr(self, k) is not None]
         if len(chosen) != 1:
-            raise ValueError("a trigger needs exactly one of 'event', 'date' or 'segment'"
-                             + (f" (found {', '.join(chosen)})" if chosen else ""))
+            raise ValueError(
+                "a trigger needs exactly one of 'event', 'date' or 'segment'"
+                + (f" (found {', '.join(chosen)})" if chosen else "")
+            )
         if self.date is None and (self.yearly or self.offset != "0d"):
             raise ValueError("'offset' and 'yearly' only apply to a 'date' trigger")
         return self
@@ -150,9 +164,11 @@ class Entry(_Model):
 
     once_per: Literal["customer", "order", "occurrence"] = Field(
         default="customer",
-        description="customer: once ever; order: once per order; occurrence: once per trigger event/date.")
+        description="customer: once ever; order: once per order; occurrence: once per trigger event/date.",
+    )
     cooldown: PositiveDuration | None = Field(
-        default=None, description="With once_per customer: allow re-entry this long after the last entry.")
+        default=None, description="With once_per customer: allow re-entry this long after the last entry."
+    )
 
 
 class ExitRule(_Model):
@@ -168,8 +184,9 @@ class Goal(_Model):
 
 
 class Exit(_Model):
-    on: list[EventName | ExitRule] = Field(default_factory=list,
-                                           description="Events that end the journey for this customer.")
+    on: list[EventName | ExitRule] = Field(
+        default_factory=list, description="Events that end the journey for this customer."
+    )
     goal: Goal | None = None
 
 
@@ -191,7 +208,8 @@ class Policy(_Model):
     default_locale: Locale = "es"
     locales: list[Locale] = Field(default_factory=lambda: list[Locale](["es", "en"]), min_length=1)
     default_timezone: TimeZone | None = Field(
-        default=None, description="Used when a customer has no time zone (default: the business's).")
+        default=None, description="Used when a customer has no time zone (default: the business's)."
+    )
 
 
 class Journey(_Model):
@@ -256,15 +274,19 @@ class WaitForStep(_Linear):
     event: EventName
     match: Condition | None = Field(default=None, description="Extra condition on the event.")
     timeout: PositiveDuration | None = Field(
-        default=None, description="How long to wait; with a deadline, used when the deadline's date is unknown.")
+        default=None,
+        description="How long to wait; with a deadline, used when the deadline's date is unknown.",
+    )
     deadline: DateRef | None = Field(default=None, description="Wait until this date (± offset).")
     on_timeout: StepId
 
     @model_validator(mode="after")
     def _a_limit(self) -> WaitForStep:
         if self.timeout is None and self.deadline is None:
-            raise ValueError("a wait_for needs a 'timeout', a 'deadline', or both (the timeout then applies "
-                             "when the deadline's date is unknown)")
+            raise ValueError(
+                "a wait_for needs a 'timeout', a 'deadline', or both (the timeout then applies "
+                "when the deadline's date is unknown)"
+            )
         return self
 
 
@@ -341,14 +363,28 @@ class RepeatStep(_Linear):
 
 
 Step = Annotated[
-    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ActionStep | GotoStep | ExitStep
+    SendStep
+    | WaitStep
+    | WaitForStep
+    | BranchStep
+    | SplitStep
+    | ActionStep
+    | GotoStep
+    | ExitStep
     | RepeatStep,
     Field(discriminator="type"),
 ]
 STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
 STEP_MODELS: dict[str, type[_Step]] = {
-    "send": SendStep, "wait": WaitStep, "wait_for": WaitForStep, "branch": BranchStep, "split": SplitStep,
-    "action": ActionStep, "goto": GotoStep, "exit": ExitStep, "repeat": RepeatStep,
+    "send": SendStep,
+    "wait": WaitStep,
+    "wait_for": WaitForStep,
+    "branch": BranchStep,
+    "split": SplitStep,
+    "action": ActionStep,
+    "goto": GotoStep,
+    "exit": ExitStep,
+    "repeat": RepeatStep,
 }
 
 
@@ -358,8 +394,12 @@ def json_schema() -> dict[str, Any]:
     step_schema = STEP_ADAPTER.json_schema(ref_template="#/$defs/{model}")
     defs = schema.setdefault("$defs", {})
     defs.update(step_schema.pop("$defs", {}))
-    schema["properties"]["steps"] = {"type": "array", "minItems": 1, "items": step_schema,
-                                     "description": "The steps, run in order unless a step says otherwise."}
+    schema["properties"]["steps"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": step_schema,
+        "description": "The steps, run in order unless a step says otherwise.",
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://posventa.dev/schema/journey.json"
     schema["title"] = "Posventa journey"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,11 +27,22 @@ from posventa.timeutil import parse_duration, parse_instant
 
 EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 ZONES = ("Europe/Madrid", "America/Mexico_City", "America/Bogota", "Europe/London", "America/New_York")
-PRODUCTS = (
-    {"sku": "CEP-01", "name": "Cepillo de dientes eléctrico", "price": 49.9, "consumable": True,
-     "runs_out_in_days": 90, "warranty_months": 24},
-    {"sku": "MER-02", "name": "Mermelada artesanal de fresa", "price": 6.5, "consumable": True,
-     "runs_out_in_days": 30},
+PRODUCTS: tuple[dict[str, Any], ...] = (
+    {
+        "sku": "CEP-01",
+        "name": "Cepillo de dientes eléctrico",
+        "price": 49.9,
+        "consumable": True,
+        "runs_out_in_days": 90,
+        "warranty_months": 24,
+    },
+    {
+        "sku": "MER-02",
+        "name": "Mermelada artesanal de fresa",
+        "price": 6.5,
+        "consumable": True,
+        "runs_out_in_days": 30,
+    },
     {"sku": "AUR-03", "name": "Auriculares inalámbricos", "price": 89.0, "warranty_months": 24},
     {"sku": "CAF-04", "name": "Cafetera espresso", "price": 149.0, "warranty_months": 36},
     {"sku": "CAM-05", "name": "Camiseta de algodón", "price": 19.9},
@@ -82,37 +93,56 @@ class _World:
         rng = self.rng = random.Random(f"{seed}:{index}")
         self.end = start + timedelta(days=days)
         locale = rng.choice(("es", "en"))
-        first = rng.choice(("Ana", "Luis", "Marta", "Jorge", "Lucía", "Pablo", "Sofía", "Diego") if locale == "es"
-                           else ("Emma", "Oliver", "Ava", "Noah", "Mia", "Liam", "Grace", "Henry"))
+        first = rng.choice(
+            ("Ana", "Luis", "Marta", "Jorge", "Lucía", "Pablo", "Sofía", "Diego")
+            if locale == "es"
+            else ("Emma", "Oliver", "Ava", "Noah", "Mia", "Liam", "Grace", "Henry")
+        )
         self.customer: dict[str, Any] = {
-            "id": f"c{index:06d}", "name": f"{first} {rng.choice(('García', 'López', 'Smith', 'Brown'))}",
-            "email": f"cliente{index}@example.com", "locale": locale, "timezone": rng.choice(ZONES),
+            "id": f"c{index:06d}",
+            "name": f"{first} {rng.choice(('García', 'López', 'Smith', 'Brown'))}",
+            "email": f"cliente{index}@example.com",
+            "locale": locale,
+            "timezone": rng.choice(ZONES),
             "birthday": date(rng.randint(1950, 2004), rng.randint(1, 12), rng.randint(1, 28)).isoformat(),
-            "consent_email": True, "attributes": {},
+            "consent_email": True,
+            "attributes": {},
         }
         placed = start + timedelta(days=rng.uniform(0, max(1.0, min(days / 4, 30))), hours=rng.uniform(0, 12))
         promised = (placed + timedelta(days=rng.randint(3, 5))).date()
         items = [dict(p, quantity=1) for p in rng.sample(PRODUCTS, rng.randint(1, 2))]
         oid = f"o{index:06d}"
         self.order: dict[str, Any] = {
-            "id": oid, "status": "placed", "placed_at": placed.isoformat(), "total": round(sum(i["price"] for i in items), 2),
-            "currency": "EUR", "channel": rng.choice(("web", "app", "store")),
-            "promised_delivery_date": promised.isoformat(), "items": items,
+            "id": oid,
+            "status": "placed",
+            "placed_at": placed.isoformat(),
+            "total": round(sum(i["price"] for i in items), 2),
+            "currency": "EUR",
+            "channel": rng.choice(("web", "app", "store")),
+            "promised_delivery_date": promised.isoformat(),
+            "items": items,
         }
         self.events: list[dict[str, Any]] = []
         self._n = 0
         self.add("order.placed", placed, order_id=oid)
         fate = rng.random()
         if fate < 0.05:
-            self.add("order.canceled", placed + timedelta(hours=rng.uniform(1, 30)), order_id=oid,
-                     data={"reason": "changed_mind"})
+            self.add(
+                "order.canceled",
+                placed + timedelta(hours=rng.uniform(1, 30)),
+                order_id=oid,
+                data={"reason": "changed_mind"},
+            )
         elif fate < 0.08:
             pass  # lost in transit: never delivered
         else:
             late = fate > 0.83
             promised_at = datetime(promised.year, promised.month, promised.day, 15, tzinfo=UTC)
-            delivered = promised_at + (timedelta(days=rng.randint(2, 6)) if late
-                                       else -timedelta(days=rng.uniform(0, 2), hours=rng.uniform(0, 6)))
+            delivered = promised_at + (
+                timedelta(days=rng.randint(2, 6))
+                if late
+                else -timedelta(days=rng.uniform(0, 2), hours=rng.uniform(0, 6))
+            )
             delivered = max(delivered, placed + timedelta(days=1))
             self.add("order.shipped", placed + timedelta(hours=rng.uniform(6, 24)), order_id=oid)
             self.add("order.delivered", delivered, order_id=oid, data={"delivered_at": delivered.isoformat()})
@@ -120,8 +150,12 @@ class _World:
             if rng.random() < 0.04:
                 self.add("order.returned", delivered + timedelta(days=rng.uniform(1, 10)), order_id=oid)
             if rng.random() < 0.3:  # the returns journey's population: a return request after delivery
-                self.add("return.requested", delivered + timedelta(days=rng.uniform(1, 14)), order_id=oid,
-                         data={"rma_id": f"RMA-{index}", "reason": rng.choice(("size", "defect", "other"))})
+                self.add(
+                    "return.requested",
+                    delivered + timedelta(days=rng.uniform(1, 14)),
+                    order_id=oid,
+                    data={"rma_id": f"RMA-{index}", "reason": rng.choice(("size", "defect", "other"))},
+                )
         if rng.random() < 0.12:
             again = placed + timedelta(days=rng.uniform(20, 90))
             self.add("order.placed", again, order_id=f"{oid}-2")
@@ -129,10 +163,19 @@ class _World:
         self.tickets_open = 0
         self.reacted: set[str] = set()
 
-    def add(self, kind: str, at: datetime, order_id: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+    def add(
+        self, kind: str, at: datetime, order_id: str | None = None, data: Mapping[str, Any] | None = None
+    ) -> None:
         self._n += 1
-        self.events.append({"id": f"{self.customer['id']}-e{self._n}", "type": kind, "occurred_at": at,
-                            "order_id": order_id, "data": dict(data or {})})
+        self.events.append(
+            {
+                "id": f"{self.customer['id']}-e{self._n}",
+                "type": kind,
+                "occurred_at": at,
+                "order_id": order_id,
+                "data": dict(data or {}),
+            }
+        )
         self.events.sort(key=lambda e: e["occurred_at"])
 
     def order_at(self, now: datetime) -> dict[str, Any]:
@@ -159,14 +202,22 @@ class _World:
         data: dict[str, Any] = {}
         if event_type == "feedback.submitted":
             r = self.rng.random()
-            score = self.rng.randint(9, 10) if r < 0.45 else self.rng.randint(7, 8) if r < 0.75 else self.rng.randint(0, 6)
+            score = (
+                self.rng.randint(9, 10)
+                if r < 0.45
+                else self.rng.randint(7, 8)
+                if r < 0.75
+                else self.rng.randint(0, 6)
+            )
             data = {"score": score, "survey": "nps"}
         elif event_type == "return.received":
             data = {"rma_id": f"RMA-{self.customer['id']}"}
         self.add(event_type, at, order_id=self.order["id"], data=data)
 
 
-def _trigger_time(plan: JourneyPlan, world: _World, start: datetime) -> tuple[datetime, dict[str, Any] | None] | None:
+def _trigger_time(
+    plan: JourneyPlan, world: _World, start: datetime
+) -> tuple[datetime, dict[str, Any] | None] | None:
     trig = plan.trigger
     if trig.get("event"):
         for ev in world.events:
@@ -198,8 +249,9 @@ def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Res
     result.enrolled += 1
     state = State.start(plan, now)
     if trigger_event is not None:
-        state = State(**{**state.__dict__, "event": {"type": trigger_event["type"],
-                                                      "data": trigger_event["data"]}})
+        state = State(
+            **{**state.__dict__, "event": {"type": trigger_event["type"], "data": trigger_event["data"]}}
+        )
     wakers = {s["event"] for s in plan.steps.values() if s["type"] == "wait_for"}
     wakers |= {r["event"] for r in plan.exit.get("on", ())} | {"ticket.resolved"}
     if plan.exit.get("goal"):
@@ -214,10 +266,20 @@ def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Res
         for e in seen:
             if e["type"] == "feedback.submitted":
                 feedback = dict(e["data"])
-        facts = Facts(customer=world.customer, order=world.order_at(now), events=seen, feedback=feedback,
-                      open_complaint=any(t > now for t in tickets), recent_promotional=promo_times)
+        facts = Facts(
+            customer=world.customer,
+            order=world.order_at(now),
+            events=seen,
+            feedback=feedback,
+            open_complaint=any(t > now for t in tickets),
+            recent_promotional=promo_times,
+        )
         adv = advance(state, plan, now, facts)
-        if adv.state.event and adv.state.event is not state.event and adv.state.event.get("type") == "feedback.submitted":
+        if (
+            adv.state.event
+            and adv.state.event is not state.event
+            and adv.state.event.get("type") == "feedback.submitted"
+        ):
             score = adv.state.event["data"].get("score")
             if isinstance(score, int):
                 bucket = _nps_bucket(score)
@@ -241,7 +303,9 @@ def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Res
                 if eff.action == "open_ticket":
                     resolved = now + timedelta(days=world.rng.uniform(2, 6))
                     tickets.append(resolved)
-                    world.add("ticket.resolved", resolved, data={"ticket_id": f"{eff.step}-{world.customer['id']}"})
+                    world.add(
+                        "ticket.resolved", resolved, data={"ticket_id": f"{eff.step}-{world.customer['id']}"}
+                    )
                 elif eff.action == "set_attribute":
                     world.customer["attributes"].update(eff.params)
         for line in adv.trace:
@@ -269,16 +333,24 @@ def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Res
         result.timelines.append(timeline)
 
 
-def simulate(plan: JourneyPlan, customers: int = 100, days: int = 120, seed: int = 1,
-             script: Sequence[Mapping[str, Any]] | None = None, keep_timelines: int = 20) -> Result:
+def simulate(
+    plan: JourneyPlan,
+    customers: int = 100,
+    days: int = 120,
+    seed: int = 1,
+    script: Sequence[Mapping[str, Any]] | None = None,
+    keep_timelines: int = 20,
+) -> Result:
     """Run ``customers`` synthetic customers for ``days`` virtual days (or a scripted timeline)."""
     if customers < 1 or days < 1:
         raise PosventaError("--customers and --days must be at least 1")
     result = Result(plan, customers, days)
     start = EPOCH
+    worlds: Iterable[_World]
     if script is not None:
-        worlds = _scripted_worlds(script, start, days)
-        result.customers = len(worlds)
+        scripted = _scripted_worlds(script, start, days)
+        result.customers = len(scripted)
+        worlds = scripted
     else:
         worlds = (_World(i, seed, start, days) for i in range(customers))
     for i, world in enumerate(worlds):
@@ -287,7 +359,12 @@ def simulate(plan: JourneyPlan, customers: int = 100, days: int = 120, seed: int
 
 
 def load_script(path: Path) -> list[dict[str, Any]]:
-    """A scripted timeline: JSONL lines ``{"customer": "c1", "at": "2d" | ISO time, "type": …, "data": …}``."""
+    """A scripted timeline, one JSON object per line::
+
+    {"customer": "c1", "at": "2d" | ISO time, "type": "order.delivered", "data": {…},
+     "profile": {"locale": "en", "timezone": "America/Bogota"},     # optional, customer fields
+     "order": {"promised_delivery_date": "2026-01-09", "items": […]}} # optional, order fields
+    """
     out = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -300,6 +377,9 @@ def load_script(path: Path) -> list[dict[str, Any]]:
             item = json.loads(line)
             if not isinstance(item, dict) or "type" not in item or "customer" not in item:
                 raise ValueError("each line needs 'customer' and 'type'")
+            for key in ("data", "profile", "order"):
+                if not isinstance(item.get(key, {}), dict):
+                    raise ValueError(f"'{key}' must be an object")
             at = item.get("at", "0d")
             item["_at"] = parse_instant(at) if "T" in str(at) else EPOCH + parse_duration(str(at))
             if item["_at"] is None:
@@ -323,6 +403,10 @@ def _scripted_worlds(script: Sequence[Mapping[str, Any]], start: datetime, days:
         w.rng = random.Random(cid)
         order_id = next((str(x["order_id"]) for x in items if x.get("order_id")), w.order["id"])
         w.order["id"] = order_id
+        for x in items:  # the script's own order facts replace the generated ones
+            w.order.update(x.get("order") or {})
+            if x["type"] == "order.placed":
+                w.order["placed_at"] = x["_at"].isoformat()
         for x in items:
             w.add(str(x["type"]), x["_at"], order_id=str(x.get("order_id") or order_id), data=x.get("data"))
         w.react = lambda *_a, **_k: None  # type: ignore[method-assign]  # scripted: no invented behaviour
@@ -332,9 +416,12 @@ def _scripted_worlds(script: Sequence[Mapping[str, Any]], start: datetime, days:
 
 def report(result: Result, show_customer: int = 0) -> str:
     plan = result.plan
-    lines = [f"Journey {plan.id} ({plan.name}) — plan {plan.version}",
-             f"{result.customers} customers × {result.days} days: {result.enrolled} enrolled, "
-             f"{result.advances} engine advances", ""]
+    lines = [
+        f"Journey {plan.id} ({plan.name}) — plan {plan.version}",
+        f"{result.customers} customers × {result.days} days: {result.enrolled} enrolled, "
+        f"{result.advances} engine advances",
+        "",
+    ]
     if result.timelines:
         idx = min(show_customer, len(result.timelines) - 1)
         tl = result.timelines[idx]
@@ -347,8 +434,10 @@ def report(result: Result, show_customer: int = 0) -> str:
     for sid in plan.order:
         spec = plan.steps[sid]
         skipped = sum(n for (s, _), n in result.skips.items() if s == sid)
-        lines.append(f"{sid:<28}{spec['type']:<10}{result.visits[sid]:>8}{result.sends[sid]:>8}"
-                     f"{skipped:>9}{result.actions[sid]:>9}")
+        lines.append(
+            f"{sid:<28}{spec['type']:<10}{result.visits[sid]:>8}{result.sends[sid]:>8}"
+            f"{skipped:>9}{result.actions[sid]:>9}"
+        )
     if result.skips:
         lines.append("")
         lines.append("Skipped, by reason:")

@@ -56,8 +56,16 @@ class _Collector:
         self.doc = doc
         self.items: list[Diagnostic] = []
 
-    def add(self, loc: Sequence[str | int], code: str, message: str, hint: str | None = None,
-            *, key: bool = False, severity: str = "error") -> None:
+    def add(
+        self,
+        loc: Sequence[str | int],
+        code: str,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> None:
         line, col = self.doc.where(tuple(loc), key=key)
         self.items.append(Diagnostic(self.doc.path, line, col, code, message, hint, severity))  # type: ignore[arg-type]
 
@@ -72,7 +80,8 @@ class _Collector:
         tagged = False
         for n, part in enumerate(loc):
             if (isinstance(cur, dict) and part in cur) or (
-                    isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)):
+                isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+            ):
                 cur = cur[part]  # type: ignore[index]
                 out.append(part)
             elif kind == "missing" and n == len(loc) - 1:
@@ -102,14 +111,19 @@ class _Collector:
                 out.append(err)
                 continue
             point = err["loc"]
-            if any(o is not err and o["tagged"] and o["loc"][:len(point)] == point and not mismatch(o)
-                   for o in errors):
+            if any(
+                o is not err and o["tagged"] and o["loc"][: len(point)] == point and not mismatch(o)
+                for o in errors
+            ):
                 continue  # another member fits the value and reports the real problem
             if point in merged:
                 continue
             merged.add(point)
-            expected = [str(o["msg"]).removeprefix("Input should be ") for o in errors
-                        if mismatch(o) and o["loc"] == point]
+            expected = [
+                str(o["msg"]).removeprefix("Input should be ")
+                for o in errors
+                if mismatch(o) and o["loc"] == point
+            ]
             out.append({**err, "type": "union_type", "msg": "expected " + " or ".join(expected)})
         return out
 
@@ -123,22 +137,38 @@ class _Collector:
             if kind == "missing":
                 self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
             elif kind == "extra_forbidden":
-                self.add(loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known),
-                         key=True)
-            elif kind in {"bad-duration", "bad-time", "bad-timezone", "unknown-event", "unknown-date-field",
-                          "bad-condition"}:
+                self.add(
+                    loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known), key=True
+                )
+            elif kind in {
+                "bad-duration",
+                "bad-time",
+                "bad-timezone",
+                "unknown-event",
+                "unknown-date-field",
+                "bad-condition",
+            }:
                 self.add(loc, kind, err["msg"])
             elif kind == "literal_error":
                 got = err.get("input")
                 expected = (err.get("ctx") or {}).get("expected", "")
-                self.add(loc, "invalid-value", f"'{got}' is not allowed for '{field}'; expected {expected}",
-                         did_you_mean(str(got), re.findall(r"'([^']+)'", str(expected))))
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"'{got}' is not allowed for '{field}'; expected {expected}",
+                    did_you_mean(str(got), re.findall(r"'([^']+)'", str(expected))),
+                )
             elif kind == "string_pattern_mismatch":
                 got = err.get("input")
-                self.add(loc, "invalid-value", f"'{got}' is not a valid {field or 'value'}",
-                         "ids and names use lower-case letters, digits and '_', starting with a letter"
-                         if field in {"id", "template", "name", "goto", "next", "target", "from",
-                                      "on_timeout", "otherwise"} else None)
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"'{got}' is not a valid {field or 'value'}",
+                    "ids and names use lower-case letters, digits and '_', starting with a letter"
+                    if field
+                    in {"id", "template", "name", "goto", "next", "target", "from", "on_timeout", "otherwise"}
+                    else None,
+                )
             elif kind == "value_error":
                 msg = str(err["msg"]).removeprefix("Value error, ")
                 self.add(loc, "invalid-value", msg)
@@ -175,8 +205,12 @@ def check_document(doc: Located, journey_id: str, templates: Templates) -> Check
 
     out = _Collector(doc)
     if not JOURNEY_ID.match(journey_id):
-        out.add((), "bad-journey-id", f"file name '{journey_id}' is not a valid journey id",
-                "name journey files like post_purchase.yaml: lower-case letters, digits and '_'")
+        out.add(
+            (),
+            "bad-journey-id",
+            f"file name '{journey_id}' is not a valid journey id",
+            "name journey files like post_purchase.yaml: lower-case letters, digits and '_'",
+        )
     if not isinstance(doc.data, dict):
         out.add((), "invalid-journey", "a journey file must be a mapping with name, trigger and steps")
         raise JourneyError(out.items)
@@ -208,12 +242,20 @@ def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
             continue
         kind = raw.get("type")
         if kind is None:
-            out.add(("steps", i), "missing-field", "missing required field 'type'",
-                    f"one of: {', '.join(STEP_TYPES)}")
+            out.add(
+                ("steps", i),
+                "missing-field",
+                "missing required field 'type'",
+                f"one of: {', '.join(STEP_TYPES)}",
+            )
             continue
         if not isinstance(kind, str) or kind not in STEP_MODELS:  # a list or mapping is unhashable
-            out.add(("steps", i, "type"), "unknown-step-type", f"unknown step type '{kind}'",
-                    did_you_mean(str(kind), STEP_TYPES) or f"one of: {', '.join(STEP_TYPES)}")
+            out.add(
+                ("steps", i, "type"),
+                "unknown-step-type",
+                f"unknown step type '{kind}'",
+                did_you_mean(str(kind), STEP_TYPES) or f"one of: {', '.join(STEP_TYPES)}",
+            )
             continue
         try:
             step = STEP_MODELS[kind].model_validate(raw)
@@ -221,8 +263,11 @@ def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
             out.from_pydantic(exc, ("steps", i))
             continue
         if step.id in seen:
-            out.add(("steps", i, "id"), "duplicate-step-id",
-                    f"step id '{step.id}' is already used by step {seen[step.id] + 1}")
+            out.add(
+                ("steps", i, "id"),
+                "duplicate-step-id",
+                f"step id '{step.id}' is already used by step {seen[step.id] + 1}",
+            )
             continue
         seen[step.id] = i
         steps.append(step)
@@ -277,14 +322,21 @@ def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
         for field, target in targets:
             if target not in index:
                 label = field.split(".")[-1].replace("target", "goto")  # not "target target '…'"
-                out.add(_loc_of_field(index[sid], field), "unknown-step",
-                        f"{label} target '{target}' does not exist", did_you_mean(target, ids))
+                out.add(
+                    _loc_of_field(index[sid], field),
+                    "unknown-step",
+                    f"{label} target '{target}' does not exist",
+                    did_you_mean(target, ids),
+                )
             elif target == sid and field != "from":
                 out.add(_loc_of_field(index[sid], field), "self-loop", f"step '{sid}' jumps to itself")
     for i, step in enumerate(steps):
         if step.type == "repeat" and step.from_ in index and index[step.from_] >= i:
-            out.add(("steps", i, "from"), "invalid-repeat",
-                    f"repeat '{step.id}' must jump back to an earlier step, not '{step.from_}'")
+            out.add(
+                ("steps", i, "from"),
+                "invalid-repeat",
+                f"repeat '{step.id}' must jump back to an earlier step, not '{step.from_}'",
+            )
     if out.items:
         return
     # Reachability from the first step.
@@ -298,22 +350,33 @@ def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
         stack.extend(t for _, t in edges[cur])
     for sid in ids:
         if sid not in reached:
-            out.add(("steps", index[sid], "id"), "unreachable-step",
-                    f"step '{sid}' can never be reached", "link it with next/goto, or delete it")
+            out.add(
+                ("steps", index[sid], "id"),
+                "unreachable-step",
+                f"step '{sid}' can never be reached",
+                "link it with next/goto, or delete it",
+            )
     # Cycles that contain no wait: would run forever (or burst messages) in one tick.
     for cycle in _wait_free_cycles(ids, edges, steps):
         first = min(cycle, key=lambda s: index[s])
-        out.add(("steps", index[first], "id"), "wait-free-cycle",
-                f"steps {' → '.join([*cycle, cycle[0]])} form a loop with no wait",
-                "add a wait or wait_for inside the loop")
+        out.add(
+            ("steps", index[first], "id"),
+            "wait-free-cycle",
+            f"steps {' → '.join([*cycle, cycle[0]])} form a loop with no wait",
+            "add a wait or wait_for inside the loop",
+        )
 
 
-def _wait_free_cycles(ids: Sequence[str], edges: dict[str, list[tuple[str, str]]],
-                      steps: Sequence[Any]) -> list[list[str]]:
+def _wait_free_cycles(
+    ids: Sequence[str], edges: dict[str, list[tuple[str, str]]], steps: Sequence[Any]
+) -> list[list[str]]:
     """Strongly connected components (Tarjan) of the graph without waiting steps, size > 1 or self-loop."""
     kinds = {s.id: s.type for s in steps}
-    graph = {s: [t for _, t in edges[s] if kinds.get(t) not in WAITING_TYPES]
-             for s in ids if kinds[s] not in WAITING_TYPES}
+    graph = {
+        s: [t for _, t in edges[s] if kinds.get(t) not in WAITING_TYPES]
+        for s in ids
+        if kinds[s] not in WAITING_TYPES
+    }
     index_of: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
@@ -381,23 +444,32 @@ def _check_conditions(data: dict[str, Any], steps: Sequence[Any], out: _Collecto
 def _check_templates(journey: Journey, steps: Sequence[Any], templates: Templates, out: _Collector) -> None:
     wanted = journey.policy.locales
     if journey.policy.default_locale not in wanted:
-        out.add(("policy", "default_locale"), "missing-locale",
-                f"default locale '{journey.policy.default_locale}' is not in policy.locales {wanted}")
+        out.add(
+            ("policy", "default_locale"),
+            "missing-locale",
+            f"default locale '{journey.policy.default_locale}' is not in policy.locales {wanted}",
+        )
     for i, step in enumerate(steps):
         if step.type != "send" or step.sendgrid_template_id:
             continue
         have = templates.locales_of(step.template)
         if not have:
-            out.add(("steps", i, "template"), "missing-template",
-                    f"template '{step.template}' not found "
-                    f"(expected {templates.root}/<locale>/{step.template}.j2)",
-                    did_you_mean(step.template, templates.names()))
+            out.add(
+                ("steps", i, "template"),
+                "missing-template",
+                f"template '{step.template}' not found "
+                f"(expected {templates.root}/<locale>/{step.template}.j2)",
+                did_you_mean(step.template, templates.names()),
+            )
             continue
         for locale in wanted:
             if locale not in have:
-                out.add(("steps", i, "template"), "missing-locale",
-                        f"template '{step.template}' has no '{locale}' version "
-                        f"({templates.path(step.template, locale)})")
+                out.add(
+                    ("steps", i, "template"),
+                    "missing-locale",
+                    f"template '{step.template}' has no '{locale}' version "
+                    f"({templates.path(step.template, locale)})",
+                )
             else:
                 problem = templates.check(step.template, locale)
                 if problem:

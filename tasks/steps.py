@@ -49,33 +49,65 @@ def transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> boo
     return False
 
 
-RETRY = {"retries": 3, "retry_delay_seconds": [1, 5, 20], "retry_condition_fn": transient}
+RETRIES, DELAYS = 3, [1.0, 5.0, 20.0]
 
 
-@task(name="advance-batch", task_run_name="advance · batch {batch}", **RETRY)  # type: ignore[arg-type]
-def advance_batch(now: datetime, batch: int, journey: str | None = None, customer: str | None = None,
-                  force: bool = False) -> dict[str, Any]:
+@task(
+    name="advance-batch",
+    task_run_name="advance · batch {batch}",
+    retries=RETRIES,
+    retry_delay_seconds=DELAYS,
+    retry_condition_fn=transient,
+)
+def advance_batch(
+    now: datetime, batch: int, journey: str | None = None, customer: str | None = None, force: bool = False
+) -> dict[str, Any]:
     return runtime().advance_due(now, journey=journey, customer=customer, force=force).to_json()
 
 
-@task(name="deliver-batch", task_run_name="deliver · batch {batch}", **RETRY)  # type: ignore[arg-type]
+@task(
+    name="deliver-batch",
+    task_run_name="deliver · batch {batch}",
+    retries=RETRIES,
+    retry_delay_seconds=DELAYS,
+    retry_condition_fn=transient,
+)
 def deliver_batch(now: datetime, batch: int, customer: str | None = None) -> dict[str, Any]:
     return runtime().deliver(now, customer=customer).to_json()
 
 
-@task(name="enroll-scheduled", task_run_name="enroll date & segment triggers", **RETRY)  # type: ignore[arg-type]
+@task(
+    name="enroll-scheduled",
+    task_run_name="enroll date & segment triggers",
+    retries=RETRIES,
+    retry_delay_seconds=DELAYS,
+    retry_condition_fn=transient,
+)
 def enroll_scheduled(now: datetime) -> dict[str, Any]:
     return runtime().enroll_scheduled(now).to_json()
 
 
-@task(name="reconcile", task_run_name="reconcile ambiguous sends", **RETRY)  # type: ignore[arg-type]
+@task(
+    name="reconcile",
+    task_run_name="reconcile ambiguous sends",
+    retries=RETRIES,
+    retry_delay_seconds=DELAYS,
+    retry_condition_fn=transient,
+)
 def reconcile(now: datetime) -> dict[str, int]:
     return runtime().reconcile(now)
 
 
-@task(name="ingest-events", task_run_name="ingest {label}", **RETRY)  # type: ignore[arg-type]
-def ingest_events(items: list[dict[str, Any]], label: str, source: str = "import",
-                  now: datetime | None = None) -> dict[str, Any]:
+@task(
+    name="ingest-events",
+    task_run_name="ingest {label}",
+    retries=RETRIES,
+    retry_delay_seconds=DELAYS,
+    retry_condition_fn=transient,
+)
+def ingest_events(
+    items: list[dict[str, Any]], label: str, source: str = "import", now: datetime | None = None
+) -> dict[str, Any]:
     rep = runtime().apply_events(items, source, now)
     return {"accepted": rep.accepted, "duplicates": rep.duplicates, "rejected": rep.rejected}
 

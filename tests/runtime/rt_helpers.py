@@ -15,27 +15,49 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, 11:00 in Madrid: outside quiet hours
 
 
-
-
 def make_runtime(url: str, fake: FakeSendGrid, plans: dict[str, Any], tmp: Path, **extra: Any) -> Runtime:
-    settings = make_settings(database_url=url, journeys_dir=str(ROOT / "journeys"), outbox_dir=str(tmp / "outbox"),
-                             secret_key="k" * 40, sendgrid_host=fake.url, **extra)
+    settings = make_settings(
+        database_url=url,
+        journeys_dir=str(ROOT / "journeys"),
+        outbox_dir=str(tmp / "outbox"),
+        secret_key="k" * 40,
+        sendgrid_host=fake.url,
+        **extra,
+    )
     sender = SendGridSender("SG.test", settings.email_from, host=fake.url, timeout=2.0)
     return Runtime.from_settings(settings, sender=sender, plans=plans)
 
 
-def order_placed(i: int, at: datetime = T0, *, email: str | None = None, locale: str = "es",
-                 tz: str = "Europe/Madrid") -> dict[str, Any]:
+def order_placed(
+    i: int, at: datetime = T0, *, email: str | None = None, locale: str = "es", tz: str = "Europe/Madrid"
+) -> dict[str, Any]:
     return {
-        "id": f"evt-placed-{i}", "type": "order.placed", "occurred_at": at.isoformat(),
-        "customer": {"id": f"c{i}", "email": email or f"cliente{i}@example.com", "name": f"Cliente {i}",
-                     "locale": locale, "timezone": tz},
-        "order": {"id": f"o{i}", "total": 42.5, "currency": "EUR", "promised_delivery_date":
-                  (at + timedelta(days=4)).date().isoformat(),
-                  "items": [{"sku": "CEP-01", "name": "Cepillo", "quantity": 1, "price": 42.5}]},
+        "id": f"evt-placed-{i}",
+        "type": "order.placed",
+        "occurred_at": at.isoformat(),
+        "customer": {
+            "id": f"c{i}",
+            "email": email or f"cliente{i}@example.com",
+            "name": f"Cliente {i}",
+            "locale": locale,
+            "timezone": tz,
+        },
+        "order": {
+            "id": f"o{i}",
+            "total": 42.5,
+            "currency": "EUR",
+            "promised_delivery_date": (at + timedelta(days=4)).date().isoformat(),
+            "items": [{"sku": "CEP-01", "name": "Cepillo", "quantity": 1, "price": 42.5}],
+        },
     }
 
 
 def event(kind: str, i: int, at: datetime, n: int = 0, **data: Any) -> dict[str, Any]:
-    return {"id": f"evt-{kind}-{i}-{n}", "type": kind, "occurred_at": at.isoformat(), "customer_id": f"c{i}",
-            "order_id": f"o{i}", "data": data}
+    return {
+        "id": f"evt-{kind}-{i}-{n}",
+        "type": kind,
+        "occurred_at": at.isoformat(),
+        "customer_id": f"c{i}",
+        "order_id": f"o{i}",
+        "data": data,
+    }

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from rt_helpers import T0, order_placed
 
 from infra.email.fake_sendgrid import FakeSendGrid
 from infra.runtime import Runtime
-from rt_helpers import T0, order_placed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.prefect]
 

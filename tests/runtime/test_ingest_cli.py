@@ -9,15 +9,30 @@ from pathlib import Path
 
 from rt_helpers import ROOT
 
-GOOD = {"id": "e1", "type": "order.placed", "occurred_at": "2026-03-02T10:00:00+00:00",
-        "customer": {"id": "c1", "email": "ana@example.com", "locale": "es"}, "order": {"id": "o1", "total": 10}}
+GOOD = {
+    "id": "e1",
+    "type": "order.placed",
+    "occurred_at": "2026-03-02T10:00:00+00:00",
+    "customer": {"id": "c1", "email": "ana@example.com", "locale": "es"},
+    "order": {"id": "o1", "total": 10},
+}
 
 
 def run(args: list[str], db: Path) -> subprocess.CompletedProcess[str]:
-    env = {"POSVENTA_DATABASE_URL": f"sqlite:///{db}", "POSVENTA_JOURNEYS_DIR": str(ROOT / "journeys"),
-           "PATH": "/usr/bin:/bin", "POSVENTA_LANG": "en"}
-    return subprocess.run([sys.executable, "-m", "posventa", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = {
+        "POSVENTA_DATABASE_URL": f"sqlite:///{db}",
+        "POSVENTA_JOURNEYS_DIR": str(ROOT / "journeys"),
+        "PATH": "/usr/bin:/bin",
+        "POSVENTA_LANG": "en",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "posventa", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_ingest_reports_bad_lines_and_is_idempotent(tmp_path: Path) -> None:
@@ -26,13 +41,36 @@ def test_ingest_reports_bad_lines_and_is_idempotent(tmp_path: Path) -> None:
     lines = [
         json.dumps(GOOD),
         "not json",
-        json.dumps({"id": "e2", "type": "feedback.submitted", "occurred_at": "2026-03-02T10:00:00+00:00",
-                    "customer_id": "c1", "data": {"score": 11}}),
+        json.dumps(
+            {
+                "id": "e2",
+                "type": "feedback.submitted",
+                "occurred_at": "2026-03-02T10:00:00+00:00",
+                "customer_id": "c1",
+                "data": {"score": 11},
+            }
+        ),
         "[1, 2]",
-        json.dumps({"id": "e3", "type": "order.shiped", "occurred_at": "2026-03-02T10:00:00+00:00",
-                    "customer_id": "c1", "order_id": "o1"}),
-        json.dumps({**GOOD, "id": "e4", "type": "order.delivered", "customer": None, "customer_id": "c1",
-                    "order": None, "order_id": "o1"}),
+        json.dumps(
+            {
+                "id": "e3",
+                "type": "order.shiped",
+                "occurred_at": "2026-03-02T10:00:00+00:00",
+                "customer_id": "c1",
+                "order_id": "o1",
+            }
+        ),
+        json.dumps(
+            {
+                **GOOD,
+                "id": "e4",
+                "type": "order.delivered",
+                "customer": None,
+                "customer_id": "c1",
+                "order": None,
+                "order_id": "o1",
+            }
+        ),
     ]
     src = tmp_path / "events.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -43,7 +81,9 @@ def test_ingest_reports_bad_lines_and_is_idempotent(tmp_path: Path) -> None:
     assert f"{src}:2: rejected: not JSON" in err
     assert f"{src}:3: rejected: data.score" in err
     assert f"{src}:4: rejected: each line must be a JSON object" in err
-    assert f"{src}:5: rejected: type: unknown event type 'order.shiped' (did you mean 'order.shipped'?)" in err
+    assert (
+        f"{src}:5: rejected: type: unknown event type 'order.shiped' (did you mean 'order.shipped'?)" in err
+    )
     assert "Traceback" not in err
     again = run(["ingest", str(src)], db)
     assert "0 accepted, 2 duplicates, 4 rejected" in again.stdout
@@ -55,8 +95,10 @@ def test_ingest_csv_with_line_numbers(tmp_path: Path) -> None:
     src = tmp_path / "events.csv"
     src.write_text(
         "id,type,occurred_at,customer_id,order_id,data\n"
-        "c-1,ticket.opened,2026-03-02T10:00:00+00:00,c9,,\"{\"\"ticket_id\"\": \"\"t1\"\"}\"\n"
-        "c-2,ticket.opened,2026-03-02T10:00:00+00:00,c9,,{}\n", encoding="utf-8")
+        'c-1,ticket.opened,2026-03-02T10:00:00+00:00,c9,,"{""ticket_id"": ""t1""}"\n'
+        "c-2,ticket.opened,2026-03-02T10:00:00+00:00,c9,,{}\n",
+        encoding="utf-8",
+    )
     out = run(["ingest", str(src)], db)
     assert "1 accepted, 0 duplicates, 1 rejected" in out.stdout
     assert f"{src}:3: rejected: data.ticket_id" in out.stderr

@@ -75,7 +75,9 @@ def test_late_delivery_and_detractor_never_get_promotions(runtime: Runtime, fake
     runtime.sweep(T0)
     runtime.sweep(T0 + timedelta(days=5, hours=2))  # past promised date + 1 day: apology
     assert [r.step_id for r in ledger(runtime, status="sent")][-1] == "late_apology"
-    runtime.apply_events([event("order.delivered", 3, T0 + timedelta(days=6))], "api", now=T0 + timedelta(days=6))
+    runtime.apply_events(
+        [event("order.delivered", 3, T0 + timedelta(days=6))], "api", now=T0 + timedelta(days=6)
+    )
     for day in range(6, 16):
         runtime.sweep(T0 + timedelta(days=day, hours=2))
     assert any(r.step_id == "nps_survey" for r in ledger(runtime, status="sent"))
@@ -105,9 +107,9 @@ def test_suppressed_address_is_never_sent_to(runtime: Runtime, fake: FakeSendGri
     assert (row.status, row.reason) == ("skipped", "suppressed:bounced")
 
 
-def test_two_workers_sweeping_concurrently_send_each_step_once(pg_url: str, runtime: Runtime,
-                                                               fake: FakeSendGrid, plans: dict[str, Any],
-                                                               tmp_path: Path) -> None:
+def test_two_workers_sweeping_concurrently_send_each_step_once(
+    pg_url: str, runtime: Runtime, fake: FakeSendGrid, plans: dict[str, Any], tmp_path: Path
+) -> None:
     n = 400
     runtime.apply_events([order_placed(i) for i in range(100, 100 + n)], "api", now=T0)
     workers = [make_runtime(pg_url, fake, plans, tmp_path / str(w), batch_size=25) for w in range(2)]
@@ -142,7 +144,8 @@ from datetime import datetime
 url, fake_url, journeys, now = sys.argv[1:5]
 settings = make_settings(database_url=url, journeys_dir=journeys, secret_key="k" * 40, batch_size=20,
                          outbox_dir="/tmp/unused-outbox")
-rt = Runtime.from_settings(settings, sender=SendGridSender("SG.test", settings.email_from, host=fake_url, timeout=5),
+sender = SendGridSender("SG.test", settings.email_from, host=fake_url, timeout=5)
+rt = Runtime.from_settings(settings, sender=sender,
                            plans={"post_purchase": compile_file(journeys + "/post_purchase.yaml")})
 print("ready", flush=True)
 rt.sweep(datetime.fromisoformat(now))
@@ -150,15 +153,21 @@ print("finished", flush=True)
 """
 
 
-def test_worker_killed_mid_batch_loses_and_duplicates_nothing(pg_url: str, runtime: Runtime,
-                                                               fake: FakeSendGrid) -> None:
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
+    pg_url: str, runtime: Runtime, fake: FakeSendGrid
+) -> None:
     n = 200
     runtime.apply_events([order_placed(i) for i in range(500, 500 + n)], "api", now=T0)
     fake.slow_next(0.4, count=1000)  # every request takes a while: the kill lands mid-delivery
     now = (T0 + timedelta(minutes=1)).isoformat()
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, pg_url, fake.url, str(ROOT / "journeys"), now],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, pg_url, fake.url, str(ROOT / "journeys"), now],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     deadline = time.monotonic() + 60
