@@ -34,6 +34,14 @@ MESSAGES.update(
             "{failed} fallidos",
         },
         "doctor_ok": {"en": "ok", "es": "bien"},
+        "no_customer": {"en": "no customer '{id}'", "es": "no existe el cliente '{id}'"},
+        "suppressions": {"en": "Suppressions", "es": "Bloqueos y bajas"},
+        "open_complaint": {
+            "en": "open complaint: promotions on hold",
+            "es": "reclamación abierta: promociones en espera",
+        },
+        "journeys": {"en": "Journeys", "es": "Recorridos"},
+        "messages": {"en": "Messages", "es": "Mensajes"},
         "api_key_created": {
             "en": "API key for {shop} (shown once, store it now):",
             "es": "Clave de API para {shop} (se muestra una vez, guárdala ahora):",
@@ -276,4 +284,102 @@ def cmd_api_key(args: argparse.Namespace) -> int:
         key = store.create_api_key(s, args.shop, args.label or None)
     print(t("api_key_created", shop=args.shop))
     print(key)
+    return 0
+
+
+def customer_report(factory: Any, customer_id: str) -> dict[str, Any] | None:
+    """Everything ops need to answer "why did (or didn't) this customer get that email?"."""
+    from sqlalchemy import select
+
+    from infra.db import models as m
+    from infra.db import store
+
+    with factory() as s:
+        c = s.get(m.Customer, customer_id)
+        if c is None:
+            return None
+
+        def iso(v: Any) -> str | None:
+            return v.isoformat() if v is not None else None
+
+        return {
+            "customer": {
+                "id": c.id,
+                "email": c.email,
+                "locale": c.locale,
+                "timezone": c.timezone,
+                "consent_email": c.consent_email,
+                "attributes": c.attributes,
+            },
+            "suppressions": [
+                {
+                    "email": x.email,
+                    "reason": x.reason,
+                    "scope": x.scope,
+                    "source": x.source,
+                    "detail": x.detail,
+                    "since": iso(x.created_at),
+                }
+                for x in store.suppressions_for(s, customer_id)
+            ],
+            "open_complaint": store.has_open_complaint(s, customer_id),
+            "enrollments": [
+                {
+                    "id": e.id,
+                    "journey": e.journey_id,
+                    "status": e.status,
+                    "step": (e.state or {}).get("step"),
+                    "reason": (e.state or {}).get("reason"),
+                    "next_due_at": iso(e.next_due_at),
+                    "entered_at": iso(e.entered_at),
+                    "last_error": e.last_error,
+                }
+                for e in s.scalars(
+                    select(m.Enrollment)
+                    .where(m.Enrollment.customer_id == customer_id)
+                    .order_by(m.Enrollment.entered_at)
+                )
+            ],
+            "messages": [
+                {
+                    "key": r.key,
+                    "journey": r.journey_id,
+                    "step": r.step_id,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "category": r.category,
+                    "at": iso(r.sent_at or r.updated_at),
+                }
+                for r in s.scalars(
+                    select(m.LedgerEntry)
+                    .where(m.LedgerEntry.customer_id == customer_id)
+                    .order_by(m.LedgerEntry.id)
+                )
+            ],
+        }
+
+
+def cmd_customer(args: argparse.Namespace) -> int:
+    from infra.db.session import make_engine, session_factory
+
+    report = customer_report(session_factory(make_engine(_settings().database_url)), args.customer_id)
+    if report is None:
+        raise PosventaError(t("no_customer", id=args.customer_id))
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    c = report["customer"]
+    print(f"{c['id']}  {c['email'] or '-'}  {c['locale']}  {c['timezone'] or '-'}")
+    print(t("suppressions") + ":")
+    for x in report["suppressions"] or [{"reason": "-", "scope": "", "source": "", "since": ""}]:
+        print(f"  {x['reason']:<14}{x['scope']:<13}{x['source']:<12}{x['since'] or ''}")
+    if report["open_complaint"]:
+        print("  " + t("open_complaint"))
+    print(t("journeys") + ":")
+    for e in report["enrollments"]:
+        where = e["step"] or e["reason"] or ""
+        print(f"  {e['journey']:<16}{e['status']:<11}{where:<24}{e['next_due_at'] or ''}")
+    print(t("messages") + ":")
+    for r in report["messages"]:
+        print(f"  {r['journey']:<16}{r['step']:<24}{r['status']:<9}{r['reason'] or '':<28}{r['at'] or ''}")
     return 0

@@ -199,6 +199,11 @@ def _fake_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default="SG.fake")
 
 
+def _customer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("customer_id")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
 def _apikey_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("shop")
     p.add_argument("--label", default="")
@@ -215,6 +220,7 @@ _RUNTIME_COMMANDS = [
     ("serve", "infra.cli", "cmd_serve", "help_serve"),
     ("fake-sendgrid", "infra.cli", "cmd_fake_sendgrid", "help_fake_sendgrid"),
     ("api-key", "infra.cli", "cmd_api_key", "help_api_key"),
+    ("customer", "infra.cli", "cmd_customer", "help_customer"),
 ]
 _RUNTIME_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "db": _db_args,
@@ -226,6 +232,7 @@ _RUNTIME_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "serve": _serve_args,
     "fake-sendgrid": _fake_args,
     "api-key": _apikey_args,
+    "customer": _customer_args,
 }
 
 

@@ -77,6 +77,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "run a SendGrid-compatible fake server on loopback",
         "es": "ejecuta un servidor falso compatible con SendGrid en loopback",
     },
+    "help_customer": {
+        "en": "show a customer: suppressions (with reasons), journeys, messages",
+        "es": "muestra un cliente: bajas y bloqueos (con motivo), recorridos, mensajes",
+    },
     "help_api_key": {"en": "create an API key for a shop", "es": "crea una clave de API para una tienda"},
     "no_such_path": {"en": "no such file or folder: {path}", "es": "no existe el archivo o carpeta: {path}"},
     "no_journeys": {

@@ -105,6 +105,15 @@ def test_suppressed_address_is_never_sent_to(runtime: Runtime, fake: FakeSendGri
     assert fake.messages == []
     [row] = ledger(runtime, step_id="thank_you")
     assert (row.status, row.reason) == ("skipped", "suppressed:bounced")
+    # Ops can see why, per customer.
+    from infra.cli import customer_report
+
+    report = customer_report(runtime.factory, "c4")
+    assert report is not None
+    assert [(x["reason"], x["scope"]) for x in report["suppressions"]] == [("bounced", "all")]
+    assert [(r["step"], r["status"], r["reason"]) for r in report["messages"]] == [
+        ("thank_you", "skipped", "suppressed:bounced")
+    ]
 
 
 def test_two_workers_sweeping_concurrently_send_each_step_once(
