@@ -17,7 +17,25 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from posventa.errors import ExpressionError
 
-_ENV = ImmutableSandboxedEnvironment()
+
+class DataFirst:
+    """Jinja mixin: ``order.items`` means the order's ``items`` field, not ``dict.items``.
+
+    Facts are plain dicts, and Jinja tries attributes before keys, so a field named like a dict method
+    (items, keys, values, get, …) would silently read the method. Journeys and templates read data.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)  # type: ignore[misc]
+
+
+class ConditionEnvironment(DataFirst, ImmutableSandboxedEnvironment):
+    pass
+
+
+_ENV = ConditionEnvironment()
 
 #: The names a condition may start with, and the fields Posventa knows under each. ``None`` means
 #: free-form (custom attributes, event payloads).

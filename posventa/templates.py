@@ -18,6 +18,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from posventa.errors import TemplateError
+from posventa.expressions import DataFirst
 
 BLOCKS = ("subject", "text", "html")
 
@@ -29,19 +30,23 @@ class Rendered:
     html: str
 
 
+class _TemplateEnvironment(DataFirst, SandboxedEnvironment):
+    pass
+
+
 class Templates:
     """The template folder of a journeys directory."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self._html = SandboxedEnvironment(
+        self._html = _TemplateEnvironment(
             loader=FileSystemLoader(str(self.root)),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._plain = SandboxedEnvironment(
+        self._plain = _TemplateEnvironment(
             loader=FileSystemLoader(str(self.root)),
             autoescape=False,
             undefined=StrictUndefined,

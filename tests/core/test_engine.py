@@ -575,3 +575,13 @@ def test_naive_now_and_unknown_step_are_engine_errors(make: Make) -> None:
     stale = replace(State.start(plan, T0), step="removed_step")
     with pytest.raises(EngineError, match="'removed_step' is not in plan"):
         advance(stale, plan, T0, facts())
+
+
+def test_fields_named_like_dict_methods_read_the_data() -> None:
+    """`order.items` is the order's items, not dict.items (conditions and templates alike)."""
+    from posventa.expressions import compile_condition
+    from posventa.templates import sample_context
+
+    assert compile_condition("order.items | length == 2")({"order": {"items": [1, 2]}})
+    assert compile_condition("order.items[0].sku == 'A'")({"order": {"items": [{"sku": "A"}]}})
+    assert sample_context()["order"]["items"][0]["sku"] == "CEP-01"
