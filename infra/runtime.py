@@ -552,9 +552,9 @@ class Runtime:
             ledger: list[dict[str, Any]] = []
             for e in rows:
                 stats.enrollments += 1
+                mine = Stats()
                 try:
-                    with s.begin_nested():
-                        self._advance_one(s, e, facts[e.id], now, ledger, stats)
+                    ledger_rows = self._advance_one(s, e, facts[e.id], now, mine)
                 except Exception as exc:
                     e.attempts += 1
                     e.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -564,6 +564,9 @@ class Runtime:
                     stats.add(e.journey_id, e.state.get("step") or "?", "failed")
                     stats.failures.append(f"enrollment {e.id}: {e.last_error}")
                     log.warning("enrollment %s failed: %s\n%s", e.id, exc, traceback.format_exc(limit=3))
+                else:
+                    ledger += ledger_rows
+                    stats.merge(mine)
             if ledger:
                 insert_ledger(s, ledger)
         return stats
@@ -656,10 +659,13 @@ class Runtime:
         e: m.Enrollment,
         facts: Facts,
         now: datetime,
-        ledger: list[dict[str, Any]],
         stats: Stats,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Advance one enrollment; return its ledger rows. The engine is pure, so nothing is written
+        unless it succeeds; local actions (rare) get a savepoint so a failing one rolls back alone."""
         plan = self.plan_for(s, e.journey_id, e.plan_version)
+        ledger: list[dict[str, Any]] = []
+        local_actions: list[Act] = []
         before = State.from_json(e.state)
         adv = advance(before, plan, now, facts)
         if before.step:
@@ -708,7 +714,7 @@ class Runtime:
                 if eff.action == "webhook":
                     row["status"] = "pending"
                 else:
-                    self._local_action(s, e, eff)
+                    local_actions.append(eff)
                     row.update(status="sent", sent_at=now)
                     stats.add(e.journey_id, eff.step, "sent")
             ledger.append(row)
@@ -717,12 +723,17 @@ class Runtime:
                 stats.add(e.journey_id, line.split(":", 1)[0], "deferred")
             elif line.endswith("held (open complaint)"):
                 stats.add(e.journey_id, line.split(":", 1)[0], "held")
+        if local_actions:
+            with s.begin_nested():
+                for act in local_actions:
+                    self._local_action(s, e, act)
         e.state = adv.state.to_json()
         e.status = adv.status
         e.next_due_at = adv.next_due_at
         e.attempts, e.last_error = 0, None
         if adv.status in ("completed", "exited", "converted"):
             e.ended_at = now
+        return ledger
 
     def _local_action(self, s: Session, e: m.Enrollment, eff: Act) -> None:
         p = eff.params
@@ -782,50 +793,40 @@ class Runtime:
                 )
                 for r in rows
             ]
-        with self.factory() as s:
+        with self.factory.begin() as s:  # committed: rendering may create referral codes
             messages, verdicts = self._build(s, work, now)
         where = {w[0]: (w[1], w[2]) for w in work}
-        with self.factory.begin() as s:
-            for key, (status, reason) in verdicts.items():
-                # "pending" here means held (promotional during an open complaint): look again later.
-                later = now + timedelta(hours=6) if status == "pending" else None
-                store.mark(s, key, ("sending",), status, reason=reason, not_before=later, now=now)
-                j, st = where[key]
-                stats.add(j, st, {"skipped": f"skipped:{reason}", "pending": "held"}.get(status, status))
+        moves: list[store.Move] = []
+        for key, (status, reason) in verdicts.items():
+            # "pending" here means held (promotional during an open complaint): look again later.
+            later = now + timedelta(hours=6) if status == "pending" else None
+            moves.append(store.Move(key, status, reason, None, later))
+            j, st = where[key]
+            stats.add(j, st, {"skipped": f"skipped:{reason}", "pending": "held"}.get(status, status))
+        if moves:
+            with self.factory.begin() as s:
+                store.mark_many(s, moves, ("sending",), now=now)
         if messages:
             results = self.sender.send([msg for msg, _ in messages])
             meta = {msg.ledger_key: (msg.journey, msg.step) for msg, _ in messages}
+            moves = []
+            for res in results:
+                j, st = meta[res.ledger_key]
+                if res.outcome == Outcome.SENT:
+                    moves.append(store.Move(res.ledger_key, "sent", None, res.provider_message_id))
+                    stats.add(j, st, "sent")
+                elif res.outcome == Outcome.FAILED:
+                    moves.append(store.Move(res.ledger_key, "failed", res.error))
+                    stats.add(j, st, "failed")
+                elif res.outcome == Outcome.UNKNOWN:
+                    moves.append(store.Move(res.ledger_key, "unknown", res.error))
+                    stats.add(j, st, "unknown")
+                else:  # nothing was sent: back to pending, not before the provider allows
+                    wait = timedelta(seconds=res.retry_after or 60)
+                    moves.append(store.Move(res.ledger_key, "pending", res.error, None, now + wait))
+                    stats.add(j, st, "retry")
             with self.factory.begin() as s:
-                for res in results:
-                    j, st = meta[res.ledger_key]
-                    if res.outcome == Outcome.SENT:
-                        store.mark(
-                            s,
-                            res.ledger_key,
-                            ("sending",),
-                            "sent",
-                            provider_message_id=res.provider_message_id,
-                            now=now,
-                        )
-                        stats.add(j, st, "sent")
-                    elif res.outcome == Outcome.FAILED:
-                        store.mark(s, res.ledger_key, ("sending",), "failed", reason=res.error, now=now)
-                        stats.add(j, st, "failed")
-                    elif res.outcome == Outcome.UNKNOWN:
-                        store.mark(s, res.ledger_key, ("sending",), "unknown", reason=res.error, now=now)
-                        stats.add(j, st, "unknown")
-                    else:  # nothing was sent: back to pending, not before the provider allows
-                        wait = timedelta(seconds=res.retry_after or 60)
-                        store.mark(
-                            s,
-                            res.ledger_key,
-                            ("sending",),
-                            "pending",
-                            reason=res.error,
-                            not_before=now + wait,
-                            now=now,
-                        )
-                        stats.add(j, st, "retry")
+                store.mark_many(s, moves, ("sending",), now=now)
         return stats
 
     def _build(
@@ -845,6 +846,10 @@ class Runtime:
                 )
             )
         )
+        emails = sorted({store.normalise_email(c.email) for c in customers.values() if c.email})
+        suppressed: dict[str, dict[str, str]] = defaultdict(dict)
+        for row in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))) if emails else ():
+            suppressed[row.email][row.scope] = row.reason
         messages: list[tuple[OutgoingEmail, str]] = []
         verdicts: dict[str, tuple[str, str]] = {}
         for key, journey, step, kind, cid, template, category, payload in work:
@@ -855,7 +860,8 @@ class Runtime:
             if c is None or not c.email:
                 verdicts[key] = ("skipped", "no-address")
                 continue
-            reason = store.is_suppressed(s, c.email, promotional=category == "promotional")
+            scopes = suppressed.get(store.normalise_email(c.email), {})
+            reason = scopes.get("all") or (scopes.get("promotional") if category == "promotional" else None)
             if reason:
                 verdicts[key] = ("skipped", f"suppressed:{reason}")
                 continue
@@ -907,16 +913,18 @@ class Runtime:
     ) -> dict[str, Any]:
         base = self.settings.public_base_url.rstrip("/")
         secret = self.settings.secret_key.get_secret_value()
-        survey = [
-            f"{base}/s/"
-            + tokens.sign(
-                {"k": key, "c": customer.id, "o": order_id, "s": i, "j": journey},
-                secret,
-                now=now,
-                ttl=SURVEY_TTL,
-            )
-            for i in range(11)
-        ]
+        survey = _LazyList(
+            11,
+            lambda i: (
+                f"{base}/s/"
+                + tokens.sign(
+                    {"k": key, "c": customer.id, "o": order_id, "s": i, "j": journey},
+                    secret,
+                    now=now,
+                    ttl=SURVEY_TTL,
+                )
+            ),
+        )
         unsub = f"{base}/u/" + tokens.sign(
             {"c": customer.id, "e": customer.email, "j": journey, "k": key},
             secret,
@@ -970,7 +978,11 @@ class Runtime:
         if payload.get("sendgrid_template_id"):
             # SendGrid renders the template: hand it plain JSON (a dynamic template may use the code).
             ctx["referral_code"] = str(code)
-            ctx["links"] = {**ctx["links"], "referral": str(links["referral"])}
+            ctx["links"] = {
+                **ctx["links"],
+                "referral": str(links["referral"]),
+                "survey": list(ctx["links"]["survey"]),
+            }
             return OutgoingEmail(
                 ledger_key=key,
                 to_email=c.email or "",
@@ -1080,6 +1092,28 @@ class _Lazy:
 
     def __hash__(self) -> int:
         return hash(str(self))
+
+
+class _LazyList(Sequence[str]):
+    """A list whose items are made when a template reads them (11 signed survey links per message
+    would otherwise be signed for every email, survey or not)."""
+
+    def __init__(self, n: int, make: Any) -> None:
+        self._n, self._make = n, make
+        self._items: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        i = index + self._n if index < 0 else index
+        if not 0 <= i < self._n:
+            raise IndexError(index)
+        if i not in self._items:
+            self._items[i] = self._make(i)
+        return self._items[i]
 
 
 def insert_ledger(s: Session, rows: list[dict[str, Any]]) -> None:

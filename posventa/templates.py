@@ -163,7 +163,7 @@ def message_context(
         "event": {"type": ev.get("type"), "data": dict(ev.get("data") or {})},
         "journey": {"id": journey, "step": step, "variant": variant},
         "links": {
-            "survey": list(links.get("survey") or [None] * 11),
+            "survey": links.get("survey") or [None] * 11,  # may be lazy: links are signed when read
             "unsubscribe": links.get("unsubscribe"),
             "referral": links.get("referral"),
             "tracking": links.get("tracking") or o.get("tracking_url"),

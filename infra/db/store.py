@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Select, Table, and_, func, or_, select, update
+from sqlalchemy import Select, String, Table, Text, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
@@ -50,13 +50,14 @@ from infra.db.models import (
     Suppression,
     WebhookEvent,
 )
-from infra.db.types import utcnow
+from infra.db.types import UTCDateTime, utcnow
 from posventa.events import CustomerIn, Event, OrderIn
 
 __all__ = [
     "LEDGER_TRANSITIONS",
     "TERMINAL_ENROLLMENT_STATUSES",
     "LedgerCount",
+    "Move",
     "attribute_referral",
     "check_api_key",
     "claim_due",
@@ -73,6 +74,7 @@ __all__ = [
     "ledger_key",
     "mark",
     "mark_event_processed",
+    "mark_many",
     "normalise_email",
     "open_ticket",
     "record_event",
@@ -565,6 +567,63 @@ def mark(
         values["sent_at"] = now
     stmt = update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.status.in_(froms)).values(**values)
     return _rowcount(s.execute(stmt)) == 1
+
+
+class Move(NamedTuple):
+    """One row's guarded transition, for :func:`mark_many`."""
+
+    key: str
+    to_status: str
+    reason: str | None = None
+    provider_message_id: str | None = None
+    not_before: datetime | None = None
+
+
+def mark_many(s: Session, moves: Sequence[Move], from_statuses: Sequence[str], *, now: datetime) -> None:
+    """:func:`mark` for a batch: one executemany per target status instead of one round trip per row.
+
+    Same guard (``WHERE key = :k AND status IN (:from)``) and the same transition table; ``reason`` and
+    ``provider_message_id`` keep their old value when the move gives none. (Drivers do not report
+    reliable row counts for executemany, so nothing is returned: a row already elsewhere stays there.)
+    """
+    froms = tuple(from_statuses)
+    by_status: dict[str, list[Move]] = {}
+    for mv in moves:
+        by_status.setdefault(mv.to_status, []).append(mv)
+    for to_status, group in by_status.items():
+        for src in froms:
+            if to_status not in LEDGER_TRANSITIONS.get(src, frozenset()):
+                raise ValueError(f"ledger status cannot move from {src!r} to {to_status!r}")
+        values: dict[str, Any] = {
+            "status": to_status,
+            "updated_at": _aware(now, "now"),
+            "reason": func.coalesce(bindparam("b_reason", type_=Text()), LedgerEntry.reason),
+            "provider_message_id": func.coalesce(
+                bindparam("b_pid", type_=String()), LedgerEntry.provider_message_id
+            ),
+            "not_before": func.coalesce(
+                bindparam("b_not_before", type_=UTCDateTime()), LedgerEntry.not_before
+            ),
+        }
+        if to_status == "sent":
+            values["sent_at"] = _aware(now, "now")
+        stmt = (
+            update(LedgerEntry)
+            # Equalities, not IN: an expanding IN cannot be used in an executemany.
+            .where(LedgerEntry.key == bindparam("b_key"), or_(*(LedgerEntry.status == f for f in froms)))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        params = [
+            {
+                "b_key": mv.key,
+                "b_reason": mv.reason,
+                "b_pid": mv.provider_message_id,
+                "b_not_before": mv.not_before,
+            }
+            for mv in group
+        ]
+        s.connection().execute(stmt, params)
 
 
 def stale_sending(s: Session, older_than: datetime) -> list[LedgerEntry]:

@@ -327,3 +327,38 @@ def test_instants_come_back_aware_in_utc(engine: Engine, session: Session) -> No
     assert row is not None and row.next_due_at is not None
     assert row.next_due_at == T0 and row.next_due_at.utcoffset() == timedelta(0)
     assert row.next_due_at.tzinfo in (UTC, timezone.utc)  # noqa: UP017
+
+
+def test_mark_many_moves_only_rows_still_in_the_source_status(session: Session) -> None:
+    keys = []
+    for i in range(3):
+        eid = enrollment(session, f"mm{i}")
+        row = store.reserve_step(
+            session, store.ledger_key(eid, "thanks", 0), eid, "post_purchase", "thanks", 0, "message", {},
+            "c1", to_email="c1@example.com", channel="email", template="thanks", category="transactional",
+        )  # fmt: skip
+        keys.append(row.key)
+        assert store.mark(session, row.key, "pending", "sending", now=T0)
+    assert store.mark(session, keys[2], "sending", "sent", provider_message_id="first", now=T0)
+    later = T0 + timedelta(minutes=5)
+    store.mark_many(
+        session,
+        [
+            store.Move(keys[0], "sent", None, "sg-0"),
+            store.Move(keys[1], "pending", "429", None, later),
+            store.Move(keys[2], "sent", None, "sg-2"),  # already sent: untouched
+        ],
+        ("sending",),
+        now=later,
+    )
+    session.expire_all()
+    rows = {r.key: r for r in session.scalars(select(LedgerEntry).where(LedgerEntry.key.in_(keys)))}
+    assert (rows[keys[0]].status, rows[keys[0]].provider_message_id, rows[keys[0]].sent_at) == (
+        "sent",
+        "sg-0",
+        later,
+    )
+    assert (rows[keys[1]].status, rows[keys[1]].reason, rows[keys[1]].not_before) == ("pending", "429", later)
+    assert (rows[keys[2]].status, rows[keys[2]].provider_message_id) == ("sent", "first")
+    with pytest.raises(ValueError, match="cannot move"):
+        store.mark_many(session, [store.Move(keys[0], "pending")], ("sent",), now=later)
