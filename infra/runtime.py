@@ -220,7 +220,12 @@ class Runtime:
         if sender is None:
             key = s.sendgrid_api_key.get_secret_value() if s.sendgrid_api_key else None
             sender = make_sender(
-                key, s.sendgrid_host, s.email_from, Path(s.outbox_dir), timeout=s.sendgrid_timeout
+                key,
+                s.sendgrid_host,
+                s.email_from,
+                Path(s.outbox_dir),
+                timeout=s.sendgrid_timeout,
+                concurrency=s.sendgrid_concurrency,
             )
         rt = cls(
             s,

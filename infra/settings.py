@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str | None = None
     sendgrid_asm_group_id: int | None = None
     sendgrid_timeout: float = Field(default=10, gt=0)
+    #: Requests in flight at once when personalised messages cannot share a request.
+    sendgrid_concurrency: int = Field(default=8, ge=1, le=64)
     #: How long a message may stay ``unknown`` (ambiguous provider outcome) before it is reconciled.
     reconcile_after_minutes: int = Field(default=60, ge=1)
     batch_size: int = Field(default=500, ge=1, le=10_000)

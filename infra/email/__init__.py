@@ -25,6 +25,7 @@ def make_sender(
     from_email: str,
     outbox_dir: Path,
     timeout: float = 10.0,
+    concurrency: int = 1,
 ) -> Sender:
     """SendGrid when a key is configured, otherwise the file outbox, so the demo needs no account."""
     if api_key is None or not api_key.strip():
@@ -32,5 +33,5 @@ def make_sender(
     from infra.email.sendgrid_sender import SendGridSender  # the sendgrid package only when used
 
     if host:
-        return SendGridSender(api_key, from_email, host=host, timeout=timeout)
-    return SendGridSender(api_key, from_email, timeout=timeout)
+        return SendGridSender(api_key, from_email, host=host, timeout=timeout, concurrency=concurrency)
+    return SendGridSender(api_key, from_email, timeout=timeout, concurrency=concurrency)

@@ -26,6 +26,7 @@ import time
 import urllib.error
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,7 @@ class SendGridSender:
         max_batch: int = 500,
         sandbox: bool = False,
         *,
+        concurrency: int = 1,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -135,6 +137,11 @@ class SendGridSender:
         self.asm_group_id = asm_group_id
         self.max_batch = max_batch
         self.sandbox = sandbox
+        if not 1 <= concurrency <= 64:
+            raise ConfigError("SendGrid concurrency must be between 1 and 64")
+        # Personalised mail (a name, an order, signed links) cannot share a request body, so one call may
+        # need many requests: up to ``concurrency`` of them are in flight at once (one client per thread).
+        self.concurrency = concurrency
         self._clock = clock
         self._rng = rng or random.Random()
         self._local = threading.local()
@@ -157,24 +164,33 @@ class SendGridSender:
                 results[index] = SendResult(message.ledger_key, Outcome.FAILED, error=problem)
             else:
                 groups[_batch_key(message)].append(index)
-        retry_after: float | None = None
-        for indices in groups.values():
-            for chunk in self._chunks(unique, indices):
-                if retry_after is not None:
-                    # Rate limited: the rest of this call would only collect more 429s.
-                    note = "not attempted: rate limited by SendGrid earlier in this batch"
-                    results.update(
-                        {
-                            i: SendResult(unique[i].ledger_key, Outcome.RETRY, None, note, retry_after)
-                            for i in chunk
-                        }
-                    )
-                    continue
-                chunk_results = self._send_chunk(unique, chunk, rounds=0)
-                results.update(chunk_results)
-                retry_after = max(
-                    (r.retry_after for r in chunk_results.values() if r.retry_after is not None), default=None
-                )
+        chunks = [chunk for indices in groups.values() for chunk in self._chunks(unique, indices)]
+        limited: list[float] = []  # retry_after of a 429 seen in this call
+        lock = threading.Lock()
+
+        def run(chunk: list[int]) -> dict[int, SendResult]:
+            with lock:
+                retry_after = max(limited) if limited else None
+            if retry_after is not None:
+                # Rate limited: the rest of this call would only collect more 429s.
+                note = "not attempted: rate limited by SendGrid earlier in this batch"
+                return {
+                    i: SendResult(unique[i].ledger_key, Outcome.RETRY, None, note, retry_after) for i in chunk
+                }
+            chunk_results = self._send_chunk(unique, chunk, rounds=0)
+            waits = [r.retry_after for r in chunk_results.values() if r.retry_after is not None]
+            if waits:
+                with lock:
+                    limited.append(max(waits))
+            return chunk_results
+
+        if self.concurrency > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chunks))) as pool:
+                for chunk_results in pool.map(run, chunks):
+                    results.update(chunk_results)
+        else:
+            for chunk in chunks:
+                results.update(run(chunk))
         return [results[i] for i in positions]
 
     # -- batching -------------------------------------------------------------------------------------

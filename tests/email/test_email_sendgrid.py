@@ -550,3 +550,19 @@ def test_python_http_client_logger_is_held_at_info(make_sender: MakeSender) -> N
     logging.getLogger("python_http_client").setLevel(logging.DEBUG)
     make_sender()
     assert logging.getLogger("python_http_client").level == logging.INFO
+
+
+def test_concurrent_requests_send_each_message_once(fake: FakeSendGrid) -> None:
+    """Personalised messages need a request each; with concurrency they go out in parallel, once each."""
+    sender = SendGridSender(fake.api_key, "hola@tienda.example", host=fake.url, timeout=5, concurrency=8)
+    msgs = [
+        OutgoingEmail(ledger_key=f"k{i}", to_email=f"c{i}@example.com", to_name=None, subject=f"Hola {i}",
+                      html=f"<p>{i}</p>", text=str(i), journey="j", step="s", promotional=False,
+                      unsubscribe_url=None)
+        for i in range(40)
+    ]  # fmt: skip
+    results = sender.send(msgs)
+    assert [r.ledger_key for r in results] == [m.ledger_key for m in msgs]
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert fake.request_count == 40
+    assert sorted(m.custom_args["posventa_key"] for m in fake.messages) == sorted(f"k{i}" for i in range(40))
