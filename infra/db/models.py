@@ -214,6 +214,15 @@ class LedgerEntry(Base):
         UniqueConstraint("enrollment_id", "step_id", "occurrence"),
         Index("ix_ledger_status_updated_at", "status", "updated_at"),
         Index("ix_ledger_provider_message_id", "provider_message_id"),
+        # Revision 0002 — found by benchmarks/bench_sweep.py with EXPLAIN ANALYZE on a 100k-row ledger:
+        # the frequency cap reads a customer's recent messages; delivery claims pending rows by id.
+        Index("ix_ledger_customer_id_created_at", "customer_id", "created_at"),
+        Index(
+            "ix_ledger_pending_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)

@@ -50,12 +50,12 @@ def test_upgrade_builds_the_models_schema(url: str) -> None:
                 assert db_checks == model_checks, table.name
                 option = f"{conn.dialect.name}_where"
                 model_where = {
-                    i.name: str(i.dialect_options[conn.dialect.name]["where"])
+                    i.name: _predicate(str(i.dialect_options[conn.dialect.name]["where"]))
                     for i in table.indexes
                     if i.dialect_options[conn.dialect.name]["where"] is not None
                 }
                 db_where = {
-                    i["name"]: str(i["dialect_options"][option]).strip("()")
+                    i["name"]: _predicate(str(i["dialect_options"][option]))
                     for i in inspector.get_indexes(table.name)
                     if option in i.get("dialect_options", {})
                 }
@@ -89,3 +89,10 @@ def test_migrations_live_inside_the_package() -> None:
     assert (migrate.MIGRATIONS_DIR / "script.py.mako").is_file()
     assert (migrate.MIGRATIONS_DIR / "versions" / "0001_initial_schema.py").is_file()
     assert migrate.head()
+
+
+def _predicate(sql: str) -> str:
+    """PostgreSQL reports ``status = 'x'`` as ``(status)::text = 'x'::text``: compare without casts."""
+    import re
+
+    return re.sub(r"::\w+", "", sql).replace("(", "").replace(")", "").strip()
