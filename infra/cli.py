@@ -152,6 +152,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _print_stats(stats: Any) -> None:
+    settings = _settings()
+    if settings.sendgrid_api_key is None:
+        print(t("outbox_note", path=settings.outbox_dir))
     print(
         t(
             "run_summary",

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from infra.db import models as m
 from infra.email.fake_sendgrid import FakeSendGrid
 from infra.runtime import Runtime
+from posventa.engine import State
 
 pytestmark = pytest.mark.postgres
 
@@ -147,6 +148,7 @@ WORKER = """
 import sys
 from infra.email.sendgrid_sender import SendGridSender
 from infra.runtime import Runtime
+from posventa.engine import State
 from infra.settings import make_settings
 from posventa.plan import compile_file
 from datetime import datetime
@@ -231,3 +233,24 @@ def test_rate_limited_send_is_retried_after_reset(runtime: Runtime, fake: FakeSe
     runtime.sweep(row.not_before + timedelta(seconds=1))
     assert len(fake.messages) == 1
     assert ledger(runtime, step_id="thank_you")[0].status == "sent"
+
+
+def test_one_customers_failure_is_recorded_and_does_not_fail_the_batch(
+    runtime: Runtime, fake: FakeSendGrid
+) -> None:
+    from sqlalchemy import update
+
+    runtime.apply_events([order_placed(i) for i in (20, 21, 22)], "api", now=T0)
+    with runtime.factory.begin() as s:  # a state that no longer fits its plan (a step that does not exist)
+        s.execute(
+            update(m.Enrollment)
+            .where(m.Enrollment.customer_id == "c21")
+            .values(state={**State.start(runtime.plans["post_purchase"], T0).to_json(), "step": "gone"})
+        )
+    stats = runtime.sweep(T0 + timedelta(minutes=1))
+    assert stats.total("sent") == 2 and stats.total("failed") == 1
+    assert sorted(m.to for m in fake.messages) == ["cliente20@example.com", "cliente22@example.com"]
+    with runtime.factory() as s:
+        broken = s.scalars(select(m.Enrollment).where(m.Enrollment.customer_id == "c21")).one()
+        assert broken.attempts == 1 and "gone" in (broken.last_error or "")
+        assert broken.status == "active" and broken.next_due_at > T0 + timedelta(minutes=1)  # backs off
