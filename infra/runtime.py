@@ -226,6 +226,7 @@ class Runtime:
                 Path(s.outbox_dir),
                 timeout=s.sendgrid_timeout,
                 concurrency=s.sendgrid_concurrency,
+                passthrough_template_id=s.sendgrid_passthrough_template_id,
             )
         rt = cls(
             s,

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     sendgrid_timeout: float = Field(default=10, gt=0)
     #: Requests in flight at once when personalised messages cannot share a request.
     sendgrid_concurrency: int = Field(default=8, ge=1, le=64)
+    #: Optional: a SendGrid dynamic template id (subject {{subject}}, HTML {{{html}}}, text {{{text}}})
+    #: through which personalised messages of a step are batched, up to 500 per request.
+    sendgrid_passthrough_template_id: str | None = None
     #: How long a message may stay ``unknown`` (ambiguous provider outcome) before it is reconciled.
     reconcile_after_minutes: int = Field(default=60, ge=1)
     batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -26,6 +26,7 @@ def make_sender(
     outbox_dir: Path,
     timeout: float = 10.0,
     concurrency: int = 1,
+    passthrough_template_id: str | None = None,
 ) -> Sender:
     """SendGrid when a key is configured, otherwise the file outbox, so the demo needs no account."""
     if api_key is None or not api_key.strip():
@@ -33,5 +34,18 @@ def make_sender(
     from infra.email.sendgrid_sender import SendGridSender  # the sendgrid package only when used
 
     if host:
-        return SendGridSender(api_key, from_email, host=host, timeout=timeout, concurrency=concurrency)
-    return SendGridSender(api_key, from_email, timeout=timeout, concurrency=concurrency)
+        return SendGridSender(
+            api_key,
+            from_email,
+            host=host,
+            timeout=timeout,
+            concurrency=concurrency,
+            passthrough_template_id=passthrough_template_id,
+        )
+    return SendGridSender(
+        api_key,
+        from_email,
+        timeout=timeout,
+        concurrency=concurrency,
+        passthrough_template_id=passthrough_template_id,
+    )

@@ -566,3 +566,27 @@ def test_concurrent_requests_send_each_message_once(fake: FakeSendGrid) -> None:
     assert {r.outcome for r in results} == {Outcome.SENT}
     assert fake.request_count == 40
     assert sorted(m.custom_args["posventa_key"] for m in fake.messages) == sorted(f"k{i}" for i in range(40))
+
+
+def test_passthrough_template_batches_personalised_messages(fake: FakeSendGrid) -> None:
+    """With a pass-through dynamic template, different rendered content shares one request."""
+    sender = SendGridSender(
+        fake.api_key,
+        "hola@tienda.example",
+        host=fake.url,
+        timeout=5,
+        passthrough_template_id="d-0123456789ab",
+    )
+    msgs = [
+        OutgoingEmail(ledger_key=f"k{i}", to_email=f"c{i}@example.com", to_name=None, subject=f"Hola {i}",
+                      html=f"<p>{i}</p>", text=str(i), journey="j", step="s", promotional=True,
+                      unsubscribe_url=f"https://tienda.example/u/{i}")
+        for i in range(30)
+    ]  # fmt: skip
+    results = sender.send(msgs)
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert fake.request_count == 1
+    by_key = {m.custom_args["posventa_key"]: m for m in fake.messages}
+    assert by_key["k7"].template_id == "d-0123456789ab"
+    assert by_key["k7"].dynamic_template_data == {"subject": "Hola 7", "html": "<p>7</p>", "text": "7"}
+    assert by_key["k7"].headers["List-Unsubscribe"] == "<https://tienda.example/u/7>"
