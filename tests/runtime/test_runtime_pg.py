@@ -254,3 +254,32 @@ def test_one_customers_failure_is_recorded_and_does_not_fail_the_batch(
         broken = s.scalars(select(m.Enrollment).where(m.Enrollment.customer_id == "c21")).one()
         assert broken.attempts == 1 and "gone" in (broken.last_error or "")
         assert broken.status == "active" and broken.next_due_at > T0 + timedelta(minutes=1)  # backs off
+
+
+def test_promoter_gets_a_persisted_referral_code_in_the_referral_ask(
+    runtime: Runtime, fake: FakeSendGrid
+) -> None:
+    from posventa.engine import bucket
+
+    i = next(i for i in range(30, 200) if bucket("post_purchase", f"c{i}", "referral_split") >= 10)
+    runtime.apply_events([order_placed(i)], "api", now=T0)
+    runtime.sweep(T0)
+    at = T0 + timedelta(days=2)
+    runtime.apply_events([event("order.delivered", i, at)], "api", now=at)
+    for day in range(2, 12):
+        runtime.sweep(T0 + timedelta(days=day, hours=2))
+    at = T0 + timedelta(days=12)
+    runtime.apply_events([event("feedback.submitted", i, at, score=10)], "api", now=at)
+    for hours in (1, 13, 25):  # past quiet hours, whatever the hour
+        runtime.sweep(at + timedelta(hours=hours))
+    with runtime.factory() as s:
+        code = s.scalars(select(m.ReferralCode.code).where(m.ReferralCode.customer_id == f"c{i}")).one()
+    asks = [
+        msg for msg in fake.messages if msg.custom_args["posventa_key"].split(":")[1].startswith("referral")
+    ]
+    assert len(asks) == 1
+    assert code in (asks[0].html or "") and f"/r/{code}" in (asks[0].text or "")
+    assert asks[0].headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # Only the referral mail created a code: the other messages did not.
+    with runtime.factory() as s:
+        assert s.scalar(select(func.count()).select_from(m.ReferralCode)) == 1
