@@ -1129,8 +1129,11 @@ def insert_ledger(s: Session, rows: list[dict[str, Any]]) -> None:
     dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
     cols = {c.name for c in m.LedgerEntry.__table__.columns} - {"id"}
     full = [{**{c: None for c in cols}, "attempts": 0, "reason": None, **r} for r in rows]
-    stmt = dialect.insert(m.LedgerEntry).on_conflict_do_nothing(index_elements=["key"])
-    s.execute(stmt, full)
+    # One multi-row INSERT per chunk (not an executemany: psycopg2 would send a statement per row).
+    for start in range(0, len(full), 500):
+        chunk = full[start : start + 500]
+        # No conflict target: both unique indexes arbitrate (see store.reserve_step).
+        s.execute(dialect.insert(m.LedgerEntry).values(chunk).on_conflict_do_nothing())
 
 
 __all__ = ["IngestReport", "Runtime", "Stats"]

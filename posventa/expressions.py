@@ -26,7 +26,10 @@ class DataFirst:
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping) and attribute in obj:
+        if type(obj) is dict:  # the common case, checked without the ABC machinery (a hot path)
+            if attribute in obj:
+                return obj[attribute]
+        elif isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)  # type: ignore[misc]
 

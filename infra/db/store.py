@@ -16,7 +16,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Select, String, Table, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    column,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy import values as sa_values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
@@ -517,7 +532,9 @@ def reserve_step(
         created_at=now,
         updated_at=now,
     )
-    s.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+    # No conflict target: the key and (enrollment, step, occurrence) are both unique, and naming only one
+    # as the arbiter lets two racing inserts deadlock on the other (seen in test_concurrency_pg).
+    s.execute(stmt.on_conflict_do_nothing())
     stmt2 = select(LedgerEntry).where(LedgerEntry.key == key).execution_options(populate_existing=True)
     return s.scalars(stmt2).one()
 
@@ -607,6 +624,35 @@ def mark_many(s: Session, moves: Sequence[Move], from_statuses: Sequence[str], *
         }
         if to_status == "sent":
             values["sent_at"] = _aware(now, "now")
+        guard = or_(*(LedgerEntry.status == f for f in froms))
+        if _is_postgres(s):
+            # PostgreSQL: UPDATE … FROM (VALUES …), one statement per thousand rows.
+            rows = [(mv.key, mv.reason, mv.provider_message_id, mv.not_before) for mv in group]
+            for start in range(0, len(rows), 1000):
+                v = sa_values(
+                    column("k", String()),
+                    column("r", Text()),
+                    column("p", String()),
+                    column("nb", DateTime(timezone=True)),
+                    name="moves",
+                ).data(rows[start : start + 1000])
+                pg_values = {
+                    **values,
+                    "reason": func.coalesce(sql_cast(v.c.r, Text()), LedgerEntry.reason),
+                    "provider_message_id": func.coalesce(
+                        sql_cast(v.c.p, String()), LedgerEntry.provider_message_id
+                    ),
+                    "not_before": func.coalesce(
+                        sql_cast(v.c.nb, DateTime(timezone=True)), LedgerEntry.not_before
+                    ),
+                }
+                s.execute(
+                    update(LedgerEntry)
+                    .where(LedgerEntry.key == v.c.k, guard)
+                    .values(**pg_values)
+                    .execution_options(synchronize_session=False)
+                )
+            continue
         stmt = (
             update(LedgerEntry)
             # Equalities, not IN: an expanding IN cannot be used in an executemany.
