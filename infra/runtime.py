@@ -59,7 +59,6 @@ SURVEY_TTL = timedelta(days=30)
 UNSUBSCRIBE_TTL = timedelta(days=400)
 #: Date triggers look back this far, so a missed nightly run (or two) still enrolls its customers.
 CATCH_UP = timedelta(days=3)
-ORDER_PROGRESS = {"placed": 0, "shipped": 1, "delivered": 2, "returned": 3, "canceled": 3}
 
 
 def utcnow() -> datetime:
@@ -316,17 +315,15 @@ class Runtime:
     def _side_effects(self, s: Session, ev: Event, customer: m.Customer, order: m.Order | None) -> None:
         t, d = ev.type, ev.data
         if order is not None and t.startswith("order.") and t != "order.placed":
-            status = t.split(".", 1)[1]
-            if ORDER_PROGRESS.get(status, 0) >= ORDER_PROGRESS.get(order.status, 0):
-                order.status = status  # out-of-order events never move an order backwards
-            if t == "order.shipped":
-                order.shipped_at = order.shipped_at or ev.occurred_at
-                if d.get("tracking_url"):
-                    order.tracking_url = d["tracking_url"]
-            elif t == "order.delivered":
-                from posventa.timeutil import parse_instant
+            from posventa.timeutil import parse_instant
 
-                order.delivered_at = parse_instant(d.get("delivered_at")) or ev.occurred_at
+            # Guarded: out-of-order events never move an order backwards (store.set_order_status).
+            at = parse_instant(d.get("delivered_at")) if t == "order.delivered" else None
+            store.set_order_status(s, order.id, t.split(".", 1)[1], at or ev.occurred_at)
+            if t == "order.shipped" and d.get("tracking_url"):
+                order.tracking_url = d["tracking_url"]
+            s.flush()
+            s.refresh(order)
         elif t == "ticket.opened":
             store.open_ticket(
                 s,

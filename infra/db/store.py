@@ -200,15 +200,7 @@ def upsert_customer(s: Session, customer: CustomerIn) -> Customer:
     if "email" in given:
         given["email"] = given["email"].strip()
     attributes = dict(given.pop("attributes", {}))
-    stmt = _insert(s, Customer).values(id=customer.id, attributes=attributes, **given)
-    created = s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(Customer.id)).first()
-    row = _load_for_update(s, select(Customer).where(Customer.id == customer.id))
-    if created is None:
-        for name, value in given.items():
-            setattr(row, name, value)
-        if attributes:
-            row.attributes = {**row.attributes, **attributes}
-        s.flush()
+    row: Customer = _insert_or_update(s, Customer, customer.id, {"id": customer.id}, given, attributes)
     return row
 
 
@@ -230,11 +222,24 @@ def upsert_order(s: Session, customer_id: str, order: OrderIn, placed_at: dateti
             value = value.upper()
         given[name] = value
     attributes = dict(given.pop("attributes", {}))
-    stmt = _insert(s, Order).values(
-        id=order.id, customer_id=customer_id, placed_at=placed_at, attributes=attributes, **given
-    )
-    created = s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(Order.id)).first()
-    row = _load_for_update(s, select(Order).where(Order.id == order.id))
+    first = {"id": order.id, "customer_id": customer_id, "placed_at": placed_at}
+    row: Order = _insert_or_update(s, Order, order.id, first, given, attributes)
+    return row
+
+
+def _insert_or_update(
+    s: Session,
+    model: Any,
+    row_id: str,
+    first: dict[str, Any],
+    given: dict[str, Any],
+    attributes: dict[str, Any],
+) -> Any:
+    """Insert the row (``first`` are the values only the first sighting sets), or update the fields the
+    shop sent this time and merge its custom attributes. Safe under concurrent upserts of the same id."""
+    stmt = _insert(s, model).values(**first, attributes=attributes, **given)
+    created = s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(model.id)).first()
+    row = _load_for_update(s, select(model).where(model.id == row_id))
     if created is None:
         for name, value in given.items():
             setattr(row, name, value)
