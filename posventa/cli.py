@@ -45,7 +45,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     problems = duplicate_ids(files)
     for f in files:
         try:
-            check_file(f)
+            problems += check_file(f).warnings
         except JourneyError as exc:
             problems += exc.diagnostics
     if args.format == "json":

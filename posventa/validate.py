@@ -34,6 +34,7 @@ class Checked:
     journey: Journey
     steps: tuple[Any, ...]  # step models, in file order
     templates: Templates
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 def _all_field_names() -> set[str]:
@@ -228,9 +229,47 @@ def check_document(doc: Located, journey_id: str, templates: Templates) -> Check
         _check_graph(steps, out)
         _check_conditions(doc.data, steps, out)
         _check_templates(journey, steps, templates, out)
+        _check_no_effect(journey, out)
     if any(d.severity == "error" for d in out.items) or journey is None:
         raise JourneyError(sorted(out.items))
-    return Checked(journey_id, doc.path, journey, tuple(steps), templates)
+    return Checked(journey_id, doc.path, journey, tuple(steps), templates, tuple(sorted(out.items)))
+
+
+def _check_no_effect(journey: Journey, out: _Collector) -> None:
+    """Settings that validate but would do nothing: warnings, so the author is not surprised later."""
+    t, e = journey.trigger, journey.entry
+    if e.cooldown is not None and e.once_per != "customer":
+        out.add(
+            ("entry", "cooldown"),
+            "no-effect",
+            f"'cooldown' only applies with once_per: customer, not '{e.once_per}'",
+            "remove it, or set once_per: customer",
+            severity="warning",
+        )
+    if t.yearly and t.date is not None and not t.date.startswith("customer."):
+        out.add(
+            ("trigger", "yearly"),
+            "no-effect",
+            f"'yearly' only repeats customer dates, not '{t.date}'",
+            severity="warning",
+        )
+    if t.date == "journey.entered_at":
+        out.add(
+            ("trigger", "date"),
+            "no-effect",
+            "a journey cannot start on its own entry date: nobody would ever enroll",
+            "use an event, a customer date or an order date",
+            severity="warning",
+        )
+    orderless = (t.date or "").startswith("customer.") or t.segment is not None
+    if e.once_per == "order" and orderless:
+        out.add(
+            ("entry", "once_per"),
+            "no-effect",
+            "once_per: order needs an order, but this trigger has none: nobody would enroll",
+            "use once_per: customer or occurrence",
+            severity="warning",
+        )
 
 
 def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:

@@ -608,3 +608,27 @@ def test_repeat_back_over_a_wait_is_fine(templates_root: Path) -> None:
         templates_root,
     )
     assert plan.steps["r"] == {"type": "repeat", "from": "w", "times": 3, "next": None}
+
+
+@pytest.mark.parametrize(
+    ("envelope", "where", "message"),
+    [
+        (
+            "entry: {once_per: order, cooldown: 30d}\n",
+            (3, 36),
+            "'cooldown' only applies with once_per: customer",
+        ),
+        ("entry: {once_per: occurrence}\n", None, None),
+    ],
+)
+def test_settings_without_effect_are_warnings_not_errors(
+    tmp_path: Path, envelope: str, where: tuple[int, int] | None, message: str | None
+) -> None:
+    text = "name: x\ntrigger: {event: order.placed}\n" + envelope + "steps:\n  - {id: a, type: exit}\n"
+    checked = check_text(text, "journeys/case.yaml", tmp_path)
+    if where is None:
+        assert checked.warnings == ()
+        return
+    [w] = checked.warnings
+    assert (w.line, w.column, w.code, w.severity) == (*where, "no-effect", "warning")
+    assert message in w.message
