@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db import models as m
@@ -551,6 +551,7 @@ class Runtime:
             )
             if not rows:
                 return stats
+            self._lock_customers(s, sorted({e.customer_id for e in rows}))
             facts = self._facts_for(s, rows, now)
             ledger: list[dict[str, Any]] = []
             for e in rows:
@@ -573,6 +574,21 @@ class Runtime:
             if ledger:
                 insert_ledger(s, ledger)
         return stats
+
+    @staticmethod
+    def _lock_customers(s: Session, customer_ids: Sequence[str]) -> None:
+        """PostgreSQL: serialise workers on the same customers until commit, so the frequency cap (which
+        counts messages across journeys) sees what another worker just decided. Locks are taken in one
+        sorted order, so two workers cannot deadlock on them."""
+        if s.get_bind().dialect.name != "postgresql" or not customer_ids:
+            return
+        s.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(c, 7823) AS h "
+                "FROM unnest(CAST(:ids AS text[])) AS c ORDER BY 1) AS k"
+            ),
+            {"ids": list(customer_ids)},
+        )
 
     def _facts_for(self, s: Session, rows: Sequence[m.Enrollment], now: datetime) -> dict[int, Facts]:
         """Load everything the batch needs in a fixed number of queries (not one per enrollment)."""
@@ -685,6 +701,9 @@ class Runtime:
                 "updated_at": now,
             }
             if isinstance(eff, Send):
+                if eff.category == "promotional" and isinstance(facts.recent_promotional, list):
+                    # Shared by this customer's other enrollments in the batch: the cap counts this send.
+                    facts.recent_promotional.append(now)
                 row.update(
                     kind="message",
                     channel=eff.channel,

@@ -283,3 +283,51 @@ def test_promoter_gets_a_persisted_referral_code_in_the_referral_ask(
     # Only the referral mail created a code: the other messages did not.
     with runtime.factory() as s:
         assert s.scalar(select(func.count()).select_from(m.ReferralCode)) == 1
+
+
+CAPPED = """
+name: Capped promotions
+trigger: {event: order.placed}
+entry: {once_per: order}
+policy:
+  frequency_cap: {max: 1, per: 7d}
+steps:
+  - {id: tip, type: send, template: content_tip, category: promotional}
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_frequency_cap_counts_a_customers_other_enrollments(
+    pg_url: str, runtime: Runtime, fake: FakeSendGrid, tmp_path: Path, workers: int
+) -> None:
+    """Two enrollments of one customer due together: the cap (1 per 7 days) lets one through, whether
+    they are in one batch or claimed by two workers at once."""
+    from posventa.plan import compile_checked
+    from posventa.validate import check_text
+
+    plan = compile_checked(check_text(CAPPED, "journeys/capped.yaml", ROOT / "journeys" / "templates"))
+    size = 1 if workers == 2 else 500  # two workers: one enrollment each; one worker: both in one batch
+    rts = [
+        make_runtime(pg_url, fake, {plan.id: plan}, tmp_path / str(w), batch_size=size)
+        for w in range(workers)
+    ]
+    second = {**order_placed(40), "id": "evt-placed-40b", "order": {"id": "o40b"}}
+    rts[0].apply_events([order_placed(40), second], "api", now=T0)
+    if workers == 1:
+        rts[0].sweep(T0)
+    else:
+        start = threading.Barrier(2)
+
+        def work(rt: Runtime) -> None:
+            start.wait()
+            rt.sweep(T0)
+
+        threads = [threading.Thread(target=work, args=(rt,)) for rt in rts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert len(fake.messages) == 1
+    with runtime.factory() as s:
+        waiting = s.scalars(select(m.Enrollment).where(m.Enrollment.status == "waiting")).one()
+        assert waiting.next_due_at == T0 + timedelta(days=7)
