@@ -70,7 +70,19 @@ def sweep(
     return total
 
 
-@flow(name="tick", flow_run_name="tick · {journey}", log_prints=True)
+def _run_name(kind: str) -> Any:
+    """Flow run names ops can read: 'tick · all journeys', 'nightly · birthday'."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        journey = flow_run.parameters.get("journey")
+        return f"{kind} · {journey or 'all journeys'}"
+
+    return name
+
+
+@flow(name="tick", flow_run_name=_run_name("tick"), log_prints=True)
 def tick(journey: str | None = None, now: datetime | None = None) -> Stats:
     """Every few minutes: what is due now (event-driven steps such as the thank-you leave here)."""
     at = _now(now)
@@ -79,7 +91,7 @@ def tick(journey: str | None = None, now: datetime | None = None) -> Stats:
     return stats
 
 
-@flow(name="nightly", flow_run_name="nightly · {journey}", log_prints=True)
+@flow(name="nightly", flow_run_name=_run_name("nightly"), log_prints=True)
 def nightly(journey: str | None = None, now: datetime | None = None) -> Stats:
     """Nightly: date triggers (birthday, warranty, replenishment), segments, the sweep, reconciliation."""
     at = _now(now)

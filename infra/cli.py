@@ -166,7 +166,23 @@ def _print_stats(stats: Any) -> None:
     )
 
 
+def _prefect_env() -> None:
+    """Set before Prefect is imported: no telemetry (no internet here, and none wanted), quiet logs, the
+    project's own Prefect home (as `make` does), and time for the embedded server to start."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if "PREFECT_HOME" not in os.environ and "PREFECT_API_URL" not in os.environ:
+        home = Path(".posventa/prefect").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
+
+
 def cmd_tick(args: argparse.Namespace) -> int:
+    _prefect_env()
     from flows.sweep import tick
 
     stats = tick(journey=args.journey)
@@ -175,6 +191,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
+    _prefect_env()
     from flows.sweep import nightly
 
     stats = nightly(journey=args.journey)
@@ -183,6 +200,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _prefect_env()
     from flows.sweep import journey_for_customer
 
     if not args.customer:
@@ -193,13 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import os
-
-    # Quiet Prefect's console before it is imported: the demo prints its own progress and summary.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    _prefect_env()
     from infra.demo import run_demo
 
     try:

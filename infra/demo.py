@@ -25,7 +25,7 @@ from infra.runtime import Runtime, Stats
 from infra.settings import get_settings, make_settings
 from posventa.i18n import MESSAGES, t
 from posventa.simulate import EPOCH, _World
-from tasks.steps import ingest_events, use_runtime
+from tasks.steps import enroll_scheduled, ingest_events, use_runtime
 
 STEP = timedelta(hours=6)
 MESSAGES.update(
@@ -42,6 +42,7 @@ MESSAGES.update(
             "  PREFECT_HOME={home} .venv/bin/prefect server start\n"
             "  y abre http://127.0.0.1:4200 (flujo 'demo', sus tareas y artefactos)",
         },
+        "demo_progress": {"en": "simulated weeks", "es": "semanas simuladas"},
         "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
     }
 )
@@ -109,7 +110,7 @@ def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
     from rich.progress import Progress
 
     with Progress(transient=False) as bar:
-        job = bar.add_task("semanas / weeks", total=steps)
+        job = bar.add_task(t("demo_progress"), total=steps)
         for _ in range(steps):
             now += STEP
             due = [
@@ -126,6 +127,8 @@ def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
                     source="simulation",
                     now=now,
                 )
+            if now.hour == 2:  # the nightly run: birthdays, replenishment and warranty dates
+                total.merge(Stats.from_json(enroll_scheduled(now)))
             total.merge(sweep(now, artifacts=False))
             # Customers react to what they received: survey answers, parcels sent back.
             with rt.factory() as s:
@@ -160,9 +163,11 @@ def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
 
 def run_demo(customers: int = 300, weeks: int = 10, seed: int = 7) -> int:
     base = get_settings()
-    home = Path(".posventa")
+    # The demo keeps its database and outbox apart from the default ones (.posventa/posventa.db,
+    # .posventa/outbox): a real run after the demo must not find the demo's mail under its keys.
+    home = Path(".posventa") / "demo"
     db = home / "demo.db"
-    outbox = Path(base.outbox_dir)
+    outbox = home / "outbox"
     home.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)
     shutil.rmtree(outbox, ignore_errors=True)
@@ -186,21 +191,22 @@ def run_demo(customers: int = 300, weeks: int = 10, seed: int = 7) -> int:
         use_runtime(None)
     print()
     print(t("demo_summary"))
-    cols = ["journey", "step", "due", "sent", "skipped", "deferred", "failed", "skip reasons"]
-    widths = [16, 24, 7, 7, 8, 9, 7, 30]
-    print(
-        "".join(
-            c.ljust(w) if i < 2 or i == 7 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cols, widths, strict=True))
-        )
-    )
+    # sent: messages out / actions done; deferred: times a send waited (quiet hours, cap, complaint).
+    cols = ["journey", "step", "sent", "skipped", "deferred", "failed", "unknown", "skip reasons"]
+    widths = [16, 26, 7, 9, 10, 8, 9, 0]
+    right = {"sent", "skipped", "deferred", "failed", "unknown"}
+
+    def line(values: list[str]) -> str:
+        cells = [
+            (v.rjust(w) if c in right else v.ljust(w)) + ("  " if c in right else "")
+            for c, v, w in zip(cols, values, widths, strict=True)
+        ]
+        return "".join(cells).rstrip()
+
+    print(line(cols))
     for row in result["rows"]:
-        print(
-            "".join(
-                str(row[c]).ljust(w) if i < 2 or i == 7 else str(row[c]).rjust(w)
-                for i, (c, w) in enumerate(zip(cols, widths, strict=True))
-            )
-        )
+        if any(row[c] for c in right):
+            print(line([str(row[c]) for c in cols]))
     by_template: Counter[str] = Counter(p.stem.split("__")[0] for p in outbox.glob("*.eml"))
     print()
     print(t("demo_done", sent=sum(by_template.values()) or result["sent"], outbox=outbox))

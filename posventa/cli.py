@@ -45,7 +45,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     problems = duplicate_ids(files)
     for f in files:
         try:
-            problems += check_file(f).warnings
+            problems += check_file(f, args.templates).warnings
         except JourneyError as exc:
             problems += exc.diagnostics
     if args.format == "json":
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help=i18n.t("help_validate"))
     v.add_argument("paths", nargs="*", type=Path)
     v.add_argument("--format", choices=["text", "json"], default="text")
+    v.add_argument("--templates", type=Path, help=i18n.t("help_templates"))
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("schema", help=i18n.t("help_schema"))

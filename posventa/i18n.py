@@ -77,6 +77,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "run a SendGrid-compatible fake server on loopback",
         "es": "ejecuta un servidor falso compatible con SendGrid en loopback",
     },
+    "help_templates": {
+        "en": "template folder (default: templates/ beside each journey file)",
+        "es": "carpeta de plantillas (por defecto: templates/ junto a cada recorrido)",
+    },
     "help_customer": {
         "en": "show a customer: suppressions (with reasons), journeys, messages",
         "es": "muestra un cliente: bajas y bloqueos (con motivo), recorridos, mensajes",

@@ -85,7 +85,7 @@ class FileOutboxSender:
         stem = outbox_stem(message.ledger_key)
         eml_path = self.directory / f"{stem}.eml"
         if eml_path.exists():
-            return SendResult(message.ledger_key, Outcome.SENT, provider_message_id=eml_path.name)
+            return self._already_written(eml_path, message)
         try:
             eml = self.render(message, stem)
             _write_atomic(self.directory / f"{stem}.html", message.html.encode("utf-8"), exclusive=False)
@@ -97,6 +97,26 @@ class FileOutboxSender:
             logger.warning("outbox write failed for %s: %s", mask_email(message.to_email), exc)
             return SendResult(message.ledger_key, Outcome.RETRY, error=f"outbox write failed: {exc}")
         logger.info("outbox wrote %s for %s", eml_path.name, mask_email(message.to_email))
+        return SendResult(message.ledger_key, Outcome.SENT, provider_message_id=eml_path.name)
+
+    @staticmethod
+    def _already_written(eml_path: Path, message: OutgoingEmail) -> SendResult:
+        """A retry of the same key finds its file: sent, once. A file for another address under the same
+        key means two databases share this folder (their enrollment ids collide): never report that
+        as sent, or the customer's mail would be silently lost."""
+        from email.parser import BytesHeaderParser
+        from email.utils import parseaddr
+
+        with eml_path.open("rb") as fh:
+            headers = BytesHeaderParser().parse(fh)
+        written_to = parseaddr(str(headers.get("To", "")))[1].lower()
+        if written_to and written_to != message.to_email.lower():
+            error = (
+                f"outbox collision: {eml_path.name} already holds a message for another address "
+                "(do two databases share this outbox folder?)"
+            )
+            logger.warning("%s", error)
+            return SendResult(message.ledger_key, Outcome.FAILED, error=error)
         return SendResult(message.ledger_key, Outcome.SENT, provider_message_id=eml_path.name)
 
     def render(self, message: OutgoingEmail, stem: str | None = None) -> bytes:

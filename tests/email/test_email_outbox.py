@@ -116,3 +116,17 @@ def test_unwritable_directory_is_retry(tmp_path: Path, make_message: MakeMessage
 
     assert result.outcome is Outcome.RETRY
     assert "outbox" in (result.error or "")
+
+
+def test_same_key_for_another_address_is_a_collision_not_a_send(
+    tmp_path: Path, make_message: MakeMessage
+) -> None:
+    """Two databases sharing one outbox reuse enrollment ids: never report the second mail as sent."""
+    sender = FileOutboxSender(tmp_path)
+    first = make_message(0)
+    assert sender.send([first])[0].outcome == Outcome.SENT
+    from dataclasses import replace
+
+    other = replace(first, to_email="someone.else@example.com")
+    [result] = sender.send([other])
+    assert result.outcome == Outcome.FAILED and "outbox collision" in (result.error or "")
