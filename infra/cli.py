@@ -272,7 +272,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"✗ journeys: {str(exc).splitlines()[0]} — run: posventa validate")
         failed = True
     for warning in s.warnings():
-        print(f"! {warning}")
+        if not warning.startswith("POSVENTA_SENDGRID_API_KEY"):  # already said on the email line
+            print(f"! {warning}")
     return 1 if failed else 0
 
 
