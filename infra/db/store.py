@@ -66,6 +66,7 @@ from infra.db.models import (
     WebhookEvent,
 )
 from infra.db.types import UTCDateTime, utcnow
+from posventa.errors import ConfigError
 from posventa.events import CustomerIn, Event, OrderIn
 
 __all__ = [
@@ -152,7 +153,7 @@ def _insert(s: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
         return postgresql.insert(_table(model))
     if name == "sqlite":
         return sqlite.insert(_table(model))
-    raise NotImplementedError(f"Posventa's store supports PostgreSQL and SQLite, not {name}")
+    raise ConfigError(f"POSVENTA_DATABASE_URL: Posventa supports PostgreSQL and SQLite, not {name}")
 
 
 def _rowcount(result: Result[Any]) -> int:
