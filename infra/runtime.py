@@ -619,20 +619,8 @@ class Runtime:
                 "comment": f.comment,
                 "survey": f.survey,
             }
-        complaints = set(
-            s.scalars(
-                select(m.SupportTicket.customer_id).where(
-                    m.SupportTicket.customer_id.in_(cids),
-                    m.SupportTicket.status == "open",
-                    m.SupportTicket.category == "complaint",
-                )
-            )
-        )
-        emails = sorted({(c.email or "").strip().lower() for c in customers.values() if c.email})
-        suppressed: dict[str, dict[str, str]] = defaultdict(dict)
-        if emails:
-            for row in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))):
-                suppressed[row.email][row.scope] = row.reason
+        complaints = _open_complaints(s, cids)
+        suppressed = _suppressions(s, customers.values())
         orders_count: dict[str, int] = dict(
             s.execute(
                 select(m.Order.customer_id, func.count())
@@ -657,8 +645,7 @@ class Runtime:
             c = customers.get(e.customer_id)
             cust: dict[str, Any] = customer_fact(c) if c else {"id": e.customer_id}
             cust["orders_count"] = orders_count.get(e.customer_id, 0)
-            email = (cust.get("email") or "").strip().lower()
-            scopes = suppressed.get(email, {})
+            scopes = suppressed.get(store.normalise_email(cust["email"]), {}) if cust.get("email") else {}
             out[e.id] = Facts(
                 customer=cust,
                 order=order_fact(orders.get(e.order_id or "")),
@@ -859,19 +846,8 @@ class Runtime:
         customers = {c.id: c for c in s.scalars(select(m.Customer).where(m.Customer.id.in_(cids)))}
         oids = sorted({w[7].get("order_id") for w in work if w[7].get("order_id")})
         orders = {o.id: o for o in s.scalars(select(m.Order).where(m.Order.id.in_(oids)))} if oids else {}
-        complaints = set(
-            s.scalars(
-                select(m.SupportTicket.customer_id).where(
-                    m.SupportTicket.customer_id.in_(cids),
-                    m.SupportTicket.status == "open",
-                    m.SupportTicket.category == "complaint",
-                )
-            )
-        )
-        emails = sorted({store.normalise_email(c.email) for c in customers.values() if c.email})
-        suppressed: dict[str, dict[str, str]] = defaultdict(dict)
-        for row in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))) if emails else ():
-            suppressed[row.email][row.scope] = row.reason
+        complaints = _open_complaints(s, cids)
+        suppressed = _suppressions(s, customers.values())
         messages: list[tuple[OutgoingEmail, str]] = []
         verdicts: dict[str, tuple[str, str]] = {}
         for key, journey, step, kind, cid, template, category, payload in work:
@@ -1087,6 +1063,29 @@ class Runtime:
             if not st.rows:
                 break
         return total
+
+
+def _open_complaints(s: Session, customer_ids: Sequence[str]) -> set[str]:
+    """Which of these customers have an open complaint (promotions wait for them)."""
+    return set(
+        s.scalars(
+            select(m.SupportTicket.customer_id).where(
+                m.SupportTicket.customer_id.in_(customer_ids),
+                m.SupportTicket.status == "open",
+                m.SupportTicket.category == "complaint",
+            )
+        )
+    )
+
+
+def _suppressions(s: Session, customers: Iterable[m.Customer]) -> dict[str, dict[str, str]]:
+    """Suppression reasons by normalised address and scope, for a batch of customers in one query."""
+    emails = sorted({store.normalise_email(c.email) for c in customers if c.email})
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    if emails:
+        for row in s.scalars(select(m.Suppression).where(m.Suppression.email.in_(emails))):
+            out[row.email][row.scope] = row.reason
+    return out
 
 
 class _Lazy:
