@@ -14,6 +14,7 @@ The tests run in file order and share one deployment; the schedule change comes 
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -92,6 +93,17 @@ def test_the_customer_deployment_refuses_a_run_without_a_customer(deployed: Depl
         assert done.returncode != 0, done.stdout
         assert "customer" in done.stdout + done.stderr
     assert len(deployed.runs("customer/customer")) == before
+
+
+def test_a_kubernetes_work_pool_accepts_the_shipped_base_job_template(deployed: Deployed) -> None:
+    """The server validates the template (placeholders declared, defaults valid against the variables)."""
+    template = ROOT / "infra" / "deploy" / "k8s" / "base-job-template.json"
+    deployed.stack.run(
+        f".venv/bin/prefect work-pool create posventa-k8s --type kubernetes --base-job-template {template}"
+    )
+    pool = deployed.client.read_work_pool("posventa-k8s")
+    assert pool.type == "kubernetes"
+    assert pool.base_job_template == json.loads(template.read_text())
 
 
 def test_a_scheduled_tick_completes_on_the_worker_and_sends_once(deployed: Deployed) -> None:
