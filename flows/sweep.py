@@ -9,10 +9,11 @@ with a task run per batch of up to ``POSVENTA_BATCH_SIZE`` enrollments — never
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from pydantic import Field
 
 from infra.runtime import Stats
 from tasks.steps import advance_batch, count_due, deliver_batch, enroll_scheduled, reconcile, runtime
@@ -71,13 +72,15 @@ def sweep(
 
 
 def _run_name(kind: str) -> Any:
-    """Flow run names ops can read: 'tick · all journeys', 'nightly · birthday'."""
+    """Flow run names ops can read: 'tick · all journeys', 'nightly · birthday', 'customer c-42 · all
+    journeys'."""
 
     def name() -> str:
         from prefect.runtime import flow_run
 
-        journey = flow_run.parameters.get("journey")
-        return f"{kind} · {journey or 'all journeys'}"
+        journey = flow_run.parameters.get("journey") or "all journeys"
+        customer = flow_run.parameters.get("customer")
+        return f"{kind} {customer} · {journey}" if customer else f"{kind} · {journey}"
 
     return name
 
@@ -101,8 +104,16 @@ def nightly(journey: str | None = None, now: datetime | None = None) -> Stats:
     return stats
 
 
-@flow(name="journey", flow_run_name="journey {journey} · customer {customer}", log_prints=True)
-def journey_for_customer(customer: str, journey: str | None = None, now: datetime | None = None) -> Stats:
+# A blank id must not reach the sweep: with ``force`` and no customer filter it would advance a whole batch
+# of other customers early. The pattern is in the deployment's parameter schema, so the server refuses
+# such a run (UI form, ``prefect deployment run``) before any worker sees it.
+CustomerId = Annotated[str, Field(pattern=r"\S")]
+
+
+@flow(name="customer", flow_run_name=_run_name("customer"), log_prints=True)
+def journey_for_customer(
+    customer: CustomerId, journey: str | None = None, now: datetime | None = None
+) -> Stats:
     """Advance one customer now (ops from the UI, or right after an event for minute-level latency)."""
     return sweep(_now(now), journey=journey, customer=customer, force=True, key="customer-run")
 
