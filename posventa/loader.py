@@ -84,13 +84,13 @@ class _Loader(yaml.SafeLoader):
         self.composed = 0
         self.first_alias: tuple[int, int] | None = None
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
         line, col = event.start_mark.line + 1, event.start_mark.column + 1
         if isinstance(event, AliasEvent):
             if self.first_alias is None:
                 self.first_alias = (line, col)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         self.depth += 1
         self.composed += 1
         if self.depth > MAX_DEPTH:
@@ -98,7 +98,7 @@ class _Loader(yaml.SafeLoader):
         if self.composed > MAX_VALUES:
             raise _Limit("too-many-values", line, col, f"the file holds more than {MAX_VALUES:,} values")
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
