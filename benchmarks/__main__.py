@@ -139,7 +139,9 @@ def _render_ratios(r: dict[str, Any]) -> list[str]:
     return [
         f"thank_you {r['thank_you_us']:.0f} µs/message (target ≤ {r['target_us']:.0f} µs: {verdict}) = "
         f"{r['ratio_to_baseline']:.1f}x a one-line sandbox render ({r['baseline_us']:.1f} µs, baseline); "
-        f"a trivial three-block template through Templates: {r['trivial_ratio_to_baseline']:.1f}x"
+        f"a trivial three-block template through Templates: {r['trivial_ratio_to_baseline']:.1f}x",
+        f"the sandbox's resource limits cost {r['limits_cost_pct']:+.1f}% "
+        f"({r['without_limits_us']:.0f} µs per message without them)",
     ]
 
 
