@@ -59,7 +59,7 @@ MAX_STEPS = 100_000
 #: Wall-clock budget of one template render at run time, and of validate's sample render (a template
 #: that is not done with the sample context by then does not validate), and of one condition.
 RENDER_SECONDS = 2.0
-CHECK_SECONDS = 0.5
+CHECK_SECONDS = 0.25
 CONDITION_SECONDS = 0.1
 #: Longest condition, in characters.
 MAX_CONDITION_CHARS = 2_000

@@ -250,8 +250,13 @@ def load_file(path: Path | str) -> Located:
         raise LoadFailed(
             [Diagnostic(str(p), 1, 1, "unreadable-file", f"the file cannot be read: {exc.strerror or exc}")]
         ) from exc
+    return load_bytes(data, str(p))
+
+
+def load_bytes(data: bytes, path: str) -> Located:
+    """Parse a journey file's bytes (see :func:`load_file`)."""
     if len(data) > MAX_FILE_BYTES:
-        raise _too_large(str(p), len(data))
+        raise _too_large(path, len(data))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -262,7 +267,7 @@ def load_file(path: Path | str) -> Located:
         raise LoadFailed(
             [
                 Diagnostic(
-                    str(p),
+                    path,
                     line,
                     col,
                     "encoding",
@@ -271,7 +276,7 @@ def load_file(path: Path | str) -> Located:
                 )
             ]
         ) from exc
-    return load_text(text, str(p))
+    return load_text(text, path)
 
 
 def _pos(node: Node) -> tuple[int, int]:
