@@ -37,7 +37,7 @@ def parse_duration(text: str) -> timedelta:
     if len(raw) > MAX_DURATION_CHARS:
         raise ValueError(f"'{raw[:20]}…' is not a duration: too long ({len(raw)} characters)")
     sign = 1
-    if raw[:1] in "+-":
+    if raw.startswith(("+", "-")):  # not raw[:1] in "+-": "" is in every string
         sign = -1 if raw[0] == "-" else 1
         raw = raw[1:]
     m = _DURATION.match(raw)
