@@ -386,3 +386,21 @@ def test_what_the_store_can_hold_is_still_accepted() -> None:
         }
     )
     assert event.order is not None and event.order.total == MAX_AMOUNT
+
+
+# ---------------------------------------------------------------------------------------- docs
+def test_every_limit_in_the_docs_names_a_real_constant_and_a_documented_code() -> None:
+    import importlib
+    import re
+
+    doc = (REPO / "docs" / "journey-language.md").read_text(encoding="utf-8")
+    limits = doc.split("## Limits", 1)[1].split("## Diagnostic codes", 1)[0]
+    codes_table = doc.split("## Diagnostic codes", 1)[1]
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| `?([\w.—]+)`? \| (.+?) \|$", limits, re.M)
+    assert len(rows) >= 15
+    for _, _, constant, code in rows:
+        if constant.startswith("posventa."):
+            module, name = constant.rsplit(".", 1)
+            assert hasattr(importlib.import_module(module), name), constant
+        for c in re.findall(r"`([a-z-]+)`", code):
+            assert f"| `{c}` |" in codes_table, c
