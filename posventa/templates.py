@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ class _Template(Template):
         if loader is None or self.name is None:
             return None
         source = loader.get_source(self.environment, self.name)[0]
-        if not _top_level_is_constant(self.environment.parse(source)):
+        if not _analyse(source).constant_top_level:
             return None
         context = _BoundContext(self.environment, _Rendering(), self.name, self.blocks, self.globals)  # type: ignore[arg-type]
         return TemplateModule(self, context)
@@ -222,6 +223,36 @@ def _top_level_is_constant(tree: nodes.Template) -> bool:
 
 class _TemplateEnvironment(Sandbox, ImmutableSandboxedEnvironment):
     template_class = _Template
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """What reading a template's source (without running it) tells: problems as ``(line, message)``,
+    the templates it names, whether its top level is constant (:func:`_top_level_is_constant`)."""
+
+    problems: tuple[tuple[int, str], ...]
+    names: tuple[str, ...]
+    constant_top_level: bool
+
+
+_PARSER = _TemplateEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+
+@lru_cache(maxsize=512)
+def _analyse(source: str) -> _Analysis:
+    """Parsed once per process and source text: ``validate`` checks every template of every journey, and
+    each of them names the same layout."""
+    tree = _PARSER.parse(source)
+    names = []
+    for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
+        target = getattr(node, "template", None)
+        if isinstance(target, nodes.Const) and isinstance(target.value, str):
+            names.append(target.value)
+    return _Analysis(
+        problems=(*forbidden(tree), *constant_problems(tree)),
+        names=tuple(names),
+        constant_top_level=_top_level_is_constant(tree),
+    )
 
 
 def _where(exc: BaseException) -> str | None:
@@ -317,15 +348,11 @@ class Templates:
                 continue
             seen.add(current)
             try:
-                tree = self._plain.parse(self._plain.loader.get_source(self._plain, current)[0])  # type: ignore[union-attr]
+                found = _analyse(self._plain.loader.get_source(self._plain, current)[0])  # type: ignore[union-attr]
             except Exception:  # a missing or broken partial fails the sample render, with its line
                 continue
-            for line, message in (*forbidden(tree), *constant_problems(tree)):
-                problems.append(f"{current}:{line}: {message}")
-            for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
-                target = getattr(node, "template", None)
-                if isinstance(target, nodes.Const) and isinstance(target.value, str):
-                    todo.append(target.value)
+            problems += [f"{current}:{line}: {message}" for line, message in found.problems]
+            todo += found.names
         return problems
 
     def _load(self, name: str, locale: str) -> tuple[Template, Template]:
