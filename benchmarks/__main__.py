@@ -5,7 +5,8 @@ crashed (1). ``--only NAME`` runs one of them.
 Benchmarks: ``simulate`` (issue 2: the simulator, 10k vs 1k customers), ``sweep`` (issue 3: the nightly
 sweep on PostgreSQL vs the per-customer Prefect design and the raw SQL+HTTP limit; sizes from
 ``POSVENTA_BENCH_SIZES``), ``email`` (SendGridSender batched vs one request per message, by a colleague)
-and ``api`` (``benchmarks/bench_api.py``, when that module exists).
+``api`` (``benchmarks/bench_api.py``, when that module exists) and ``render`` (one ``thank_you`` message
+vs a trivial template).
 """
 
 from __future__ import annotations
@@ -127,6 +128,23 @@ def _generic_ratios(r: dict[str, Any]) -> list[str]:
     return [", ".join(f"{k} {v}" for k, v in shown.items())] if shown else []
 
 
+def _render() -> dict[str, Any]:
+    from benchmarks import bench_render
+
+    return bench_render.run()
+
+
+def _render_ratios(r: dict[str, Any]) -> list[str]:
+    verdict = "PASS" if r["meets_target"] else "ABOVE TARGET"
+    return [
+        f"thank_you {r['thank_you_us']:.0f} µs/message (target ≤ {r['target_us']:.0f} µs: {verdict}) = "
+        f"{r['ratio_to_baseline']:.1f}x a one-line sandbox render ({r['baseline_us']:.1f} µs, baseline); "
+        f"a trivial three-block template through Templates: {r['trivial_ratio_to_baseline']:.1f}x",
+        f"the sandbox's resource limits cost {r['limits_cost_pct']:+.1f}% "
+        f"({r['without_limits_us']:.0f} µs per message without them)",
+    ]
+
+
 class _Skip(Exception):
     pass
 
@@ -136,6 +154,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, An
     "sweep": (_sweep, _sweep_ratios),
     "email": (_email, _email_ratios),
     "api": (_api, _api_ratios),
+    "render": (_render, _render_ratios),
 }
 
 

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+#: Longest message or hint shown; longer ones (quoting a huge value from the file) are cut with '…'.
+MAX_MESSAGE_CHARS = 500
 
 
 @dataclass(frozen=True, order=True)
@@ -20,6 +22,12 @@ class Diagnostic:
     message: str
     hint: str | None = None
     severity: Severity = "error"
+
+    def __post_init__(self) -> None:
+        for name in ("message", "hint"):
+            text = getattr(self, name)
+            if text is not None and len(text) > MAX_MESSAGE_CHARS:
+                object.__setattr__(self, name, text[: MAX_MESSAGE_CHARS - 1] + "…")
 
     def render(self) -> str:
         head = f"{self.path}:{self.line}:{self.column}: {self.severity}[{self.code}]: {self.message}"

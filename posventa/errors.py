@@ -6,7 +6,8 @@
     ├── TemplateError         a message template is missing or fails to render
     ├── ExpressionError       a condition does not parse or names an unknown field
     ├── EngineError           a plan and a stored state disagree (e.g. a step id no longer exists)
-    └── ConfigError           a setting is missing or invalid (raised by infra, defined here for the CLI)
+    ├── ConfigError           a setting is missing or invalid (raised by infra, defined here for the CLI)
+    └── LimitError            a condition or template exceeded a sandbox limit (becomes one of the above)
 
 The CLI is the error boundary: it prints these as messages, never as tracebacks.
 """
@@ -37,9 +38,12 @@ class EventError(PosventaError):
 
 
 class TemplateError(PosventaError):
-    def __init__(self, template: str, locale: str, message: str) -> None:
-        self.template, self.locale, self.message = template, locale, message
-        super().__init__(f"template '{template}' ({locale}): {message}")
+    """``where`` is the template file and line the problem was found at (``es/thank_you.j2:12``), when
+    known: it may be a partial the template imports."""
+
+    def __init__(self, template: str, locale: str, message: str, where: str | None = None) -> None:
+        self.template, self.locale, self.message, self.where = template, locale, message, where
+        super().__init__(f"template '{template}' ({locale}): " + (f"{where}: " if where else "") + message)
 
 
 class ExpressionError(PosventaError):
@@ -54,3 +58,8 @@ class EngineError(PosventaError):
 
 class ConfigError(PosventaError):
     pass
+
+
+class LimitError(PosventaError):
+    """A resource limit of the sandbox (range length, string size, steps, time…) was exceeded. Raised
+    inside a condition or a template; surfaces as :class:`ExpressionError` or :class:`TemplateError`."""

@@ -6,19 +6,160 @@ Event type names are stored data (events table, journeys, API clients): once shi
 An event is an envelope (id, type, time, who, which order) plus a type-specific ``data`` payload. Shops
 send ``customer`` / ``order`` objects inline on the events that create or change them, so a single
 ``order.placed`` is enough to start the post-purchase journey.
+
+Every field is checked against what the store and the mail can hold, so that a bad item is a clear
+per-item rejection and never a database error in the middle of a batch:
+
+* text: no NUL (PostgreSQL text and JSONB cannot hold it), no unpaired surrogates (not encodable as
+  UTF-8), no other control characters — single-line fields (:data:`LINE`: ids, names, emails, codes,
+  URLs…) refuse tab, CR and LF too (a CR/LF in a name breaks every email header); multi-line fields
+  (:data:`TEXT`: comments, reasons) allow tab, CR and LF; lengths within the columns'
+  (``infra/db/models.py``);
+* instants and dates: years :data:`~posventa.timeutil.MIN_YEAR`–:data:`~posventa.timeutil.MAX_YEAR`,
+  checked after conversion to UTC (``0001-01-01T00:00:00+01:00`` has no UTC instant);
+* amounts: finite, at least 0, at most :data:`MAX_AMOUNT` (``orders.total`` is ``NUMERIC(12, 2)``);
+* free-form JSON (``attributes``): the same text rules for keys and strings, finite numbers within
+  :data:`MAX_NUMBER`, at most :data:`MAX_JSON_DEPTH` levels.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from posventa.errors import EventError
+from posventa.timeutil import MAX_YEAR, MIN_YEAR, in_calendar
 
 LOCALES = ("es", "en")
+#: Largest amount (order total, price, refund): what ``NUMERIC(12, 2)`` holds.
+MAX_AMOUNT = 9_999_999_999.99
+#: Largest number in free-form JSON, either sign: the largest integer every JSON reader keeps exactly.
+MAX_NUMBER = 2**53 - 1
+#: Deepest nesting of free-form JSON (``attributes``).
+MAX_JSON_DEPTH = 16
+#: Longest key of free-form JSON.
+MAX_KEY_CHARS = 200
+
+#: Not allowed in single-line text: every C0 control (tab, CR, LF included), DEL, C1 controls, surrogates.
+_NOT_IN_LINE = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
+#: Not allowed in multi-line text: the same but tab, LF and CR.
+_NOT_IN_TEXT = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ud800-\\udfff]")
+
+
+def _refuse(match: re.Match[str]) -> None:
+    code = ord(match.group())
+    what = (
+        "a line break"
+        if code in (10, 13)
+        else "a surrogate"
+        if 0xD800 <= code <= 0xDFFF
+        else "a control character"
+    )
+    raise ValueError(f"contains {what} (U+{code:04X}) at position {match.start() + 1}")
+
+
+def _line(value: str) -> str:
+    bad = _NOT_IN_LINE.search(value)
+    if bad is not None:
+        _refuse(bad)
+    return value
+
+
+def _text(value: str) -> str:
+    bad = _NOT_IN_TEXT.search(value)
+    if bad is not None:
+        _refuse(bad)
+    return value
+
+
+def _instant(value: datetime) -> datetime:
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not in_calendar(in_utc):
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR} (in UTC)")
+    return value
+
+
+def _day(value: date) -> date:
+    if not in_calendar(value):
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    _check_json(value, "", 1)
+    return value
+
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _child(path: str, key: str) -> str:
+    """``vip.tags`` for a key that reads as a name, ``vip['a b']`` for one that does not."""
+    if not _KEY.match(key):
+        return f"{path}[{key!r}]"
+    return f"{path}.{key}" if path else key
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    """Free-form JSON the store can hold (see the module docstring). ValueError names the place inside
+    the value (``vip.tags[2]: contains a control character``)."""
+    where = f"{path}: " if path else ""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where}nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, str):
+        try:
+            _text(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}{exc}") from None
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "…"
+            raise ValueError(
+                f"{where}the number {shown} is out of range (finite, at most {MAX_NUMBER} either way)"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or len(key) > MAX_KEY_CHARS or _NOT_IN_LINE.search(key):
+                raise ValueError(
+                    f"{where}the key {str(key)[:40]!r} is not allowed "
+                    f"(keys are text of at most {MAX_KEY_CHARS} characters, without control characters)"
+                )
+            _check_json(item, _child(path, key), depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]", depth + 1)
+    else:
+        raise ValueError(f"{where}{type(value).__name__} is not a JSON value")
+
+
+#: Checks of single-line text (ids, names, emails, codes, URLs) and multi-line text (comments, reasons),
+#: written after the field's length constraints: ``Annotated[str, Field(max_length=200), LINE]``.
+LINE = AfterValidator(_line)
+TEXT = AfterValidator(_text)
+#: An id: the shop's customer, order or event id (the columns are ``VARCHAR(128)``).
+Id = Annotated[str, Field(min_length=1, max_length=128), LINE]
+Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+Day = Annotated[date, AfterValidator(_day)]
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(_json)]
 
 
 class _Strict(BaseModel):
@@ -28,14 +169,14 @@ class _Strict(BaseModel):
 class CustomerIn(_Strict):
     """A customer as a shop describes it (upserted on every event that carries it)."""
 
-    id: str = Field(min_length=1, max_length=128)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    name: str | None = Field(default=None, max_length=200)
+    id: Id
+    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), LINE] | None = None
+    name: Annotated[str, Field(max_length=200), LINE] | None = None
     locale: Literal["es", "en"] | None = None
-    timezone: str | None = Field(default=None, max_length=64)
-    birthday: date | None = None
+    timezone: Annotated[str, Field(max_length=64), LINE] | None = None
+    birthday: Day | None = None
     consent_email: bool | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JSONObject = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -48,26 +189,26 @@ class CustomerIn(_Strict):
 
 
 class OrderItem(_Strict):
-    sku: str = Field(min_length=1, max_length=128)
-    name: str = Field(default="", max_length=300)
-    quantity: int = Field(default=1, ge=1)
-    price: float | None = Field(default=None, ge=0)
-    category: str | None = None
+    sku: Id
+    name: Annotated[str, Field(max_length=300), LINE] = ""
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    price: Amount | None = None
+    category: Annotated[str, Field(max_length=100), LINE] | None = None
     consumable: bool = False
     runs_out_in_days: int | None = Field(default=None, ge=1, le=3650)
     warranty_months: int | None = Field(default=None, ge=1, le=240)
 
 
 class OrderIn(_Strict):
-    id: str = Field(min_length=1, max_length=128)
-    total: float | None = Field(default=None, ge=0)
-    currency: str | None = Field(default=None, min_length=3, max_length=3)
-    channel: str | None = Field(default=None, max_length=40)
-    promised_delivery_date: date | None = None
-    items: list[OrderItem] = Field(default_factory=list)
-    referral_code: str | None = Field(default=None, max_length=64)
-    tracking_url: str | None = Field(default=None, max_length=2000)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    id: Id
+    total: Amount | None = None
+    currency: Annotated[str, Field(min_length=3, max_length=3), LINE] | None = None
+    channel: Annotated[str, Field(max_length=40), LINE] | None = None
+    promised_delivery_date: Day | None = None
+    items: list[OrderItem] = Field(default_factory=list, max_length=1000)
+    referral_code: Annotated[str, Field(max_length=64), LINE] | None = None
+    tracking_url: Annotated[str, Field(max_length=2000), LINE] | None = None
+    attributes: JSONObject = Field(default_factory=dict)
 
 
 # --- type-specific payloads -------------------------------------------------------------------------
@@ -76,48 +217,48 @@ class NoData(_Strict):
 
 
 class OrderShipped(_Strict):
-    carrier: str | None = None
-    tracking_url: str | None = None
+    carrier: Annotated[str, Field(max_length=200), LINE] | None = None
+    tracking_url: Annotated[str, Field(max_length=2000), LINE] | None = None  # orders.tracking_url
 
 
 class OrderDelivered(_Strict):
-    delivered_at: AwareDatetime | None = None
+    delivered_at: Instant | None = None
 
 
 class OrderCanceled(_Strict):
-    reason: str | None = None
+    reason: Annotated[str, Field(max_length=2000), TEXT] | None = None
 
 
 class OrderReturned(_Strict):
-    reason: str | None = None
-    rma_id: str | None = None
+    reason: Annotated[str, Field(max_length=2000), TEXT] | None = None
+    rma_id: Annotated[str, Field(max_length=128), LINE] | None = None
 
 
 class ReturnRequested(_Strict):
-    rma_id: str = Field(min_length=1)
-    reason: str | None = None
-    sku: str | None = None
+    rma_id: Id
+    reason: Annotated[str, Field(max_length=2000), TEXT] | None = None
+    sku: Annotated[str, Field(max_length=128), LINE] | None = None
 
 
 class ReturnReceived(_Strict):
-    rma_id: str = Field(min_length=1)
-    refund_amount: float | None = Field(default=None, ge=0)
+    rma_id: Id
+    refund_amount: Amount | None = None
 
 
 class FeedbackSubmitted(_Strict):
     score: int = Field(ge=0, le=10)
-    comment: str | None = Field(default=None, max_length=5000)
+    comment: Annotated[str, Field(max_length=5000), TEXT] | None = None
     survey: Literal["nps", "product", "service"] = "nps"
 
 
 class TicketOpened(_Strict):
-    ticket_id: str = Field(min_length=1)
-    subject: str | None = None
+    ticket_id: Id  # support_tickets.id
+    subject: Annotated[str, Field(max_length=300), LINE] | None = None  # support_tickets.subject
     category: Literal["complaint", "support", "return", "warranty"] = "complaint"
 
 
 class TicketResolved(_Strict):
-    ticket_id: str = Field(min_length=1)
+    ticket_id: Id
 
 
 class CustomerUpdated(_Strict):
@@ -125,21 +266,21 @@ class CustomerUpdated(_Strict):
 
 
 class Purchase(_Strict):
-    total: float | None = Field(default=None, ge=0)
+    total: Amount | None = None
 
 
 class CustomerUnsubscribed(_Strict):
     scope: Literal["promotional", "all"] = "all"
-    source: str | None = None
+    source: Annotated[str, Field(max_length=40), LINE] | None = None  # suppressions.source
 
 
 class EmailEngagement(_Strict):
-    ledger_key: str | None = None
-    url: str | None = None
+    ledger_key: Annotated[str, Field(max_length=255), LINE] | None = None
+    url: Annotated[str, Field(max_length=2000), LINE] | None = None
 
 
 class ReferralClicked(_Strict):
-    code: str = Field(min_length=1)
+    code: Annotated[str, Field(min_length=1, max_length=64), LINE]
 
 
 #: The catalogue. Keys are stored tags: never rename, only add.
@@ -181,12 +322,12 @@ ORDER_EVENTS = frozenset(
 class EventIn(_Strict):
     """The envelope, as accepted by the HTTP API and by ``posventa ingest``."""
 
-    id: str = Field(min_length=1, max_length=128, description="Idempotency key: the same id is applied once.")
-    type: str = Field(description="One of the catalogue's event types.")
-    occurred_at: AwareDatetime
-    customer_id: str | None = Field(default=None, min_length=1, max_length=128)
+    id: Id = Field(description="Idempotency key: the same id is applied once.")
+    type: str = Field(max_length=64, description="One of the catalogue's event types.")
+    occurred_at: Instant
+    customer_id: Id | None = None
     customer: CustomerIn | None = None
-    order_id: str | None = Field(default=None, min_length=1, max_length=128)
+    order_id: Id | None = None
     order: OrderIn | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -215,7 +356,17 @@ class Event(_Strict):
 
 
 def parse_event(raw: Mapping[str, Any]) -> Event:
-    """Validate one raw event; raise :class:`EventError` listing every problem with its field path."""
+    """Validate one raw event; raise :class:`EventError` listing every problem with its field path — and
+    nothing else, whatever ``raw`` holds."""
+    try:
+        return _parse_event(raw)
+    except EventError:
+        raise
+    except Exception as exc:  # a shape no check foresaw: still a rejection of this item, not a crash
+        raise EventError([f"(event): cannot be read ({type(exc).__name__})"]) from exc
+
+
+def _parse_event(raw: Mapping[str, Any]) -> Event:
     problems: list[str] = []
     kind = raw.get("type") if isinstance(raw, Mapping) else None
     model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
@@ -273,7 +424,7 @@ def _problems(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(event)"
-        msg = err["msg"]
+        msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         out.append(f"{loc}: {msg}")

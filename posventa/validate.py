@@ -202,6 +202,32 @@ def check_text(text: str, path: str, templates_root: Path | str) -> Checked:
 
 
 def check_document(doc: Located, journey_id: str, templates: Templates) -> Checked:
+    """Every check of one loaded journey. Raises :class:`~posventa.errors.JourneyError` and nothing else:
+    an unexpected failure of a check is itself reported as a diagnostic (``internal-error``), so that
+    ``validate`` never shows a traceback — the tests make sure no input produces one."""
+    from posventa.errors import JourneyError
+
+    try:
+        return _check_document(doc, journey_id, templates)
+    except JourneyError:
+        raise
+    except Exception as exc:
+        line, col = doc.where(())
+        raise JourneyError(
+            [
+                Diagnostic(
+                    doc.path,
+                    line,
+                    col,
+                    "internal-error",
+                    f"validation stopped unexpectedly ({type(exc).__name__}: {exc})",
+                    "this is a bug in Posventa: please report it with the file",
+                )
+            ]
+        ) from exc
+
+
+def _check_document(doc: Located, journey_id: str, templates: Templates) -> Checked:
     from posventa.errors import JourneyError
 
     out = _Collector(doc)

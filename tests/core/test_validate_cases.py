@@ -71,7 +71,7 @@ CASES: list[tuple[str, str, list[E]]] = [
     (
         "unknown-tag",
         HEAD + "  - id: a\n    type: exit\n    reason: !upper done\n",
-        [E(7, 13, "yaml-syntax", "could not determine a constructor for the tag '!upper'")],
+        [E(7, 13, "yaml-syntax", "the tag '!upper' is not allowed in journeys")],
     ),
     # ------------------------------------------------------------------ envelope
     (
