@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
 from posventa.errors import EngineError, ExpressionError
@@ -160,12 +161,32 @@ class Skip:
 Effect = Send | Act | Skip
 
 
+class DeferralReason(StrEnum):
+    """Why a due send did not happen now but will later. Reported to ops (run statistics), so the values
+    are stable: add new ones, never rename one."""
+
+    QUIET_HOURS = "quiet_hours"
+    FREQUENCY_CAP = "frequency_cap"
+    COMPLAINT_HOLD = "complaint_hold"
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A send that waits: quiet hours and the frequency cap until ``until``; a complaint hold until the
+    complaint is resolved (``until`` is then only when the engine looks again)."""
+
+    step: str
+    reason: DeferralReason
+    until: datetime
+
+
 @dataclass(frozen=True)
 class Advance:
     state: State
     effects: tuple[Effect, ...]
     next_due_at: datetime | None
     trace: tuple[str, ...]
+    deferrals: tuple[Deferral, ...] = ()
 
     @property
     def status(self) -> Status:
@@ -235,6 +256,7 @@ class _Run:
         self.reason = state.reason
         self.effects: list[Effect] = []
         self.trace: list[str] = []
+        self.deferrals: list[Deferral] = []
         self.due: datetime | None = None
         self.sent_promotional: list[datetime] = []
         self.tz: str = facts.default_timezone
@@ -377,6 +399,7 @@ class _Run:
             return spec["next"]
         if promo and pol.get("hold_promotions_during_complaint", True) and self.facts.open_complaint:
             self.status, self.due = "held", self.now + RECHECK
+            self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, self.due))
             self.trace.append(f"{sid}: held (open complaint)")
             return False
         quiet = pol.get("quiet_hours")
@@ -384,6 +407,7 @@ class _Run:
             until = in_quiet_hours(self.now, parse_clock(quiet["start"]), parse_clock(quiet["end"]), self.tz)
             if until is not None:
                 self.status, self.due = "waiting", until
+                self.deferrals.append(Deferral(sid, DeferralReason.QUIET_HOURS, until))
                 self.trace.append(f"{sid}: deferred to {until.isoformat()} (quiet hours)")
                 return False
         cap = pol.get("frequency_cap")
@@ -395,6 +419,7 @@ class _Run:
             if len(recent) >= cap["max"]:
                 until = recent[len(recent) - cap["max"]] + window
                 self.status, self.due = "waiting", until
+                self.deferrals.append(Deferral(sid, DeferralReason.FREQUENCY_CAP, until))
                 self.trace.append(f"{sid}: deferred to {until.isoformat()} (frequency cap)")
                 return False
         locales = pol["locales"]
@@ -565,7 +590,11 @@ class _Run:
             reason=self.reason,
         )
         return Advance(
-            state, tuple(self.effects), None if self.status in ENDED else self.due, tuple(self.trace)
+            state,
+            tuple(self.effects),
+            None if self.status in ENDED else self.due,
+            tuple(self.trace),
+            tuple(self.deferrals),
         )
 
 
@@ -586,6 +615,8 @@ def enroll(plan: JourneyPlan, now: datetime) -> State:
 __all__ = [
     "Act",
     "Advance",
+    "Deferral",
+    "DeferralReason",
     "Facts",
     "Send",
     "Skip",
