@@ -17,7 +17,8 @@ from app.plans import PlanBook
 from app.ports import Clock, Store, Tx
 from app.records import EnrollmentRecord, ledger_key
 from app.stats import Stats
-from posventa.engine import Act, Facts, Send, Skip, State, advance
+from posventa.engine import Act, Send, Skip, State, advance
+from posventa.facts import Facts
 
 log = logging.getLogger("posventa.advance")
 #: An enrollment that fails this many times in a row is parked as ``failed`` for a human to look at.

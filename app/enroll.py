@@ -13,10 +13,11 @@ from app.plans import PlanBook
 from app.ports import Store, Tx
 from app.records import Fact
 from app.stats import Stats
-from posventa.engine import State, derive_order
+from posventa.engine import State
 from posventa.errors import PosventaError
 from posventa.events import Event
 from posventa.expressions import compile_condition
+from posventa.facts import derive_order
 from posventa.plan import JourneyPlan
 
 #: Date triggers look back this far, so a missed nightly run (or two) still enrolls its customers.

@@ -11,7 +11,7 @@ from app.config import Config
 from app.links import Lazy, Links
 from app.ports import OutgoingEmail, Tx
 from app.records import Fact, LedgerWork
-from posventa.engine import derive_order
+from posventa.facts import derive_order
 from posventa.templates import Templates, message_context
 
 

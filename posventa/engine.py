@@ -15,7 +15,7 @@ Policy lives here too, because it decides *whether* a step may happen now:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from posventa.errors import EngineError, ExpressionError
 from posventa.expressions import compile_condition
+from posventa.facts import Facts, derive_order
 from posventa.plan import JourneyPlan
 from posventa.timeutil import in_quiet_hours, next_local_time, parse_clock, parse_date, parse_instant, zone
 
@@ -94,26 +95,6 @@ class State:
             variant=d.get("variant"),
             reason=d.get("reason"),
         )
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the engine may know about the customer at ``now`` (gathered by the runtime or simulator).
-
-    ``events`` are this customer's events since the enrollment began, each a mapping with ``id``, ``type``,
-    ``occurred_at`` (aware datetime), ``order_id`` and ``data``. ``recent_promotional`` are the times of
-    promotional messages sent to the customer (any journey) — the frequency cap counts them.
-    """
-
-    customer: Mapping[str, Any]
-    order: Mapping[str, Any] | None = None
-    events: Sequence[Mapping[str, Any]] = ()
-    feedback: Mapping[str, Any] | None = None
-    open_complaint: bool = False
-    suppressed: str | None = None
-    unsubscribed_promotional: bool = False
-    recent_promotional: Sequence[datetime] = ()
-    default_timezone: str = "Europe/Madrid"
 
 
 @dataclass(frozen=True)
@@ -203,40 +184,6 @@ def _nps_category(score: Any) -> str | None:
     if not isinstance(score, int):
         return None
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
-
-
-def derive_order(order: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Add the derived date fields journeys may use: lateness, warranty expiry, run-out date."""
-    if order is None:
-        return None
-    out = dict(order)
-    promised = parse_date(order.get("promised_delivery_date"))
-    delivered = parse_date(order.get("delivered_at"))
-    placed = parse_date(order.get("placed_at"))
-    out["days_late"] = (delivered - promised).days if promised and delivered else None
-    out["delivered_late"] = bool(promised and delivered and delivered > promised)
-    items = order.get("items") or []
-    base = delivered or placed
-    months: list[int] = [
-        int(i["warranty_months"]) for i in items if isinstance(i, Mapping) and i.get("warranty_months")
-    ]
-    runs: list[int] = [
-        int(i["runs_out_in_days"]) for i in items if isinstance(i, Mapping) and i.get("runs_out_in_days")
-    ]
-    out["warranty_expires_on"] = _add_months(base, max(months)).isoformat() if base and months else None
-    out["runs_out_on"] = (base + timedelta(days=min(runs))).isoformat() if base and runs else None
-    return out
-
-
-def _add_months(d: date, months: int) -> date:
-    y, m = divmod(d.month - 1 + months, 12)
-    year, month = d.year + y, m + 1
-    for day in (d.day, 30, 29, 28):
-        try:
-            return date(year, month, day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 class _Run:
