@@ -2,7 +2,7 @@
 
 ``advance`` performs no I/O and reads no clock: the same inputs always give the same decisions, so a
 simulation shows exactly what production does, and a retried advance produces the same effect keys
-(``step:occurrence``), which the runtime's ledger turns into exactly-once effects.
+(``step:occurrence``), which the ledger (``app.advance``) turns into exactly-once effects.
 
 Policy lives here too, because it decides *whether* a step may happen now:
 
@@ -555,7 +555,7 @@ def advance(state: State, plan: JourneyPlan, now: datetime, facts: Facts) -> Adv
 
 
 def enroll(plan: JourneyPlan, now: datetime) -> State:
-    """The state of a new enrollment (the runtime then calls :func:`advance`)."""
+    """The state of a new enrollment (the advance use case then calls :func:`advance`)."""
     return State.start(plan, now)
 
 

@@ -19,14 +19,6 @@ from infra.db.testing import fresh_postgres_database, migrated_sqlite_url
 from posventa.plan import compile_file
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback traffic must never go through a proxy."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 @pytest.fixture(scope="session")
 def shipped() -> dict[str, Any]:
     """The shipped journeys, compiled once."""

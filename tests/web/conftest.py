@@ -23,14 +23,6 @@ from infra.settings import Settings
 from web.app import create_app
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback traffic (the live server, chromedriver) must never go through a proxy."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     with fresh_postgres_database() as url:
