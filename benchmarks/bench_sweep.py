@@ -462,13 +462,14 @@ def _prepare_naive(
     from benchmarks import _prefect_naive
     from tasks.steps import using
 
-    # Entered for the rest of this (spawned, single-purpose) process: the flow and its task runs see it.
-    using(_services(url, fake_url, str(Path(tmp) / "outbox"))).__enter__()
-    _prefect_naive.warmup()
+    svc = _services(url, fake_url, str(Path(tmp) / "outbox"))
+    with using(svc):  # the flow runs and their task runs see these services
+        _prefect_naive.warmup()
     startup = time.perf_counter() - started
 
     def run() -> dict[str, Any]:
-        advanced = _prefect_naive.per_customer(customers, NOW)
+        with using(svc):
+            advanced = _prefect_naive.per_customer(customers, NOW)
         return {"advanced": advanced}
 
     return run, {"prefect_startup_s": round(startup, 1)}
