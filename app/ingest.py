@@ -56,17 +56,19 @@ class Ingest:
         """Apply one validated event inside the caller's transaction. Returns False for a duplicate."""
         if not tx.events.record(ev, source):
             return False
-        if ev.customer is not None:
-            tx.customers.upsert(ev.customer)
-        else:
+        customer = tx.customers.upsert(ev.customer) if ev.customer else tx.customers.fact(ev.customer_id)
+        if customer is None:  # an event may name a customer the shop never described
             tx.customers.ensure(ev.customer_id)
+            customer = tx.customers.fact(ev.customer_id)
+            assert customer is not None
+        order: Fact | None = None
         if ev.order is not None:
-            tx.orders.upsert(ev.customer_id, ev.order, ev.occurred_at)
-        elif ev.order_id and ev.type.startswith("order."):
-            tx.orders.ensure(ev.order_id, ev.customer_id, ev.occurred_at)
-        order = tx.orders.fact(ev.order_id) if ev.order_id else None
-        customer = tx.customers.fact(ev.customer_id)
-        assert customer is not None
+            order = tx.orders.upsert(ev.customer_id, ev.order, ev.occurred_at)
+        elif ev.order_id:
+            order = tx.orders.fact(ev.order_id)
+            if order is None and ev.type.startswith("order."):
+                tx.orders.ensure(ev.order_id, ev.customer_id, ev.occurred_at)
+                order = tx.orders.fact(ev.order_id)
         order = self._side_effects(tx, ev, customer, order)
         self.enroller.for_event(tx, ev, customer, order, now)
         # An event may resolve a wait_for, trigger an exit or release a hold: look at the customer now.

@@ -69,22 +69,22 @@ def insert_or_update(
     first: dict[str, Any],
     given: dict[str, Any],
     attributes: dict[str, Any],
-) -> None:
+) -> Any:
     """Insert the row (``first`` are the values only the first sighting sets), or update the fields the
-    shop sent this time and merge its custom attributes. Safe under concurrent upserts of the same id: the
-    row is re-read locked on PostgreSQL (SQLite: the INSERT that preceded it already holds the write
-    lock)."""
+    shop sent this time and merge its custom attributes; return the row as it is now. Safe under
+    concurrent upserts of the same id: the row is re-read locked on PostgreSQL (SQLite: the INSERT that
+    preceded it already holds the write lock)."""
     s = repo.s
     stmt = repo.insert_into(model).values(**first, attributes=attributes, **given)
     created = s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(model.id)).first()
-    if created is not None:
-        return
     found = select(model).where(model.id == row_id).execution_options(populate_existing=True)
     if repo.is_postgres:
         found = found.with_for_update()
     row = s.scalars(found).one()
-    for name, value in given.items():
-        setattr(row, name, value)
-    if attributes:
-        row.attributes = {**row.attributes, **attributes}
-    s.flush()
+    if created is None:
+        for name, value in given.items():
+            setattr(row, name, value)
+        if attributes:
+            row.attributes = {**row.attributes, **attributes}
+        s.flush()
+    return row

@@ -35,9 +35,9 @@ class Customers(Repo):
         stmt = self.insert_into(Customer).values(id=customer_id).on_conflict_do_nothing(index_elements=["id"])
         return self.s.execute(stmt.returning(Customer.id)).first() is not None
 
-    def upsert(self, customer: CustomerIn) -> None:
-        """Create or update a customer. Only fields the shop sent are changed (a field sent as null keeps
-        the stored value); ``attributes`` are merged key by key."""
+    def upsert(self, customer: CustomerIn) -> Fact:
+        """Create or update a customer; returns it as stored now. Only fields the shop sent are changed (a
+        field sent as null keeps the stored value); ``attributes`` are merged key by key."""
         given = {
             name: getattr(customer, name)
             for name in customer.model_fields_set - {"id"}
@@ -46,7 +46,9 @@ class Customers(Repo):
         if "email" in given:
             given["email"] = given["email"].strip()
         attributes = dict(given.pop("attributes", {}))
-        insert_or_update(self, Customer, customer.id, {"id": customer.id}, given, attributes)
+        return customer_fact(
+            insert_or_update(self, Customer, customer.id, {"id": customer.id}, given, attributes)
+        )
 
     def fact(self, customer_id: str) -> Fact | None:
         c = self.s.get(Customer, customer_id)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from app.records import EnrollmentRecord
 from infra.db.models import LIVE_ENROLLMENT_STATUSES, Enrollment
@@ -33,6 +34,17 @@ def record(e: Enrollment) -> EnrollmentRecord:
 
 
 class Enrollments(Repo):
+    def __init__(self, s: Session) -> None:
+        super().__init__(s)
+        #: The rows this transaction claimed, held strongly (the session only holds them weakly): their
+        #: new state is written by the flush at commit, in one batch, with no SELECT per row.
+        self._claimed: dict[int, Enrollment] = {}
+
+    def _row(self, enrollment_id: int) -> Enrollment:
+        e = self._claimed.get(enrollment_id) or self.s.get(Enrollment, enrollment_id)
+        assert e is not None, enrollment_id
+        return e
+
     def create(
         self,
         journey_id: str,
@@ -104,7 +116,9 @@ class Enrollments(Repo):
         if customer:
             q = q.where(Enrollment.customer_id == customer)
         q = q.order_by(Enrollment.next_due_at, Enrollment.id).limit(limit).with_for_update(skip_locked=True)
-        return [record(e) for e in self.s.scalars(q)]
+        rows = list(self.s.scalars(q))
+        self._claimed.update((e.id, e) for e in rows)
+        return [record(e) for e in rows]
 
     def save_state(
         self,
@@ -115,8 +129,7 @@ class Enrollments(Repo):
         ended_at: datetime | None,
     ) -> None:
         """What the engine decided (a success: the failure count starts again)."""
-        e = self.s.get(Enrollment, enrollment_id)
-        assert e is not None, enrollment_id
+        e = self._row(enrollment_id)
         e.state, e.status, e.next_due_at = dict(state), status, next_due_at
         e.attempts, e.last_error = 0, None
         if ended_at is not None:
@@ -125,8 +138,7 @@ class Enrollments(Repo):
     def record_failure(
         self, enrollment_id: int, attempts: int, error: str, status: str, next_due_at: datetime | None
     ) -> None:
-        e = self.s.get(Enrollment, enrollment_id)
-        assert e is not None, enrollment_id
+        e = self._row(enrollment_id)
         e.attempts, e.last_error, e.status, e.next_due_at = attempts, error[:2000], status, next_due_at
 
     def count_due(self, now: datetime, journey: str | None) -> int:

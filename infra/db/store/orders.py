@@ -44,9 +44,10 @@ def order_fact(o: Order) -> Fact:
 
 
 class Orders(Repo):
-    def upsert(self, customer_id: str, order: OrderIn, placed_at: datetime) -> None:
-        """Create or update an order (creating a bare customer row if needed). ``placed_at`` and the owning
-        customer are kept from the first time the order was seen; other fields the shop sent are updated."""
+    def upsert(self, customer_id: str, order: OrderIn, placed_at: datetime) -> Fact:
+        """Create or update an order (creating a bare customer row if needed); returns it as stored now.
+        ``placed_at`` and the owning customer are kept from the first time the order was seen; other fields
+        the shop sent are updated."""
         aware(placed_at, "placed_at")
         Customers(self.s).ensure(customer_id)
         given: dict[str, Any] = {}
@@ -63,7 +64,7 @@ class Orders(Repo):
             given[name] = value
         attributes = dict(given.pop("attributes", {}))
         first = {"id": order.id, "customer_id": customer_id, "placed_at": placed_at}
-        insert_or_update(self, Order, order.id, first, given, attributes)
+        return order_fact(insert_or_update(self, Order, order.id, first, given, attributes))
 
     def ensure(self, order_id: str, customer_id: str, placed_at: datetime) -> None:
         """A bare order for an ``order.*`` event about an order the shop never described."""
@@ -78,7 +79,7 @@ class Orders(Repo):
         self.s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
     def fact(self, order_id: str) -> Fact | None:
-        o = self.s.get(Order, order_id, populate_existing=True)
+        o = self.s.get(Order, order_id)
         return None if o is None else order_fact(o)
 
     def facts(self, order_ids: Sequence[str]) -> dict[str, Fact]:
