@@ -36,8 +36,9 @@ test: $(STAMP) browser-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check posventa infra tasks flows tests benchmarks
+	$(BIN)/ruff format --check posventa app infra web ops tasks flows tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -10,15 +10,15 @@ from datetime import datetime
 
 from prefect import flow, task, unmapped
 
-from tasks.steps import runtime
+from tasks.steps import services
 
 
 @task(name="bench-customer-step", task_run_name="customer {customer}")
 def customer_step(customer: str, now: datetime) -> int:
     """Advance one customer's enrollments now, then deliver that customer's pending messages."""
-    rt = runtime()
-    advanced = rt.advance_due(now, customer=customer, force=True)
-    rt.deliver(now, customer=customer)
+    svc = services()
+    advanced = svc.advance.run(now, customer=customer, force=True)
+    svc.deliver.run(now, customer=customer)
     return advanced.enrollments
 
 

@@ -3,7 +3,7 @@ batches of 100.
 
 Why: shops send events one by one from webhooks or in batches from back-office jobs; this shows what a
 batch saves (HTTP round trips, auth, JSON framing) against what every event costs regardless (its own
-transaction in ``Runtime.apply_events``: record, upsert customer and order, enroll, wake).
+transaction in ``Ingest.apply`` (``app.ingest``): record, upsert customer and order, enroll, wake).
 
 The app runs under uvicorn on loopback in a **separate process** (so the client's CPU is not the
 server's), on a fresh migrated PostgreSQL database (``POSVENTA_TEST_DATABASE_URL``'s server), with the
@@ -116,11 +116,11 @@ def _server(url: str) -> Iterator[str]:
 def _serve(url: str, port: int) -> None:
     import uvicorn
 
-    from infra.runtime import Runtime
     from infra.settings import make_settings
-    from infra.web.app import create_app
-    from infra.web.limits import Limits
+    from infra.wiring import build_services
     from posventa.plan import compile_file
+    from web.app import create_app
+    from web.limits import Limits
 
     settings = make_settings(
         database_url=url,
@@ -128,8 +128,10 @@ def _serve(url: str, port: int) -> None:
         outbox_dir=tempfile.mkdtemp(prefix="bench-api-outbox-"),
         secret_key="bench-" * 8,
     )
-    runtime = Runtime.from_settings(settings, plans={"post_purchase": compile_file(JOURNEY_FILE)})
-    app = create_app(runtime, limits=Limits(api_rate=1e9, api_burst=1e9))  # measure the API, not the limiter
+    services = build_services(settings, plans={"post_purchase": compile_file(JOURNEY_FILE)})
+    app = create_app(
+        services, settings=settings, limits=Limits(api_rate=1e9, api_burst=1e9)
+    )  # measure the API, not the limiter
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -164,15 +166,15 @@ def run(
     early after ``max_seconds``); return both rates and the ratio."""
     if n_single < 1 or n_batched < batch or batch < 1:
         raise ValueError("need n_single >= 1 and n_batched >= batch >= 1")
-    from infra.db import store
     from infra.db.session import make_engine, session_factory
+    from infra.db.store import SqlStore
     from infra.db.testing import fresh_postgres_database, postgres_url
 
     _check_postgres(postgres_url())
     with fresh_postgres_database() as url:
         engine = make_engine(url)
-        with session_factory(engine).begin() as s:
-            key = store.create_api_key(s, "bench")
+        with SqlStore(session_factory(engine)).begin() as tx:
+            key = tx.api_keys.create("bench")
         engine.dispose()
         with (
             _server(url) as base,

@@ -6,12 +6,12 @@ seeded with N customers, their orders and their ``order.placed`` events, and N e
 through the thank-you send into its wait, with the message accepted by a loopback fake SendGrid. Designs,
 all on the same rows (the enrollments are re-created and the ledger emptied between designs):
 
-* **real** — ``Runtime.sweep(now)``: claims with ``FOR UPDATE SKIP LOCKED`` in batches, the pure engine,
-  the ledger, then ``deliver`` through ``SendGridSender``.
-* **naive** — the per-customer Prefect design: one task run per customer (``advance_due(customer=…,
-  force=True)`` + ``deliver(customer=…)``), mapped in one flow, on a sample (``POSVENTA_BENCH_NAIVE_SAMPLE``,
-  default 300); its seconds for N are *extrapolated* from the sample's per-step cost. The ephemeral
-  Prefect server's start-up is excluded (reported apart).
+* **real** — ``Services.sweep(now)`` (``app.services``): claims with ``FOR UPDATE SKIP LOCKED`` in
+  batches, the pure engine, the ledger, then ``deliver`` through ``SendGridSender``.
+* **naive** — the per-customer Prefect design: one task run per customer (``advance.run(customer=…,
+  force=True)`` + ``deliver.run(customer=…)``), mapped in one flow, on a sample
+  (``POSVENTA_BENCH_NAIVE_SAMPLE``, default 300); its seconds for N are *extrapolated* from the sample's
+  per-step cost. The ephemeral Prefect server's start-up is excluded (reported apart).
 * **raw** — the limit: plain SQL claim (``SELECT … FOR UPDATE OF e SKIP LOCKED`` joined to customers and
   orders, batches of 500, psycopg2), the same template rendered with ``message_context`` (and the same
   signed unsubscribe link), a raw ``http.client`` POST of v3 mail/send JSON, one ledger row ``sent`` and
@@ -218,12 +218,12 @@ def seed(url: str, n: int, plan: Any) -> None:
     from sqlalchemy.pool import NullPool
 
     from infra.db import models as m
-    from infra.db import store
+    from infra.db.store import SqlTx
 
     engine = create_engine(url, poolclass=NullPool)
     try:
         with Session(engine) as s, s.begin():
-            store.save_plan(s, plan.id, plan.version, plan.to_json())
+            SqlTx(s).plans.save(plan.id, plan.version, plan.to_json())
         with engine.begin() as c:
             for start in range(0, n, SEED_CHUNK):
                 idx = range(start, min(n, start + SEED_CHUNK))
@@ -389,10 +389,10 @@ def fake_sendgrid_process(lifetime_s: float) -> Iterator[FakeProcess]:
 
 
 # ------------------------------------------------------------------------------------- measured children
-def _runtime(url: str, fake_url: str, outbox: str, passthrough: bool = False) -> Any:
+def _services(url: str, fake_url: str, outbox: str, passthrough: bool = False) -> Any:
     from infra.email.sendgrid_sender import SendGridSender
-    from infra.runtime import Runtime
     from infra.settings import make_settings
+    from infra.wiring import build_services
 
     plan = _plan()
     settings = make_settings(
@@ -404,7 +404,7 @@ def _runtime(url: str, fake_url: str, outbox: str, passthrough: bool = False) ->
         batch_size=BATCH,
         sendgrid_passthrough_template_id=PASSTHROUGH_TEMPLATE if passthrough else None,
     )
-    # The sender as the product configures it (Runtime.from_settings does the same from these settings).
+    # The sender as the product configures it (build_services does the same from these settings).
     sender = SendGridSender(
         API_KEY,
         settings.email_from,
@@ -413,7 +413,7 @@ def _runtime(url: str, fake_url: str, outbox: str, passthrough: bool = False) ->
         concurrency=settings.sendgrid_concurrency,
         passthrough_template_id=settings.sendgrid_passthrough_template_id,
     )
-    return Runtime.from_settings(settings, sender=sender, plans={plan.id: plan})
+    return build_services(settings, sender=sender, plans={plan.id: plan})
 
 
 def _prepare_real(
@@ -424,11 +424,11 @@ def _prepare_real(
     profile_out: str | None = None,
     passthrough: bool = False,
 ) -> tuple[Callable[[], dict], dict]:
-    rt = _runtime(url, fake_url, str(Path(tmp) / "outbox"), passthrough)
+    svc = _services(url, fake_url, str(Path(tmp) / "outbox"), passthrough)
 
     def run() -> dict[str, Any]:
         if not profile_top:
-            stats = rt.sweep(NOW)
+            stats = svc.sweep(NOW)
             return {"engine_failures": len(stats.failures)}
         import cProfile
         import io
@@ -436,11 +436,11 @@ def _prepare_real(
 
         prof = cProfile.Profile()
         prof.enable()
-        stats = rt.sweep(NOW)
+        stats = svc.sweep(NOW)
         prof.disable()
         out = io.StringIO()
         ps = pstats.Stats(prof, stream=out)
-        ps.sort_stats("cumulative").print_stats(r"/(infra|posventa)/", profile_top)
+        ps.sort_stats("cumulative").print_stats(r"/(app|infra|posventa)/", profile_top)
         ps.sort_stats("cumulative").print_stats(profile_top)
         ps.sort_stats("tottime").print_stats(profile_top)
         if profile_out:
@@ -460,14 +460,16 @@ def _prepare_naive(
     os.environ.pop("PREFECT_API_URL", None)  # the ephemeral server in PREFECT_HOME, never a shared one
     started = time.perf_counter()
     from benchmarks import _prefect_naive
-    from tasks.steps import use_runtime
+    from tasks.steps import using
 
-    use_runtime(_runtime(url, fake_url, str(Path(tmp) / "outbox")))
-    _prefect_naive.warmup()
+    svc = _services(url, fake_url, str(Path(tmp) / "outbox"))
+    with using(svc):  # the flow runs and their task runs see these services
+        _prefect_naive.warmup()
     startup = time.perf_counter() - started
 
     def run() -> dict[str, Any]:
-        advanced = _prefect_naive.per_customer(customers, NOW)
+        with using(svc):
+            advanced = _prefect_naive.per_customer(customers, NOW)
         return {"advanced": advanced}
 
     return run, {"prefect_startup_s": round(startup, 1)}
@@ -785,7 +787,7 @@ def run_size(n: int, naive_sample: int, fake: FakeProcess, *, raw_per_message: b
 
         designs: list[tuple[str, str, dict[str, Any], int]] = [
             ("raw", "raw limit (SQL + render + POST 500/req)", {"per_request": BATCH}, n),
-            ("real", "real sweep (Runtime.sweep)", {}, n),
+            ("real", "real sweep (Services.sweep)", {}, n),
             ("real", "real sweep, pass-through template", {"passthrough": True}, n),
         ]
         if raw_per_message:

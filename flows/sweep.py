@@ -2,8 +2,8 @@
 
 Waits of days are rows with ``next_due_at``, not sleeping processes: these flows claim what is due in
 batches (task runs), advance it through the pure engine and deliver the messages. A flow run costs about
-a second here and a task run a few milliseconds (ARCHITECTURE.md), so the nightly run is one flow run
-with a task run per batch of up to ``POSVENTA_BATCH_SIZE`` enrollments — never a flow run per customer.
+a second here and a task run a few milliseconds (``docs/architecture.md``), so the nightly run is one flow
+run with a task run per batch of up to ``POSVENTA_BATCH_SIZE`` enrollments — never a flow run per customer.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from pydantic import Field
 
-from infra.runtime import Stats
-from tasks.steps import advance_batch, count_due, deliver_batch, enroll_scheduled, reconcile, runtime
+from app.stats import Stats
+from tasks.steps import advance_batch, count_due, deliver_batch, enroll_scheduled, reconcile, services
 
 MAX_BATCHES = 100_000
 
@@ -50,12 +50,12 @@ def sweep(
         done += st.enrollments
         if progress is not None:
             update_progress_artifact(progress, min(100.0, 100.0 * done / max(due, 1)))
-        if st.enrollments < runtime().settings.batch_size or force:
+        if st.enrollments < services().config.batch_size or force:
             break
     for batch in range(1, MAX_BATCHES):
         st = Stats.from_json(deliver_batch(now, batch, customer=customer))
         total.merge(st)
-        if sum(st.rows.values()) < runtime().settings.batch_size:
+        if sum(st.rows.values()) < services().config.batch_size:
             break
     if progress is not None:
         update_progress_artifact(progress, 100.0)

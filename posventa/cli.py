@@ -1,7 +1,9 @@
 """The ``posventa`` command. It is the error boundary: a user's mistake prints a message, never a traceback.
 
 Exit codes: 0 success, 1 problems found (invalid journeys, rejected input), 2 usage errors.
-Commands that need the database, Prefect or the network import them lazily, so ``validate`` stays fast.
+The core commands work on journeys alone (validate, schema, compile, graph, simulate). Commands that need
+the database, Prefect or the network belong to other packages, which register themselves through the
+``posventa.commands`` entry-point group and import what they need lazily, so ``validate`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from posventa import i18n
 from posventa.errors import JourneyError, PosventaError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+#: Entry points in this group are ``register(subparsers)`` functions that add commands.
+COMMANDS_GROUP = "posventa.commands"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,15 +125,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        return int(getattr(importlib.import_module(module), func)(args))
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="posventa", description=i18n.t("description"))
     p.add_argument("--lang", choices=["es", "en"], help=i18n.t("help_lang"))
@@ -161,80 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--show", type=int, default=0, help=i18n.t("help_show"))
     sim.set_defaults(func=cmd_simulate)
 
-    for name, module, func, helptext in _RUNTIME_COMMANDS:
-        r = sub.add_parser(name, help=i18n.t(helptext))
-        _RUNTIME_ARGS.get(name, lambda _p: None)(r)
-        r.set_defaults(func=_lazy(module, func))
+    for register in _registered():
+        register(sub)
     return p
 
 
-def _db_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["upgrade", "current"])
-
-
-def _ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path)
-    p.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
-
-
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--customers", type=int, default=300)
-    p.add_argument("--weeks", type=int, default=10)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--fresh", action="store_true", default=True)
-
-
-def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--journey")
-    p.add_argument("--customer")
-
-
-def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-
-
-def _fake_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3030)
-    p.add_argument("--api-key", default="SG.fake")
-
-
-def _customer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("customer_id")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-
-
-def _apikey_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("shop")
-    p.add_argument("--label", default="")
-
-
-_RUNTIME_COMMANDS = [
-    ("db", "infra.cli", "cmd_db", "help_db"),
-    ("ingest", "infra.cli", "cmd_ingest", "help_ingest"),
-    ("tick", "infra.cli", "cmd_tick", "help_tick"),
-    ("nightly", "infra.cli", "cmd_nightly", "help_nightly"),
-    ("run", "infra.cli", "cmd_run", "help_run"),
-    ("demo", "infra.cli", "cmd_demo", "help_demo"),
-    ("doctor", "infra.cli", "cmd_doctor", "help_doctor"),
-    ("serve", "infra.cli", "cmd_serve", "help_serve"),
-    ("fake-sendgrid", "infra.cli", "cmd_fake_sendgrid", "help_fake_sendgrid"),
-    ("api-key", "infra.cli", "cmd_api_key", "help_api_key"),
-    ("customer", "infra.cli", "cmd_customer", "help_customer"),
-]
-_RUNTIME_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "db": _db_args,
-    "ingest": _ingest_args,
-    "demo": _demo_args,
-    "tick": _run_args,
-    "nightly": _run_args,
-    "run": _run_args,
-    "serve": _serve_args,
-    "fake-sendgrid": _fake_args,
-    "api-key": _apikey_args,
-    "customer": _customer_args,
-}
+def _registered() -> list[Callable[[Any], None]]:
+    """The ``register(subparsers)`` functions of the installed packages that add commands (the ops
+    commands: ``db``, ``ingest``, ``tick``…), found through the ``posventa.commands`` entry-point group
+    (``pyproject.toml``). The core names no module: it works without them, with the journey commands."""
+    found: list[Callable[[Any], None]] = []
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        found.append(ep.load())
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 ``advance`` performs no I/O and reads no clock: the same inputs always give the same decisions, so a
 simulation shows exactly what production does, and a retried advance produces the same effect keys
-(``step:occurrence``), which the runtime's ledger turns into exactly-once effects.
+(``step:occurrence``), which the ledger (``app.advance``) turns into exactly-once effects.
 
 Policy lives here too, because it decides *whether* a step may happen now:
 
@@ -15,13 +15,15 @@ Policy lives here too, because it decides *whether* a step may happen now:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
 from posventa.errors import EngineError, ExpressionError
 from posventa.expressions import compile_condition
+from posventa.facts import Facts, derive_order
 from posventa.plan import JourneyPlan
 from posventa.timeutil import in_quiet_hours, next_local_time, parse_clock, parse_date, parse_instant, zone
 
@@ -96,26 +98,6 @@ class State:
 
 
 @dataclass(frozen=True)
-class Facts:
-    """What the engine may know about the customer at ``now`` (gathered by the runtime or simulator).
-
-    ``events`` are this customer's events since the enrollment began, each a mapping with ``id``, ``type``,
-    ``occurred_at`` (aware datetime), ``order_id`` and ``data``. ``recent_promotional`` are the times of
-    promotional messages sent to the customer (any journey) — the frequency cap counts them.
-    """
-
-    customer: Mapping[str, Any]
-    order: Mapping[str, Any] | None = None
-    events: Sequence[Mapping[str, Any]] = ()
-    feedback: Mapping[str, Any] | None = None
-    open_complaint: bool = False
-    suppressed: str | None = None
-    unsubscribed_promotional: bool = False
-    recent_promotional: Sequence[datetime] = ()
-    default_timezone: str = "Europe/Madrid"
-
-
-@dataclass(frozen=True)
 class Send:
     step: str
     occurrence: int
@@ -160,12 +142,32 @@ class Skip:
 Effect = Send | Act | Skip
 
 
+class DeferralReason(StrEnum):
+    """Why a due send did not happen now but will later. Reported to ops (run statistics), so the values
+    are stable: add new ones, never rename one."""
+
+    QUIET_HOURS = "quiet_hours"
+    FREQUENCY_CAP = "frequency_cap"
+    COMPLAINT_HOLD = "complaint_hold"
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A send that waits: quiet hours and the frequency cap until ``until``; a complaint hold until the
+    complaint is resolved (``until`` is then only when the engine looks again)."""
+
+    step: str
+    reason: DeferralReason
+    until: datetime
+
+
 @dataclass(frozen=True)
 class Advance:
     state: State
     effects: tuple[Effect, ...]
     next_due_at: datetime | None
     trace: tuple[str, ...]
+    deferrals: tuple[Deferral, ...] = ()
 
     @property
     def status(self) -> Status:
@@ -182,40 +184,6 @@ def _nps_category(score: Any) -> str | None:
     if not isinstance(score, int):
         return None
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
-
-
-def derive_order(order: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Add the derived date fields journeys may use: lateness, warranty expiry, run-out date."""
-    if order is None:
-        return None
-    out = dict(order)
-    promised = parse_date(order.get("promised_delivery_date"))
-    delivered = parse_date(order.get("delivered_at"))
-    placed = parse_date(order.get("placed_at"))
-    out["days_late"] = (delivered - promised).days if promised and delivered else None
-    out["delivered_late"] = bool(promised and delivered and delivered > promised)
-    items = order.get("items") or []
-    base = delivered or placed
-    months: list[int] = [
-        int(i["warranty_months"]) for i in items if isinstance(i, Mapping) and i.get("warranty_months")
-    ]
-    runs: list[int] = [
-        int(i["runs_out_in_days"]) for i in items if isinstance(i, Mapping) and i.get("runs_out_in_days")
-    ]
-    out["warranty_expires_on"] = _add_months(base, max(months)).isoformat() if base and months else None
-    out["runs_out_on"] = (base + timedelta(days=min(runs))).isoformat() if base and runs else None
-    return out
-
-
-def _add_months(d: date, months: int) -> date:
-    y, m = divmod(d.month - 1 + months, 12)
-    year, month = d.year + y, m + 1
-    for day in (d.day, 30, 29, 28):
-        try:
-            return date(year, month, day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 class _Run:
@@ -235,6 +203,7 @@ class _Run:
         self.reason = state.reason
         self.effects: list[Effect] = []
         self.trace: list[str] = []
+        self.deferrals: list[Deferral] = []
         self.due: datetime | None = None
         self.sent_promotional: list[datetime] = []
         self.tz: str = facts.default_timezone
@@ -377,6 +346,7 @@ class _Run:
             return spec["next"]
         if promo and pol.get("hold_promotions_during_complaint", True) and self.facts.open_complaint:
             self.status, self.due = "held", self.now + RECHECK
+            self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, self.due))
             self.trace.append(f"{sid}: held (open complaint)")
             return False
         quiet = pol.get("quiet_hours")
@@ -384,6 +354,7 @@ class _Run:
             until = in_quiet_hours(self.now, parse_clock(quiet["start"]), parse_clock(quiet["end"]), self.tz)
             if until is not None:
                 self.status, self.due = "waiting", until
+                self.deferrals.append(Deferral(sid, DeferralReason.QUIET_HOURS, until))
                 self.trace.append(f"{sid}: deferred to {until.isoformat()} (quiet hours)")
                 return False
         cap = pol.get("frequency_cap")
@@ -395,6 +366,7 @@ class _Run:
             if len(recent) >= cap["max"]:
                 until = recent[len(recent) - cap["max"]] + window
                 self.status, self.due = "waiting", until
+                self.deferrals.append(Deferral(sid, DeferralReason.FREQUENCY_CAP, until))
                 self.trace.append(f"{sid}: deferred to {until.isoformat()} (frequency cap)")
                 return False
         locales = pol["locales"]
@@ -565,7 +537,11 @@ class _Run:
             reason=self.reason,
         )
         return Advance(
-            state, tuple(self.effects), None if self.status in ENDED else self.due, tuple(self.trace)
+            state,
+            tuple(self.effects),
+            None if self.status in ENDED else self.due,
+            tuple(self.trace),
+            tuple(self.deferrals),
         )
 
 
@@ -579,13 +555,15 @@ def advance(state: State, plan: JourneyPlan, now: datetime, facts: Facts) -> Adv
 
 
 def enroll(plan: JourneyPlan, now: datetime) -> State:
-    """The state of a new enrollment (the runtime then calls :func:`advance`)."""
+    """The state of a new enrollment (the advance use case then calls :func:`advance`)."""
     return State.start(plan, now)
 
 
 __all__ = [
     "Act",
     "Advance",
+    "Deferral",
+    "DeferralReason",
     "Facts",
     "Send",
     "Skip",

@@ -1,7 +1,7 @@
 """The event catalogue: every event Posventa understands, with its payload schema.
 
 Event type names are stored data (events table, journeys, API clients): once shipped they never change
-(STYLE.md §7). Add new types; never rename one.
+(``docs/architecture.md``, "Stored tags"). Add new types; never rename one.
 
 An event is an envelope (id, type, time, who, which order) plus a type-specific ``data`` payload. Shops
 send ``customer`` / ``order`` objects inline on the events that create or change them, so a single

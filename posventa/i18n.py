@@ -3,13 +3,18 @@
 The language comes from ``--lang``, else ``POSVENTA_LANG``, else the locale (``LANG=es_ES.UTF-8`` → es);
 English otherwise. Diagnostics codes stay English (they are identifiers); their messages are English too,
 as tools and editors match on them.
+
+Each layer keeps its own :class:`Catalogue` (this module: the journey commands; ``ops.i18n``: the ops
+commands; ``web.i18n``: the customer pages). Catalogues are built once and never extended by another
+module; they share the language choice made here.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-MESSAGES: dict[str, dict[str, str]] = {
+MESSAGES: Mapping[str, Mapping[str, str]] = {
     "description": {
         "en": "Post-sale customer journeys as code.",
         "es": "Recorridos de posventa como código.",
@@ -50,42 +55,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "index of the customer whose timeline is printed",
         "es": "índice del cliente cuya línea de tiempo se imprime",
     },
-    "help_db": {"en": "database migrations (upgrade, current)", "es": "migraciones de la base de datos"},
-    "help_ingest": {"en": "load events from a JSONL or CSV file", "es": "carga eventos desde JSONL o CSV"},
-    "help_tick": {
-        "en": "advance every due enrollment now (the frequent sweep)",
-        "es": "avanza ahora las inscripciones vencidas (barrido frecuente)",
-    },
-    "help_nightly": {
-        "en": "nightly run: date triggers, segments and the due sweep",
-        "es": "ejecución nocturna: disparadores por fecha, segmentos y barrido",
-    },
-    "help_run": {"en": "advance one customer now", "es": "avanza ahora a un cliente"},
-    "help_demo": {
-        "en": "the embedded demo: sample shop, several simulated weeks, emails to an outbox",
-        "es": "la demo embebida: tienda de ejemplo, varias semanas simuladas, correos a una bandeja",
-    },
-    "help_doctor": {
-        "en": "check database, Prefect and email settings",
-        "es": "revisa base de datos, Prefect y correo",
-    },
-    "help_serve": {
-        "en": "serve the events API, survey and unsubscribe pages",
-        "es": "sirve la API de eventos y las páginas de encuesta y baja",
-    },
-    "help_fake_sendgrid": {
-        "en": "run a SendGrid-compatible fake server on loopback",
-        "es": "ejecuta un servidor falso compatible con SendGrid en loopback",
-    },
     "help_templates": {
         "en": "template folder (default: templates/ beside each journey file)",
         "es": "carpeta de plantillas (por defecto: templates/ junto a cada recorrido)",
     },
-    "help_customer": {
-        "en": "show a customer: suppressions (with reasons), journeys, messages",
-        "es": "muestra un cliente: bajas y bloqueos (con motivo), recorridos, mensajes",
-    },
-    "help_api_key": {"en": "create an API key for a shop", "es": "crea una clave de API para una tienda"},
     "no_such_path": {"en": "no such file or folder: {path}", "es": "no existe el archivo o carpeta: {path}"},
     "no_journeys": {
         "en": "no journey files (*.yaml) in {path}",
@@ -122,10 +95,21 @@ def set_language(lang: str) -> None:
     _lang = lang if lang in ("es", "en") else None
 
 
-def t(key: str, **kwargs: object) -> str:
-    """The message ``key`` in the current language; callers may register more messages in MESSAGES."""
-    entry = MESSAGES.get(key)
-    if entry is None:
-        return key
-    text = entry.get(language()) or entry["en"]
-    return text.format(**kwargs) if kwargs else text
+class Catalogue:
+    """One layer's messages: ``{key: {"en": …, "es": …}}``, looked up in the current language."""
+
+    def __init__(self, messages: Mapping[str, Mapping[str, str]]) -> None:
+        self.messages = messages
+
+    def t(self, key: str, **kwargs: object) -> str:
+        """The message ``key`` in the current language (English when it has no translation; the key
+        itself when unknown)."""
+        entry = self.messages.get(key)
+        if entry is None:
+            return key
+        text = entry.get(language()) or entry["en"]
+        return text.format(**kwargs) if kwargs else text
+
+
+CLI = Catalogue(MESSAGES)
+t = CLI.t

@@ -1,6 +1,6 @@
 """The journey language: pydantic models for one journey file.
 
-Validation runs in two stages (STYLE.md §3): :class:`Journey` checks the envelope with ``steps`` left as
+Validation runs in two stages: :class:`Journey` checks the envelope with ``steps`` left as
 raw mappings, then each step is validated on its own against the :data:`Step` discriminated union, so a
 typo in step 7 is reported at step 7 and does not hide the problems of step 8.
 

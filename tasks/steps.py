@@ -1,39 +1,59 @@
-"""Prefect tasks: thin wrappers, one side effect each, around the runtime (STYLE.md §9).
+"""Prefect tasks: thin wrappers, one use case each (``app``), so Prefect shows every batch as a task run
+with its retries.
 
 Tasks retry only transient failures (a dropped database connection, a deadlock, a lock timeout): a bug or
 bad data fails once and shows in the UI instead of being hammered. Per-customer failures never reach
-here — the runtime records them on the enrollment and the batch goes on.
+here — advancing records them on the enrollment and the batch goes on. Every task takes the same retry
+options (:func:`durable`).
+
+The services a task works with come from an explicit context: :func:`using` sets them for a block (the
+demo on its virtual clock, tests on their database, a benchmark), and the task runs — in this thread or
+in Prefect's worker threads, which copy the caller's context — see them. Without one, the services are
+built once from the process's settings (a deployment on a worker).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from infra.runtime import Runtime
+from app.services import Services
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current: ContextVar[Services | None] = ContextVar("posventa_services", default=None)
 
 
 @lru_cache(maxsize=1)
-def _default_runtime() -> Runtime:
-    return Runtime.from_settings()
+def _from_settings() -> Services:
+    from infra.wiring import build_services
+
+    return build_services()
 
 
-_override: list[Runtime] = []
+def services() -> Services:
+    """The services of the current context, else those built from the settings."""
+    return _current.get() or _from_settings()
 
 
-def use_runtime(rt: Runtime | None) -> None:
-    """Let the demo and tests run the flows against a runtime they built (virtual clock, test database)."""
-    _override[:] = [rt] if rt is not None else []
-
-
-def runtime() -> Runtime:
-    return _override[0] if _override else _default_runtime()
+@contextmanager
+def using(svc: Services) -> Iterator[Services]:
+    """Run the flows and tasks of this block on ``svc`` (restored afterwards, even on an exception)."""
+    token = _current.set(svc)
+    try:
+        yield svc
+    finally:
+        _current.reset(token)
 
 
 def transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -52,66 +72,48 @@ def transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> boo
 RETRIES, DELAYS = 3, [1.0, 5.0, 20.0]
 
 
-@task(
-    name="advance-batch",
-    task_run_name="advance · batch {batch}",
-    retries=RETRIES,
-    retry_delay_seconds=DELAYS,
-    retry_condition_fn=transient,
-)
+def durable(name: str, run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task with the one retry policy every Posventa task uses."""
+
+    return task(
+        name=name,
+        task_run_name=run_name,
+        retries=RETRIES,
+        retry_delay_seconds=DELAYS,
+        retry_condition_fn=transient,
+    )
+
+
+@durable("advance-batch", "advance · batch {batch}")
 def advance_batch(
     now: datetime, batch: int, journey: str | None = None, customer: str | None = None, force: bool = False
 ) -> dict[str, Any]:
-    return runtime().advance_due(now, journey=journey, customer=customer, force=force).to_json()
+    return services().advance.run(now, journey=journey, customer=customer, force=force).to_json()
 
 
-@task(
-    name="deliver-batch",
-    task_run_name="deliver · batch {batch}",
-    retries=RETRIES,
-    retry_delay_seconds=DELAYS,
-    retry_condition_fn=transient,
-)
+@durable("deliver-batch", "deliver · batch {batch}")
 def deliver_batch(now: datetime, batch: int, customer: str | None = None) -> dict[str, Any]:
-    return runtime().deliver(now, customer=customer).to_json()
+    return services().deliver.run(now, customer=customer).to_json()
 
 
-@task(
-    name="enroll-scheduled",
-    task_run_name="enroll date & segment triggers",
-    retries=RETRIES,
-    retry_delay_seconds=DELAYS,
-    retry_condition_fn=transient,
-)
+@durable("enroll-scheduled", "enroll date & segment triggers")
 def enroll_scheduled(now: datetime) -> dict[str, Any]:
-    return runtime().enroll_scheduled(now).to_json()
+    return services().enroll.scheduled(now).to_json()
 
 
-@task(
-    name="reconcile",
-    task_run_name="reconcile ambiguous sends",
-    retries=RETRIES,
-    retry_delay_seconds=DELAYS,
-    retry_condition_fn=transient,
-)
+@durable("reconcile", "reconcile ambiguous sends")
 def reconcile(now: datetime) -> dict[str, int]:
-    return runtime().reconcile(now)
+    return services().reconcile.run(now)
 
 
-@task(
-    name="ingest-events",
-    task_run_name="ingest {label}",
-    retries=RETRIES,
-    retry_delay_seconds=DELAYS,
-    retry_condition_fn=transient,
-)
+@durable("ingest-events", "ingest {label}")
 def ingest_events(
     items: list[dict[str, Any]], label: str, source: str = "import", now: datetime | None = None
 ) -> dict[str, Any]:
-    rep = runtime().apply_events(items, source, now)
+    rep = services().ingest.apply(items, source, now)
     return {"accepted": rep.accepted, "duplicates": rep.duplicates, "rejected": rep.rejected}
 
 
-@task(name="count-due", task_run_name="count due enrollments")
+@durable("count-due", "count due enrollments")
 def count_due(now: datetime, journey: str | None = None) -> int:
-    return runtime().count_due(now, journey)
+    return services().advance.count_due(now, journey)

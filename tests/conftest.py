@@ -1,4 +1,5 @@
-"""Shared by every test folder: only the ``--update-goldens`` switch. Folders keep their own fixtures."""
+"""Shared by every test folder: the ``--update-goldens`` switch and no proxy for loopback traffic. Folders
+keep their own fixtures."""
 
 from __future__ import annotations
 
@@ -17,3 +18,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib and httpx honour *_proxy variables; loopback traffic (fake SendGrid, the live server, test
+    endpoints, chromedriver) must never be sent to a proxy."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

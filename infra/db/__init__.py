@@ -1,1 +1,1 @@
-"""Database adapter: models, sessions, migrations and the store functions the runtime calls."""
+"""Database adapter: models, sessions, migrations and the store (every SQL statement; ``app.ports.Store``)."""

@@ -2,7 +2,8 @@
 
 Enum-like columns are plain strings guarded by CHECK constraints, not native PostgreSQL enums (adding a
 value to a PG enum cannot run in a transaction and removing one is a rewrite). The values below are
-**stored tags: frozen once shipped** (STYLE.md §7). Add values with a migration; never rename one.
+**stored tags: frozen once shipped** (``docs/architecture.md``, "Stored tags"). Add values with a migration;
+never rename one.
 
 Every change here needs an Alembic revision in ``infra/db/migrations/versions``;
 ``tests/db/test_migrations.py`` fails when the two disagree.
@@ -45,7 +46,7 @@ CHANNELS = ("email",)
 CATEGORIES = ("transactional", "promotional")
 # pending → sending → sent | failed | skipped; sending → unknown when the provider's outcome is ambiguous
 # (timeout after the request left, 5xx): reconcile it, never resend blindly. pending → skipped | failed
-# when the effect is not attempted (suppressed, no consent, no address). See store.LEDGER_TRANSITIONS.
+# when the effect is not attempted (suppressed, no consent, no address). See app.records.LEDGER_TRANSITIONS.
 LEDGER_STATUSES = ("pending", "sending", "sent", "failed", "skipped", "unknown")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam_report", "dropped", "manual")
 SUPPRESSION_SCOPES = ("all", "promotional")
@@ -130,13 +131,6 @@ class StoredEvent(Base):
     __table_args__ = (
         one_of("source", EVENT_SOURCES),
         Index("ix_events_customer_id_occurred_at", "customer_id", "occurred_at"),
-        # Partial on both backends: only the (few) unprocessed rows are indexed.
-        Index(
-            "ix_events_unprocessed",
-            "received_at",
-            postgresql_where=text("processed_at IS NULL"),
-            sqlite_where=text("processed_at IS NULL"),
-        ),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -147,8 +141,6 @@ class StoredEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     source: Mapped[str] = mapped_column(String(16))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    #: Set when the runtime has applied the event (enrolled, advanced, updated facts).
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class StoredPlan(Base):
@@ -189,10 +181,9 @@ class Enrollment(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     #: The engine's serialised state.
     state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: When the sweep looks at it again (a wait is this row, not a sleeping process). Claims are row locks
+    #: (``FOR UPDATE SKIP LOCKED``) that vanish with a dead worker's connection: no lease columns.
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    claimed_by: Mapped[str | None] = mapped_column(String(128))
-    #: A lease: a dead worker's claim expires and the enrollment becomes claimable again.
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: Consecutive failed attempts to advance (reset on success).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -226,7 +217,7 @@ class LedgerEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    #: Derived, never random: f"{enrollment_id}:{step_id}:{occurrence}" (store.ledger_key).
+    #: Derived, never random: f"{enrollment_id}:{step_id}:{occurrence}" (app.records.ledger_key).
     key: Mapped[str] = mapped_column(String(255), unique=True)
     enrollment_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("enrollments.id"))
     journey_id: Mapped[str] = mapped_column(String(128))
@@ -239,7 +230,7 @@ class LedgerEntry(Base):
     customer_id: Mapped[str] = mapped_column(String(128))
     to_email: Mapped[str | None] = mapped_column(String(320))
     # pending → sending → sent | failed | skipped; sending → unknown when the provider's outcome is
-    # ambiguous (reconcile, never resend blindly). Transitions are guarded in store.mark.
+    # ambiguous (reconcile, never resend blindly). Transitions are guarded in infra.db.store.ledger.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     #: Why skipped / failed / unknown.
     reason: Mapped[str | None] = mapped_column(Text)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +63,6 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose loaded rows stay readable after commit (the runtime hands them to the engine)."""
+    """Sessions whose loaded rows stay readable after commit. Transactions are opened by
+    :class:`infra.db.store.SqlStore` (``begin``: commit on success, roll back on any exception)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception, always close."""
-    with factory() as session, session.begin():
-        yield session

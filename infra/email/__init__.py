@@ -1,5 +1,6 @@
-"""The email channel: a ``Sender`` protocol with a file outbox (embedded default), SendGrid v3 (batched,
-honest about ambiguous outcomes), a loopback SendGrid fake for tests, and Event Webhook verification."""
+"""The email channel: senders for the ``app.ports.Sender`` port — a file outbox (embedded default) and
+SendGrid v3 (batched, honest about ambiguous outcomes) — a loopback SendGrid fake for tests, and Event
+Webhook verification."""
 
 from __future__ import annotations
 

@@ -1,18 +1,18 @@
-"""The contract between the journey runtime and an email channel.
+"""What every email channel checks and shares: address validity, the problems that stop a message before
+any network call, our custom args and categories, and collapsing repeated ledger keys.
 
-The runtime records a ledger row as ``sending`` before it calls ``Sender.send`` and records the
-``SendResult`` after it. The four outcomes exist so that a send is never repeated blindly:
-``RETRY`` means nothing left this process, ``UNKNOWN`` means the provider may have it and the
-ledger must be reconciled (event webhook, activity feed) before anything is sent again.
+The contract itself — :class:`OutgoingEmail`, :class:`Sender`, the four :class:`Outcome` values — is the
+use cases' port (:mod:`app.ports`): delivery records a ledger row as ``sending`` before it calls
+``Sender.send`` and records the ``SendResult`` after it. ``RETRY`` means nothing left this process,
+``UNKNOWN`` means the provider may have it and the ledger must be reconciled before anything is sent again.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
+from collections.abc import Sequence
+
+from app.ports import Outcome, OutgoingEmail, Sender, SendResult, mask_email
 
 __all__ = [
     "Outcome",
@@ -23,53 +23,6 @@ __all__ = [
     "message_problems",
     "valid_address",
 ]
-
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    """One rendered message for one recipient, keyed by the ledger's exactly-once key."""
-
-    ledger_key: str
-    to_email: str
-    to_name: str | None
-    subject: str
-    html: str
-    text: str
-    journey: str
-    step: str
-    promotional: bool
-    unsubscribe_url: str | None
-    locale: str = "es"
-    sendgrid_template_id: str | None = None
-    template_data: Mapping[str, Any] | None = None
-    extra_custom_args: Mapping[str, str] = field(default_factory=dict)
-
-
-class Outcome(StrEnum):
-    """What the ledger may conclude; values are stored, so they never change."""
-
-    SENT = "sent"
-    FAILED = "failed"  # permanent: do not retry this message as it is
-    UNKNOWN = "unknown"  # the provider may have it: reconcile, never resend blindly
-    RETRY = "retry"  # nothing was sent: safe to send again (after retry_after, when given)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    ledger_key: str
-    outcome: Outcome
-    provider_message_id: str | None = None
-    error: str | None = None
-    retry_after: float | None = None
-
-
-class Sender(Protocol):
-    """An email channel; ``send`` returns one result per message, in the same order, and never raises
-    for a per-message or provider problem (those are outcomes)."""
-
-    name: str
-
-    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]: ...
 
 
 # Deliberately ASCII-only: SendGrid's v3 API rejects SMTPUTF8 local parts, and IDN domains must arrive
@@ -87,14 +40,6 @@ def valid_address(address: str) -> bool:
     if len(address) > 254 or not _ADDRESS.fullmatch(address):
         return False
     return len(address.rsplit("@", 1)[0]) <= 64
-
-
-def mask_email(address: str) -> str:
-    """``ana@example.com`` → ``a***@example.com``: logs keep the domain for debugging, not the person."""
-    local, sep, domain = address.rpartition("@")
-    if not sep:
-        return "***"
-    return f"{local[:1]}***@{domain}" if local else f"***@{domain}"
 
 
 def message_problems(message: OutgoingEmail) -> list[str]:

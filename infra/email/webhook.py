@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +21,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from app.webhook_events import WebhookEvent
 from posventa.errors import PosventaError
 
 __all__ = [
@@ -101,28 +101,6 @@ def verify_signature(
         key.verify(signature, stamp.encode("ascii") + payload, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError) as exc:
         raise WebhookRejected("bad-signature", "the signature does not match the payload") from exc
-
-
-@dataclass(frozen=True)
-class WebhookEvent:
-    """One SendGrid event; ``ledger_key`` is our ``posventa_key`` custom arg echoed back (None for mail
-    not sent by Posventa). ``sg_event_id`` is SendGrid's id for de-duplicating redelivered events."""
-
-    sg_event_id: str
-    event: str
-    email: str
-    timestamp: int
-    ledger_key: str | None
-    sg_message_id: str | None = None
-    url: str | None = None
-    reason: str | None = None
-    category: tuple[str, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def provider_message_id(self) -> str | None:
-        """The X-Message-Id returned by mail/send: ``sg_message_id`` up to its first dot."""
-        return self.sg_message_id.split(".", 1)[0] if self.sg_message_id else None
 
 
 def parse_events(payload: bytes) -> list[WebhookEvent]:

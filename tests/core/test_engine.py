@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from core_helpers import T0, customer, event, facts, hours, plan_of, run_until_rest
 
-from posventa.engine import RECHECK, Act, Send, Skip, State, advance, bucket
+from posventa.engine import RECHECK, Act, Deferral, DeferralReason, Send, Skip, State, advance, bucket
 from posventa.errors import EngineError
 from posventa.plan import JourneyPlan
 
@@ -453,8 +453,10 @@ def test_quiet_hours_defer_promotional_to_their_end(make: Make) -> None:
     end = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # 09:00 in Madrid
     adv = advance(State.start(plan, late), plan, late, facts())
     assert (adv.effects, adv.status, adv.next_due_at, adv.state.step) == ((), "waiting", end, "promo")
+    assert adv.deferrals == (Deferral("promo", DeferralReason.QUIET_HOURS, end),)
     sent = advance(adv.state, plan, end, facts())
     assert [e.key for e in sent.effects] == ["promo:0", "receipt:0"]
+    assert sent.deferrals == ()
 
 
 def test_quiet_hours_spare_transactional_unless_applies_to_all(make: Make) -> None:
@@ -481,6 +483,7 @@ def test_frequency_cap_defers_until_the_oldest_send_leaves_the_window(make: Make
     recent = [T0 - 6 * DAY, T0 - 2 * DAY]
     adv = advance(State.start(plan, T0), plan, T0, facts(recent_promotional=recent))
     assert (adv.effects, adv.status, adv.next_due_at) == ((), "waiting", T0 + DAY)
+    assert adv.deferrals == (Deferral("promo", DeferralReason.FREQUENCY_CAP, T0 + DAY),)
     assert [e.step for e in advance(adv.state, plan, T0 + DAY, facts(recent_promotional=recent)).effects] == [
         "promo",
         "receipt",
@@ -505,6 +508,7 @@ def test_open_complaint_holds_promotional_until_it_is_gone(make: Make) -> None:
     plan = make(PROMO_THEN_TX)
     held = advance(State.start(plan, T0), plan, T0, facts(open_complaint=True))
     assert (held.effects, held.status, held.next_due_at) == ((), "held", T0 + RECHECK)
+    assert [(d.step, d.reason.value) for d in held.deferrals] == [("promo", "complaint_hold")]
     still = advance(held.state, plan, T0 + RECHECK, facts(open_complaint=True))
     assert (still.effects, still.status) == ((), "held")
     released = advance(still.state, plan, T0 + 2 * RECHECK, facts(open_complaint=False))

@@ -1,4 +1,4 @@
-"""The compiled plan of every shipped journey, checked in as JSON (STYLE.md §6).
+"""The compiled plan of every shipped journey, checked in as JSON.
 
 A plan is what enrollments pin, so any change to it — a step, a default, a template's digest — must be
 seen in review. Journeys are compiled from the repository root, so ``source`` is ``journeys/<id>.yaml``

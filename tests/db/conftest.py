@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.session import make_engine, session_factory
+from infra.db.store import SqlTx
 from infra.db.testing import clear_tables, fresh_postgres_database, migrated_sqlite_url
 
 
@@ -65,3 +66,9 @@ def factory(engine: Engine) -> sessionmaker[Session]:
 def session(factory: sessionmaker[Session]) -> Iterator[Session]:
     with factory() as s:
         yield s
+
+
+@pytest.fixture
+def tx(session: Session) -> SqlTx:
+    """The store's repositories on the test's session (commit with ``session.commit()``)."""
+    return SqlTx(session)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from infra.db import store
+from infra.db.store import SqlTx
 from posventa.events import CustomerIn, Event, parse_event
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -27,33 +25,48 @@ def event(event_id: str, type_: str = "order.placed", customer_id: str = "c1", *
     return parse_event(raw)
 
 
-def customer(s: Session, customer_id: str = "c1", email: str | None = None) -> str:
-    store.upsert_customer(s, CustomerIn(id=customer_id, email=email or f"{customer_id}@example.com"))
+def customer(tx: SqlTx, customer_id: str = "c1", email: str | None = None) -> str:
+    tx.customers.upsert(CustomerIn(id=customer_id, email=email or f"{customer_id}@example.com"))
     return customer_id
 
 
 def enrollment(
-    s: Session,
+    tx: SqlTx,
     entry_key: str,
     *,
     customer_id: str = "c1",
     journey_id: str = "post_purchase",
     due: datetime | None = T0,
-    status: str = "active",
 ) -> int:
-    customer(s, customer_id)
-    store.save_plan(s, journey_id, "v1", PLAN)
-    new = store.create_enrollment(
-        s,
-        journey_id,
-        "v1",
-        customer_id,
-        None,
-        entry_key,
-        {"at": "start"},
-        due,
-        T0 - timedelta(days=1),
-        status=status,
+    customer(tx, customer_id)
+    tx.plans.save(journey_id, "v1", PLAN)
+    new = tx.enrollments.create(
+        journey_id, "v1", customer_id, None, entry_key, {"at": "start"}, due, T0 - timedelta(days=1)
     )
     assert new is not None
     return new
+
+
+def ledger_row(tx: SqlTx, enrollment_id: int, step: str = "thanks", **extra: Any) -> str:
+    """A pending message row for ``enrollment_id`` (as advancing writes it); returns its key."""
+    key = f"{enrollment_id}:{step}:0"
+    row = {
+        "key": key,
+        "enrollment_id": enrollment_id,
+        "journey_id": "post_purchase",
+        "step_id": step,
+        "occurrence": 0,
+        "kind": "message",
+        "channel": "email",
+        "template": "thanks",
+        "category": "transactional",
+        "customer_id": "c1",
+        "to_email": "c1@example.com",
+        "status": "pending",
+        "payload": {"locale": "es"},
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    row.update(extra)
+    tx.ledger.insert([row])
+    return key

@@ -1,4 +1,5 @@
-"""What several workers do at once, on real PostgreSQL (the only backend that supports several)."""
+"""What several workers do at once, on real PostgreSQL (the only backend that supports several): the
+claims the sweep really makes (``FOR UPDATE SKIP LOCKED``), the entry rule, and racing ledger inserts."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import threading
 from datetime import timedelta
 
 import pytest
-from db_builders import PLAN, T0, customer, enrollment
-from sqlalchemy import Engine, text
+from db_builders import PLAN, T0, customer, enrollment, ledger_row
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from infra.db import store
+from infra.db.models import LedgerEntry
 from infra.db.session import session_factory
+from infra.db.store import SqlStore, SqlTx
 
 pytestmark = pytest.mark.postgres
 
@@ -21,51 +23,49 @@ def _no_waiting(s: Session) -> None:
     s.execute(text("SET LOCAL lock_timeout = '2s'"))
 
 
-def test_concurrent_claims_are_disjoint(pg_engine: Engine) -> None:
-    factory = session_factory(pg_engine)
-    with factory() as s:
-        ids = {enrollment(s, f"k{i}", due=T0 - timedelta(minutes=i)) for i in range(10)}
-        s.commit()
-
+def test_concurrent_due_claims_are_disjoint(pg_engine: Engine) -> None:
+    store = SqlStore(session_factory(pg_engine))
+    with store.begin() as tx:
+        ids = {enrollment(tx, f"k{i}", due=T0 - timedelta(minutes=i)) for i in range(10)}
     now = T0 + timedelta(minutes=1)
-    with factory() as a, factory() as b:
+    with store.factory() as a, store.factory() as b:
         _no_waiting(a)
         _no_waiting(b)
-        got_a = store.claim_due(a, now, 4, "worker-a")  # a's transaction stays open: rows locked
-        got_b = store.claim_due(b, now, 100, "worker-b")  # skips a's rows instead of waiting
+        got_a = SqlTx(a).enrollments.claim_due(now, 4, None, None, False)  # a's rows stay locked
+        got_b = SqlTx(b).enrollments.claim_due(now, 100, None, None, False)  # skipped, not waited for
         ids_a, ids_b = {e.id for e in got_a}, {e.id for e in got_b}
         assert len(ids_a) == 4 and len(ids_b) == 6
         assert ids_a.isdisjoint(ids_b) and ids_a | ids_b == ids
         # a took the four longest overdue, oldest first.
-        due_a = [e.next_due_at for e in got_a]
-        assert due_a == [T0 - timedelta(minutes=m) for m in (9, 8, 7, 6)]
+        assert [e.next_due_at for e in got_a] == [T0 - timedelta(minutes=m) for m in (9, 8, 7, 6)]
         a.commit()
         b.commit()
+    # The locks were the claim: once the transactions end, the rows are claimable again.
+    with store.begin() as tx:
+        assert len(tx.enrollments.claim_due(now, 100, None, None, False)) == 10
 
-    with factory() as c:  # every row is leased now
-        assert store.claim_due(c, now, 100, "worker-c") == []
 
-
-def test_concurrent_claims_from_threads(pg_engine: Engine) -> None:
-    factory = session_factory(pg_engine)
-    with factory() as s:
-        ids = {enrollment(s, f"k{i}", due=T0) for i in range(40)}
-        s.commit()
+def test_concurrent_pending_claims_from_threads_are_disjoint(pg_engine: Engine) -> None:
+    store = SqlStore(session_factory(pg_engine))
+    with store.begin() as tx:
+        eid = enrollment(tx, "k1")
+        keys = {ledger_row(tx, eid, f"s{i}") for i in range(40)}
     barrier = threading.Barrier(4)
-    results: dict[str, list[int]] = {}
+    results: dict[str, list[str]] = {}
     errors: list[BaseException] = []
 
     def worker(name: str) -> None:
         try:
-            with factory() as s:
-                _no_waiting(s)
-                barrier.wait()
-                mine: list[int] = []
-                while batch := store.claim_due(s, T0, 3, name):
-                    mine.extend(e.id for e in batch)
-                    s.commit()
-                    _no_waiting(s)
-                results[name] = mine
+            mine: list[str] = []
+            barrier.wait()
+            while True:
+                with store.begin() as tx:
+                    _no_waiting(tx.session)
+                    batch = tx.ledger.claim_pending(T0, 3, None)
+                if not batch:
+                    break
+                mine.extend(w.key for w in batch)
+            results[name] = mine
         except BaseException as exc:
             errors.append(exc)
 
@@ -75,19 +75,19 @@ def test_concurrent_claims_from_threads(pg_engine: Engine) -> None:
     for t in threads:
         t.join(30)
     assert not errors, errors
-    claimed = [i for mine in results.values() for i in mine]
-    assert sorted(claimed) == sorted(ids)  # each exactly once
+    claimed = [k for mine in results.values() for k in mine]
+    assert sorted(claimed) == sorted(keys)  # each exactly once
 
 
 def test_entry_rule_holds_between_concurrent_transactions(pg_engine: Engine) -> None:
     factory = session_factory(pg_engine)
     with factory() as s:
-        customer(s)
-        store.save_plan(s, "post_purchase", "v1", PLAN)
+        customer(SqlTx(s))
+        SqlTx(s).plans.save("post_purchase", "v1", PLAN)
         s.commit()
 
     def enroll(s: Session) -> int | None:
-        return store.create_enrollment(s, "post_purchase", "v1", "c1", "o1", "order:o1", {}, T0, T0)
+        return SqlTx(s).enrollments.create("post_purchase", "v1", "c1", "o1", "order:o1", {}, T0, T0)
 
     with factory() as a:
         assert enroll(a) is not None
@@ -107,27 +107,29 @@ def test_entry_rule_holds_between_concurrent_transactions(pg_engine: Engine) -> 
     assert outcome == [None]
 
 
-def test_concurrent_reserve_step_yields_one_row(pg_engine: Engine) -> None:
+def test_racing_ledger_inserts_of_one_effect_yield_one_row(pg_engine: Engine) -> None:
+    """Two workers that computed the same effect (the same derived key) insert it at once: one row, and
+    only one of them can move it to ``sending``."""
     factory = session_factory(pg_engine)
-    with factory() as s:
-        eid = enrollment(s, "k1")
-        s.commit()
-    key = store.ledger_key(eid, "thanks", 0)
+    with factory.begin() as s:
+        eid = enrollment(SqlTx(s), "k1")
     barrier = threading.Barrier(2)
-    seen: list[tuple[int, bool]] = []
+    moved: list[bool] = []
 
     def worker() -> None:
         with factory() as s:
+            tx = SqlTx(s)
             barrier.wait()
-            row = store.reserve_step(s, key, eid, "post_purchase", "thanks", 0, "message", {}, "c1")
-            moved = store.mark(s, key, "pending", "sending")
+            key = ledger_row(tx, eid)
             s.commit()
-            seen.append((row.id, moved))
+            moved.append(tx.ledger.mark(key, ["pending"], "sending", now=T0))
+            s.commit()
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert len({row_id for row_id, _ in seen}) == 1
-    assert sorted(moved for _, moved in seen) == [False, True]  # exactly one worker sends
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+    assert sorted(moved) == [False, True]  # exactly one worker sends

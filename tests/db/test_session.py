@@ -9,18 +9,10 @@ import sqlalchemy as sa
 from alembic import command
 from db_builders import customer
 
-from infra.db import store
 from infra.db.migrate import alembic_config
 from infra.db.models import Customer
-from infra.db.session import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    is_postgres,
-    is_sqlite,
-    make_engine,
-    session_factory,
-    transaction,
-)
-from posventa.events import CustomerIn
+from infra.db.session import SQLITE_BUSY_TIMEOUT_MS, is_postgres, is_sqlite, make_engine, session_factory
+from infra.db.store import SqlStore
 
 
 def test_sqlite_pragmas(sqlite_url: str) -> None:
@@ -40,22 +32,28 @@ def test_postgres_engine(pg_url: str) -> None:
     engine.dispose()
 
 
-def test_transaction_commits_or_rolls_back(sqlite_url: str) -> None:
-    factory = session_factory(make_engine(sqlite_url))
-    with transaction(factory) as s:
-        customer(s, "kept")
-    with pytest.raises(RuntimeError), transaction(factory) as s:
-        customer(s, "dropped")
+def test_store_transaction_commits_or_rolls_back(sqlite_url: str) -> None:
+    store = SqlStore(session_factory(make_engine(sqlite_url)))
+    with store.begin() as tx:
+        customer(tx, "kept")
+    with pytest.raises(RuntimeError), store.begin() as tx:
+        customer(tx, "dropped")
         raise RuntimeError("boom")
-    with factory() as s:
+    with store.read() as tx:
+        customer(tx, "never-committed")
+    with store.factory() as s:
         assert s.scalars(sa.select(Customer.id)).all() == ["kept"]
 
 
-def test_rows_stay_readable_after_commit(sqlite_url: str) -> None:
-    factory = session_factory(make_engine(sqlite_url))
-    with transaction(factory) as s:
-        row = store.upsert_customer(s, CustomerIn(id="c1", name="Ana"))
-    assert row.name == "Ana"  # expire_on_commit=False: no lazy load on a closed session
+def test_savepoint_rolls_back_only_its_block(sqlite_url: str) -> None:
+    store = SqlStore(session_factory(make_engine(sqlite_url)))
+    with store.begin() as tx:
+        customer(tx, "outer")
+        with pytest.raises(RuntimeError), tx.savepoint():
+            customer(tx, "inner")
+            raise RuntimeError("boom")
+    with store.factory() as s:
+        assert s.scalars(sa.select(Customer.id)).all() == ["outer"]
 
 
 def test_in_memory_sqlite_is_shared_between_threads() -> None:
@@ -63,8 +61,8 @@ def test_in_memory_sqlite_is_shared_between_threads() -> None:
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), "head")  # env.py uses the passed connection
     factory = session_factory(engine)
-    with transaction(factory) as s:
-        customer(s, "c1")
+    with SqlStore(factory).begin() as tx:
+        customer(tx, "c1")
 
     seen: list[str] = []
 

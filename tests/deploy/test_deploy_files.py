@@ -83,7 +83,7 @@ def test_the_api_healthcheck_route_answers_without_a_database(tmp_path: Path) ->
     from fastapi.testclient import TestClient
 
     from infra.settings import make_settings
-    from infra.web.app import create_app
+    from web.app import create_app
 
     settings = make_settings(database_url=f"sqlite:///{tmp_path}/missing/none.db", secret_key="k" * 40)
     with TestClient(create_app(settings=settings)) as client:
@@ -123,6 +123,18 @@ def test_every_file_the_dockerfile_copies_exists_in_the_build_context() -> None:
             assert not ignored(source), f"COPY {source}: excluded by Dockerfile.dockerignore"
 
 
+def test_the_image_copies_every_package_the_project_ships() -> None:
+    """A new top-level package (say `app/`) that the image forgets fails here, not in production."""
+    packages = shipped_packages()
+    copied = {
+        s.rstrip("/")
+        for op, a in dockerfile()
+        if op == "COPY" and not a.startswith("--from")
+        for s in a.split()[:-1]
+    }
+    assert packages <= copied, f"packages not copied into the image: {sorted(packages - copied)}"
+
+
 def test_the_image_installs_the_runtime_dependencies_from_the_lock() -> None:
     installs = [a for op, a in dockerfile() if op == "RUN" and "pip install" in a]
     assert any("--constraint requirements.lock" in a for a in installs), installs
@@ -158,8 +170,16 @@ def runtime_closure() -> set[str]:
     return seen
 
 
+def shipped_packages() -> set[str]:
+    """The top-level packages pyproject.toml ships (setuptools' `packages.find.include`)."""
+    import tomllib
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    return {p.rstrip("*") for p in found["include"]}
+
+
 def shipped_imports() -> Iterator[tuple[str, Path]]:
-    for folder in ("posventa", "infra", "tasks", "flows"):
+    for folder in sorted(shipped_packages()):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Import):
@@ -174,7 +194,7 @@ TEST_ONLY = {"pytest": "infra/db/testing.py"}
 
 
 def test_the_runtime_dependencies_provide_every_module_the_shipped_code_imports() -> None:
-    own = {"posventa", "infra", "tasks", "flows"}
+    own = shipped_packages()
     providers = md.packages_distributions()
     closure = runtime_closure()
     missing = set()

@@ -19,14 +19,6 @@ API_KEY = "SG.test-key-0123456789abcdef"
 FROM = "tienda@posventa.example"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """urllib honours *_proxy variables; loopback traffic must never be sent to a proxy."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeSendGrid]:
     with FakeSendGrid(api_key=API_KEY) as server:

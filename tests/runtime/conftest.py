@@ -1,4 +1,5 @@
-"""Runtime fixtures: a real PostgreSQL database, the real SendGrid client and the loopback fake SendGrid."""
+"""Fixtures for the use cases on PostgreSQL: a real database, the real SendGrid client and the loopback
+fake SendGrid."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Prefect logs "Stopping temporary server" at exit, after pytest closed its capture streams.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from rt_helpers import ROOT, make_runtime
+from rt_helpers import ROOT, make_services
 
+from app.services import Services
 from infra.db.testing import clear_tables, fresh_postgres_database
 from infra.email.fake_sendgrid import FakeSendGrid
-from infra.runtime import Runtime
 from posventa.plan import compile_file
 
 
@@ -42,8 +43,9 @@ def fake() -> Iterator[FakeSendGrid]:
 
 
 @pytest.fixture
-def runtime(pg_url: str, fake: FakeSendGrid, plans: dict[str, Any], tmp_path: Path) -> Runtime:
-    rt = make_runtime(pg_url, fake, plans, tmp_path)
-    clear_tables(rt.factory.kw["bind"])
-    rt.publish_plans()
-    return rt
+def svc(pg_url: str, fake: FakeSendGrid, plans: dict[str, Any], tmp_path: Path) -> Iterator[Services]:
+    services = make_services(pg_url, fake, plans, tmp_path)
+    clear_tables(services.store.factory.kw["bind"])  # type: ignore[attr-defined]
+    services.plans.publish()
+    yield services
+    services.store.dispose()  # type: ignore[attr-defined]

@@ -6,16 +6,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.ports import HttpClient
+from app.services import Services
 from infra.email.fake_sendgrid import FakeSendGrid
 from infra.email.sendgrid_sender import SendGridSender
-from infra.runtime import Runtime
 from infra.settings import make_settings
+from infra.wiring import build_services
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, 11:00 in Madrid: outside quiet hours
 
 
-def make_runtime(url: str, fake: FakeSendGrid, plans: dict[str, Any], tmp: Path, **extra: Any) -> Runtime:
+def make_services(
+    url: str,
+    fake: FakeSendGrid,
+    plans: dict[str, Any],
+    tmp: Path,
+    http: HttpClient | None = None,
+    **extra: Any,
+) -> Services:
     settings = make_settings(
         database_url=url,
         journeys_dir=str(ROOT / "journeys"),
@@ -25,7 +34,7 @@ def make_runtime(url: str, fake: FakeSendGrid, plans: dict[str, Any], tmp: Path,
         **extra,
     )
     sender = SendGridSender("SG.test", settings.email_from, host=fake.url, timeout=2.0)
-    return Runtime.from_settings(settings, sender=sender, plans=plans)
+    return build_services(settings, sender=sender, plans=plans, http=http)
 
 
 def order_placed(

@@ -7,28 +7,25 @@ from datetime import timedelta
 import pytest
 from rt_helpers import T0, order_placed
 
+from app.services import Services
 from infra.email.fake_sendgrid import FakeSendGrid
-from infra.runtime import Runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.prefect]
 
 
-def test_tick_and_customer_flows_send_and_publish_artifacts(runtime: Runtime, fake: FakeSendGrid) -> None:
+def test_tick_and_customer_flows_send_and_publish_artifacts(svc: Services, fake: FakeSendGrid) -> None:
     from prefect.client.orchestration import get_client
 
     from flows.sweep import journey_for_customer, tick
-    from tasks.steps import use_runtime
+    from tasks.steps import using
 
-    runtime.apply_events([order_placed(i) for i in range(20)], "api", now=T0)
-    use_runtime(runtime)
-    try:
+    svc.ingest.apply([order_placed(i) for i in range(20)], "api", now=T0)
+    with using(svc):
         stats = tick(now=T0 + timedelta(minutes=1))
         assert stats.total("sent") == 20
-        runtime.apply_events([order_placed(99)], "api", now=T0)
+        svc.ingest.apply([order_placed(99)], "api", now=T0)
         one = journey_for_customer(customer="c99", now=T0 + timedelta(minutes=2))
         assert one.total("sent") == 1
-    finally:
-        use_runtime(None)
     assert len(fake.messages) == 21
 
     async def artifacts() -> list[str]:

@@ -1,4 +1,4 @@
-"""The runtime on real PostgreSQL with the real SendGrid client and the loopback fake: exactly once."""
+"""The use cases on real PostgreSQL with the real SendGrid client and the loopback fake: exactly once."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rt_helpers import ROOT, T0, event, make_runtime, order_placed
+from rt_helpers import ROOT, T0, event, make_services, order_placed
 from sqlalchemy import func, select
 
+from app.services import Services
 from infra.db import models as m
 from infra.email.fake_sendgrid import FakeSendGrid
-from infra.runtime import Runtime
 from posventa.engine import State
 
 pytestmark = pytest.mark.postgres
@@ -29,87 +29,83 @@ def sent_keys(fake: FakeSendGrid) -> Counter[str]:
     return Counter(msg.custom_args["posventa_key"] for msg in fake.messages)
 
 
-def ledger(rt: Runtime, **where: Any) -> list[m.LedgerEntry]:
-    with rt.factory() as s:
+def ledger(svc: Services, **where: Any) -> list[m.LedgerEntry]:
+    with svc.store.factory() as s:
         q = select(m.LedgerEntry)
         for k, v in where.items():
             q = q.where(getattr(m.LedgerEntry, k) == v)
         return list(s.scalars(q))
 
 
-def test_order_placed_sends_thank_you_once(runtime: Runtime, fake: FakeSendGrid) -> None:
-    rep = runtime.apply_events([order_placed(1)], "api", now=T0)
+def test_order_placed_sends_thank_you_once(svc: Services, fake: FakeSendGrid) -> None:
+    rep = svc.ingest.apply([order_placed(1)], "api", now=T0)
     assert (rep.accepted, rep.duplicates, rep.rejected) == (1, 0, [])
-    stats = runtime.sweep(T0 + timedelta(minutes=1))
+    stats = svc.sweep(T0 + timedelta(minutes=1))
     assert stats.total("sent") == 1
     assert [m.to for m in fake.messages] == ["cliente1@example.com"]
     msg = fake.messages[0]
     assert msg.custom_args["posventa_key"].endswith(":thank_you:0")
     assert "post_purchase" in msg.categories
     # A second sweep at the same time, and a replay of the event, change nothing.
-    runtime.sweep(T0 + timedelta(minutes=2))
-    assert runtime.apply_events([order_placed(1)], "api", now=T0).duplicates == 1
-    runtime.sweep(T0 + timedelta(minutes=3))
+    svc.sweep(T0 + timedelta(minutes=2))
+    assert svc.ingest.apply([order_placed(1)], "api", now=T0).duplicates == 1
+    svc.sweep(T0 + timedelta(minutes=3))
     assert len(fake.messages) == 1
-    [row] = ledger(runtime, step_id="thank_you")
+    [row] = ledger(svc, step_id="thank_you")
     assert row.status == "sent" and row.provider_message_id
 
 
-def test_duplicate_and_out_of_order_events_change_nothing_twice(runtime: Runtime, fake: FakeSendGrid) -> None:
+def test_duplicate_and_out_of_order_events_change_nothing_twice(svc: Services, fake: FakeSendGrid) -> None:
     delivered = event("order.delivered", 2, T0 + timedelta(days=2))
     # Delivery arrives before the order itself, and twice.
-    assert runtime.apply_events([delivered, delivered], "api", now=T0).duplicates == 1
-    runtime.apply_events([order_placed(2)], "api", now=T0)
-    runtime.apply_events([order_placed(2)], "api", now=T0)
-    with runtime.factory() as s:
+    assert svc.ingest.apply([delivered, delivered], "api", now=T0).duplicates == 1
+    svc.ingest.apply([order_placed(2)], "api", now=T0)
+    svc.ingest.apply([order_placed(2)], "api", now=T0)
+    with svc.store.factory() as s:
         assert s.scalar(select(func.count()).select_from(m.Enrollment)) == 1
         assert s.get(m.Order, "o2").status == "delivered"  # placed after delivered does not move it back
     for day in (2, 3, 4, 5):  # delivery_check: one day after delivery, at 10:00 Madrid time
-        runtime.sweep(T0 + timedelta(days=day, hours=1))
-    steps = [r.step_id for r in ledger(runtime)]
+        svc.sweep(T0 + timedelta(days=day, hours=1))
+    steps = [r.step_id for r in ledger(svc)]
     assert "late_apology" not in steps  # the early delivery event counted
     assert steps.count("thank_you") == 1 and steps.count("delivery_check") == 1
 
 
-def test_late_delivery_and_detractor_never_get_promotions(runtime: Runtime, fake: FakeSendGrid) -> None:
-    runtime.apply_events([order_placed(3)], "api", now=T0)
-    runtime.sweep(T0)
-    runtime.sweep(T0 + timedelta(days=5, hours=2))  # past promised date + 1 day: apology
-    assert [r.step_id for r in ledger(runtime, status="sent")][-1] == "late_apology"
-    runtime.apply_events(
-        [event("order.delivered", 3, T0 + timedelta(days=6))], "api", now=T0 + timedelta(days=6)
-    )
+def test_late_delivery_and_detractor_never_get_promotions(svc: Services, fake: FakeSendGrid) -> None:
+    svc.ingest.apply([order_placed(3)], "api", now=T0)
+    svc.sweep(T0)
+    svc.sweep(T0 + timedelta(days=5, hours=2))  # past promised date + 1 day: apology
+    assert [r.step_id for r in ledger(svc, status="sent")][-1] == "late_apology"
+    svc.ingest.apply([event("order.delivered", 3, T0 + timedelta(days=6))], "api", now=T0 + timedelta(days=6))
     for day in range(6, 16):
-        runtime.sweep(T0 + timedelta(days=day, hours=2))
-    assert any(r.step_id == "nps_survey" for r in ledger(runtime, status="sent"))
+        svc.sweep(T0 + timedelta(days=day, hours=2))
+    assert any(r.step_id == "nps_survey" for r in ledger(svc, status="sent"))
     at = T0 + timedelta(days=16)
-    runtime.apply_events([event("feedback.submitted", 3, at, score=2, comment="tarde y mal")], "api", now=at)
+    svc.ingest.apply([event("feedback.submitted", 3, at, score=2, comment="tarde y mal")], "api", now=at)
     for day in range(16, 120, 3):
-        runtime.sweep(T0 + timedelta(days=day, hours=2))
-    rows = ledger(runtime)
+        svc.sweep(T0 + timedelta(days=day, hours=2))
+    rows = ledger(svc)
     assert {"flag_detractor", "detractor_ticket", "detractor_apology"} <= {r.step_id for r in rows}
     assert not [r for r in rows if r.category == "promotional"]
-    with runtime.factory() as s:
+    with svc.store.factory() as s:
         ticket = s.scalars(select(m.SupportTicket)).one()
         assert ticket.category == "complaint" and ticket.source == "journey"
         assert s.get(m.Customer, "c3").attributes["nps_segment"] == "detractor"
 
 
-def test_suppressed_address_is_never_sent_to(runtime: Runtime, fake: FakeSendGrid) -> None:
-    from infra.db import store
-
-    with runtime.factory.begin() as s:
-        store.ensure_customer(s, "c4")
-        store.suppress(s, "cliente4@example.com", "bounced", source="test")
-    runtime.apply_events([order_placed(4)], "api", now=T0)
-    runtime.sweep(T0)
+def test_suppressed_address_is_never_sent_to(svc: Services, fake: FakeSendGrid) -> None:
+    with svc.store.begin() as tx:
+        tx.customers.ensure("c4")
+        tx.suppressions.suppress("cliente4@example.com", "bounced", source="test")
+    svc.ingest.apply([order_placed(4)], "api", now=T0)
+    svc.sweep(T0)
     assert fake.messages == []
-    [row] = ledger(runtime, step_id="thank_you")
+    [row] = ledger(svc, step_id="thank_you")
     assert (row.status, row.reason) == ("skipped", "suppressed:bounced")
     # Ops can see why, per customer.
-    from infra.cli import customer_report
+    from app.reports import customer_report
 
-    report = customer_report(runtime.factory, "c4")
+    report = customer_report(svc.store, "c4")
     assert report is not None
     assert [(x["reason"], x["scope"]) for x in report["suppressions"]] == [("bounced", "all")]
     assert [(r["step"], r["status"], r["reason"]) for r in report["messages"]] == [
@@ -118,18 +114,18 @@ def test_suppressed_address_is_never_sent_to(runtime: Runtime, fake: FakeSendGri
 
 
 def test_two_workers_sweeping_concurrently_send_each_step_once(
-    pg_url: str, runtime: Runtime, fake: FakeSendGrid, plans: dict[str, Any], tmp_path: Path
+    pg_url: str, svc: Services, fake: FakeSendGrid, plans: dict[str, Any], tmp_path: Path
 ) -> None:
     n = 400
-    runtime.apply_events([order_placed(i) for i in range(100, 100 + n)], "api", now=T0)
-    workers = [make_runtime(pg_url, fake, plans, tmp_path / str(w), batch_size=25) for w in range(2)]
+    svc.ingest.apply([order_placed(i) for i in range(100, 100 + n)], "api", now=T0)
+    workers = [make_services(pg_url, fake, plans, tmp_path / str(w), batch_size=25) for w in range(2)]
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
-    def work(rt: Runtime) -> None:
+    def work(worker: Services) -> None:
         try:
             start.wait()
-            rt.sweep(T0 + timedelta(minutes=1))
+            worker.sweep(T0 + timedelta(minutes=1))
         except BaseException as exc:
             errors.append(exc)
 
@@ -141,34 +137,33 @@ def test_two_workers_sweeping_concurrently_send_each_step_once(
     assert not errors
     keys = sent_keys(fake)
     assert len(keys) == n and set(keys.values()) == {1}
-    assert len(ledger(runtime, step_id="thank_you", status="sent")) == n
+    assert len(ledger(svc, step_id="thank_you", status="sent")) == n
 
 
 WORKER = """
 import sys
 from infra.email.sendgrid_sender import SendGridSender
-from infra.runtime import Runtime
-from posventa.engine import State
 from infra.settings import make_settings
+from infra.wiring import build_services
 from posventa.plan import compile_file
 from datetime import datetime
 url, fake_url, journeys, now = sys.argv[1:5]
 settings = make_settings(database_url=url, journeys_dir=journeys, secret_key="k" * 40, batch_size=20,
                          outbox_dir="/tmp/unused-outbox")
 sender = SendGridSender("SG.test", settings.email_from, host=fake_url, timeout=5)
-rt = Runtime.from_settings(settings, sender=sender,
-                           plans={"post_purchase": compile_file(journeys + "/post_purchase.yaml")})
+svc = build_services(settings, sender=sender,
+                     plans={"post_purchase": compile_file(journeys + "/post_purchase.yaml")})
 print("ready", flush=True)
-rt.sweep(datetime.fromisoformat(now))
+svc.sweep(datetime.fromisoformat(now))
 print("finished", flush=True)
 """
 
 
 def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
-    pg_url: str, runtime: Runtime, fake: FakeSendGrid
+    pg_url: str, svc: Services, fake: FakeSendGrid
 ) -> None:
     n = 200
-    runtime.apply_events([order_placed(i) for i in range(500, 500 + n)], "api", now=T0)
+    svc.ingest.apply([order_placed(i) for i in range(500, 500 + n)], "api", now=T0)
     fake.slow_next(0.4, count=1000)  # every request takes a while: the kill lands mid-delivery
     now = (T0 + timedelta(minutes=1)).isoformat()
     proc = subprocess.Popen(
@@ -193,11 +188,11 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     fake.reset()  # forget the slow-response fault (and the record, kept in `before`)
     # The next run: stuck 'sending' rows become 'unknown' (never resent blindly), the rest goes out.
     later = T0 + timedelta(minutes=30)
-    runtime.reconcile(later, stuck_after=timedelta(minutes=10))
-    runtime.sweep(later)
+    svc.reconcile.run(later, stuck_after=timedelta(minutes=10))
+    svc.sweep(later)
     keys = before + sent_keys(fake)
     assert set(keys.values()) == {1}, "a message was sent twice"
-    rows = ledger(runtime, step_id="thank_you")
+    rows = ledger(svc, step_id="thank_you")
     assert len(rows) == n, "an enrollment was lost"
     statuses = Counter(r.status for r in rows)
     assert set(statuses) <= {"sent", "unknown"}
@@ -206,73 +201,73 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert {r.key for r in rows if r.status == "sent"} <= set(keys)
 
 
-def test_ambiguous_send_is_reconciled_not_resent_blindly(runtime: Runtime, fake: FakeSendGrid) -> None:
-    runtime.apply_events([order_placed(7)], "api", now=T0)
+def test_ambiguous_send_is_reconciled_not_resent_blindly(svc: Services, fake: FakeSendGrid) -> None:
+    svc.ingest.apply([order_placed(7)], "api", now=T0)
     fake.fail_next(503, store=True)  # SendGrid may have queued it: the outcome is unknown
-    runtime.sweep(T0)
-    [row] = ledger(runtime, step_id="thank_you")
+    svc.sweep(T0)
+    [row] = ledger(svc, step_id="thank_you")
     assert row.status == "unknown"
     # Sweeps inside the window never resend it.
-    runtime.sweep(T0 + timedelta(minutes=10))
-    runtime.reconcile(T0 + timedelta(minutes=30))
-    runtime.sweep(T0 + timedelta(minutes=30))
+    svc.sweep(T0 + timedelta(minutes=10))
+    svc.reconcile.run(T0 + timedelta(minutes=30))
+    svc.sweep(T0 + timedelta(minutes=30))
     assert len(fake.messages) == 1
     # Past the window with no webhook evidence, it is released and sent once more.
-    runtime.reconcile(T0 + timedelta(minutes=61 + 30))
-    runtime.sweep(T0 + timedelta(minutes=61 + 30))
-    [row] = ledger(runtime, step_id="thank_you")
+    svc.reconcile.run(T0 + timedelta(minutes=61 + 30))
+    svc.sweep(T0 + timedelta(minutes=61 + 30))
+    [row] = ledger(svc, step_id="thank_you")
     assert row.status == "sent" and len(fake.messages) == 2
 
 
-def test_rate_limited_send_is_retried_after_reset(runtime: Runtime, fake: FakeSendGrid) -> None:
-    runtime.apply_events([order_placed(8)], "api", now=T0)
+def test_rate_limited_send_is_retried_after_reset(svc: Services, fake: FakeSendGrid) -> None:
+    svc.ingest.apply([order_placed(8)], "api", now=T0)
     fake.fail_next(429, headers={"X-RateLimit-Reset": str(int(T0.timestamp()) + 30)})
-    runtime.sweep(T0)
-    [row] = ledger(runtime, step_id="thank_you")
+    svc.sweep(T0)
+    [row] = ledger(svc, step_id="thank_you")
     assert row.status == "pending" and row.not_before is not None and fake.messages == []
-    runtime.sweep(row.not_before + timedelta(seconds=1))
+    svc.sweep(row.not_before + timedelta(seconds=1))
     assert len(fake.messages) == 1
-    assert ledger(runtime, step_id="thank_you")[0].status == "sent"
+    assert ledger(svc, step_id="thank_you")[0].status == "sent"
 
 
 def test_one_customers_failure_is_recorded_and_does_not_fail_the_batch(
-    runtime: Runtime, fake: FakeSendGrid
+    svc: Services, fake: FakeSendGrid
 ) -> None:
     from sqlalchemy import update
 
-    runtime.apply_events([order_placed(i) for i in (20, 21, 22)], "api", now=T0)
-    with runtime.factory.begin() as s:  # a state that no longer fits its plan (a step that does not exist)
+    svc.ingest.apply([order_placed(i) for i in (20, 21, 22)], "api", now=T0)
+    with svc.store.factory.begin() as s:  # a state that no longer fits its plan (a step that does not exist)
         s.execute(
             update(m.Enrollment)
             .where(m.Enrollment.customer_id == "c21")
-            .values(state={**State.start(runtime.plans["post_purchase"], T0).to_json(), "step": "gone"})
+            .values(state={**State.start(svc.plans["post_purchase"], T0).to_json(), "step": "gone"})
         )
-    stats = runtime.sweep(T0 + timedelta(minutes=1))
+    stats = svc.sweep(T0 + timedelta(minutes=1))
     assert stats.total("sent") == 2 and stats.total("failed") == 1
     assert sorted(m.to for m in fake.messages) == ["cliente20@example.com", "cliente22@example.com"]
-    with runtime.factory() as s:
+    with svc.store.factory() as s:
         broken = s.scalars(select(m.Enrollment).where(m.Enrollment.customer_id == "c21")).one()
         assert broken.attempts == 1 and "gone" in (broken.last_error or "")
         assert broken.status == "active" and broken.next_due_at > T0 + timedelta(minutes=1)  # backs off
 
 
 def test_promoter_gets_a_persisted_referral_code_in_the_referral_ask(
-    runtime: Runtime, fake: FakeSendGrid
+    svc: Services, fake: FakeSendGrid
 ) -> None:
     from posventa.engine import bucket
 
     i = next(i for i in range(30, 200) if bucket("post_purchase", f"c{i}", "referral_split") >= 10)
-    runtime.apply_events([order_placed(i)], "api", now=T0)
-    runtime.sweep(T0)
+    svc.ingest.apply([order_placed(i)], "api", now=T0)
+    svc.sweep(T0)
     at = T0 + timedelta(days=2)
-    runtime.apply_events([event("order.delivered", i, at)], "api", now=at)
+    svc.ingest.apply([event("order.delivered", i, at)], "api", now=at)
     for day in range(2, 12):
-        runtime.sweep(T0 + timedelta(days=day, hours=2))
+        svc.sweep(T0 + timedelta(days=day, hours=2))
     at = T0 + timedelta(days=12)
-    runtime.apply_events([event("feedback.submitted", i, at, score=10)], "api", now=at)
+    svc.ingest.apply([event("feedback.submitted", i, at, score=10)], "api", now=at)
     for hours in (1, 13, 25):  # past quiet hours, whatever the hour
-        runtime.sweep(at + timedelta(hours=hours))
-    with runtime.factory() as s:
+        svc.sweep(at + timedelta(hours=hours))
+    with svc.store.factory() as s:
         code = s.scalars(select(m.ReferralCode.code).where(m.ReferralCode.customer_id == f"c{i}")).one()
     asks = [
         msg for msg in fake.messages if msg.custom_args["posventa_key"].split(":")[1].startswith("referral")
@@ -281,7 +276,7 @@ def test_promoter_gets_a_persisted_referral_code_in_the_referral_ask(
     assert code in (asks[0].html or "") and f"/r/{code}" in (asks[0].text or "")
     assert asks[0].headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # Only the referral mail created a code: the other messages did not.
-    with runtime.factory() as s:
+    with svc.store.factory() as s:
         assert s.scalar(select(func.count()).select_from(m.ReferralCode)) == 1
 
 
@@ -298,7 +293,7 @@ steps:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_frequency_cap_counts_a_customers_other_enrollments(
-    pg_url: str, runtime: Runtime, fake: FakeSendGrid, tmp_path: Path, workers: int
+    pg_url: str, svc: Services, fake: FakeSendGrid, tmp_path: Path, workers: int
 ) -> None:
     """Two enrollments of one customer due together: the cap (1 per 7 days) lets one through, whether
     they are in one batch or claimed by two workers at once."""
@@ -308,19 +303,19 @@ def test_frequency_cap_counts_a_customers_other_enrollments(
     plan = compile_checked(check_text(CAPPED, "journeys/capped.yaml", ROOT / "journeys" / "templates"))
     size = 1 if workers == 2 else 500  # two workers: one enrollment each; one worker: both in one batch
     rts = [
-        make_runtime(pg_url, fake, {plan.id: plan}, tmp_path / str(w), batch_size=size)
+        make_services(pg_url, fake, {plan.id: plan}, tmp_path / str(w), batch_size=size)
         for w in range(workers)
     ]
     second = {**order_placed(40), "id": "evt-placed-40b", "order": {"id": "o40b"}}
-    rts[0].apply_events([order_placed(40), second], "api", now=T0)
+    rts[0].ingest.apply([order_placed(40), second], "api", now=T0)
     if workers == 1:
         rts[0].sweep(T0)
     else:
         start = threading.Barrier(2)
 
-        def work(rt: Runtime) -> None:
+        def work(worker: Services) -> None:
             start.wait()
-            rt.sweep(T0)
+            worker.sweep(T0)
 
         threads = [threading.Thread(target=work, args=(rt,)) for rt in rts]
         for t in threads:
@@ -328,6 +323,6 @@ def test_frequency_cap_counts_a_customers_other_enrollments(
         for t in threads:
             t.join(60)
     assert len(fake.messages) == 1
-    with runtime.factory() as s:
+    with svc.store.factory() as s:
         waiting = s.scalars(select(m.Enrollment).where(m.Enrollment.status == "waiting")).one()
         assert waiting.next_due_at == T0 + timedelta(days=7)

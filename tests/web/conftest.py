@@ -1,4 +1,4 @@
-"""Fixtures for the web app: a fresh migrated PostgreSQL per module, a runtime on the post-purchase journey,
+"""Fixtures for the web app: a fresh migrated PostgreSQL per module, services on the post-purchase journey,
 the app on a virtual clock, a TestClient, an API key, and SendGrid's webhook signer.
 
 No ``__init__.py`` here (like ``tests/email``): helpers live in ``web_builders.py``, a unique module name.
@@ -13,22 +13,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
-from web_builders import T0, Clock, make_runtime
+from web_builders import T0, Clock, make_services, web_settings
 
-from infra.db import store
+from app.services import Services
 from infra.db.session import make_engine
 from infra.db.testing import clear_tables, fresh_postgres_database
 from infra.email.fake_sendgrid import FakeSendGrid
-from infra.runtime import Runtime
-from infra.web.app import create_app
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback traffic (the live server, chromedriver) must never go through a proxy."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+from infra.settings import Settings
+from web.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +52,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def runtime(db_url: str, tmp_path: Path, signer: FakeSendGrid) -> Iterator[Runtime]:
-    rt = make_runtime(db_url, tmp_path / "outbox", "http://testserver", signer.webhook_public_key_b64)
-    yield rt
-    rt.factory.kw["bind"].dispose()
+def settings(db_url: str, tmp_path: Path, signer: FakeSendGrid) -> Settings:
+    return web_settings(db_url, tmp_path / "outbox", "http://testserver", signer.webhook_public_key_b64)
 
 
 @pytest.fixture
-def app(runtime: Runtime, clock: Clock) -> FastAPI:
-    return create_app(runtime, clock=clock)
+def svc(settings: Settings) -> Iterator[Services]:
+    services = make_services(settings)
+    yield services
+    services.store.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def app(svc: Services, settings: Settings, clock: Clock) -> FastAPI:
+    return create_app(svc, settings=settings, clock=clock)
 
 
 @pytest.fixture
@@ -77,9 +74,9 @@ def client(app: FastAPI) -> TestClient:
 
 
 @pytest.fixture
-def api_key(runtime: Runtime) -> str:
-    with runtime.factory.begin() as s:
-        return store.create_api_key(s, "shop-1", "tests")
+def api_key(svc: Services) -> str:
+    with svc.store.begin() as tx:
+        return tx.api_keys.create("shop-1", "tests")
 
 
 @pytest.fixture
@@ -88,6 +85,6 @@ def auth(api_key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def session(runtime: Runtime) -> Iterator[Session]:
-    with runtime.factory() as s:
+def session(svc: Services) -> Iterator[Session]:
+    with svc.store.factory() as s:  # type: ignore[attr-defined]
         yield s

@@ -1,5 +1,6 @@
 """Real headless Chromium against the app served by uvicorn on loopback: a survey email rendered by the
-runtime, clicked, commented; an unsubscribe link followed and confirmed. Screenshots: ``test-artifacts/``.
+delivery use case, clicked, commented; an unsubscribe link followed and confirmed. Screenshots:
+``test-artifacts/``.
 
 Chromium and chromedriver are Debian packages (``make browser-deps``). Missing ones fail the test with
 that instruction: a browser test that silently skips is a browser test that never runs.
@@ -30,17 +31,18 @@ from web_builders import (
     Clock,
     ledger,
     links_in,
-    make_runtime,
+    make_services,
     promoter_id,
     survey_link,
     walk_to_survey,
+    web_settings,
 )
 
+from app.services import Services
 from infra.db import models as m
-from infra.db import store
+from infra.db.store import SqlTx
 from infra.email.outbox import outbox_stem
-from infra.runtime import Runtime
-from infra.web.app import create_app
+from web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
@@ -52,7 +54,7 @@ ARTIFACTS = REPO / "test-artifacts"
 @dataclass
 class Live:
     base: str
-    runtime: Runtime
+    svc: Services
     clock: Clock
 
 
@@ -67,11 +69,12 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
     """The app on a free loopback port, in a thread; its email links point at it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    runtime = make_runtime(db_url, tmp_path / "outbox", base)
+    settings = web_settings(db_url, tmp_path / "outbox", base)
+    svc = make_services(settings)
     clock = Clock(T0)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(runtime, clock=clock),
+            create_app(svc, settings=settings, clock=clock),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -86,11 +89,11 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
             pytest.fail("uvicorn did not start", pytrace=False)
         time.sleep(0.02)
     try:
-        yield Live(base, runtime, clock)
+        yield Live(base, svc, clock)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        runtime.factory.kw["bind"].dispose()
+        svc.store.dispose()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -134,7 +137,7 @@ def wait_for(driver: WebDriver, css: str) -> None:
 
 def test_survey_email_click_comment_and_branch(live: Live, browser: WebDriver) -> None:
     cid = promoter_id("browser")
-    journey = walk_to_survey(live.runtime, cid)
+    journey = walk_to_survey(live.svc, cid)
     nine = survey_link(journey.survey_html.read_text(encoding="utf-8"), 9)
     assert nine.startswith(live.base + "/s/")
     now = live.clock.set(journey.survey_at + timedelta(hours=1))
@@ -155,30 +158,30 @@ def test_survey_email_click_comment_and_branch(live: Live, browser: WebDriver) -
     assert "Hemos recibido tu comentario" in browser.find_element(By.ID, "comment-thanks").text
     shot(browser, "survey-commented")
 
-    with live.runtime.factory() as s:
+    with live.svc.store.factory() as s:
         fb = s.scalars(select(m.FeedbackResponse).where(m.FeedbackResponse.customer_id == cid)).one()
         assert (fb.score, fb.comment) == (9, "Todo perfecto, ¡gracias!")
-    live.runtime.sweep(now)
-    steps = ledger(live.runtime, cid)
+    live.svc.sweep(now)
+    steps = ledger(live.svc, cid)
     asked = [step for step in steps if step.startswith("referral_ask")]
     assert asked and steps[asked[0]][0] == "sent", steps
 
 
 def test_unsubscribe_link_from_a_promotional_email(live: Live, browser: WebDriver) -> None:
     cid = promoter_id("unsub")
-    journey = walk_to_survey(live.runtime, cid)
+    journey = walk_to_survey(live.svc, cid)
     now = live.clock.set(journey.survey_at + timedelta(hours=1))
     browser.get(survey_link(journey.survey_html.read_text(encoding="utf-8"), 10))
     wait_for(browser, "#answer")
-    live.runtime.sweep(now)  # the promoter is asked for a referral: a promotional email
-    with live.runtime.factory() as s:
+    live.svc.sweep(now)  # the promoter is asked for a referral: a promotional email
+    with live.svc.store.factory() as s:
         key = s.scalar(
             select(m.LedgerEntry.key).where(
                 m.LedgerEntry.customer_id == cid, m.LedgerEntry.step_id.like("referral_ask%")
             )
         )
     assert key is not None
-    email_html = (Path(live.runtime.settings.outbox_dir) / f"{outbox_stem(key)}.html").read_text(
+    email_html = (live.svc.deliver.sender.directory / f"{outbox_stem(key)}.html").read_text(  # type: ignore[attr-defined]
         encoding="utf-8"
     )
     [unsubscribe] = {href for href, _ in links_in(email_html) if "/u/" in href}
@@ -189,19 +192,19 @@ def test_unsubscribe_link_from_a_promotional_email(live: Live, browser: WebDrive
     assert browser.find_element(By.TAG_NAME, "h1").text == "¿Quieres darte de baja?"
     assert "Tienda Olivo" in browser.page_source
     shot(browser, "unsubscribe-confirm")
-    with live.runtime.factory() as s:
-        assert store.is_suppressed(s, f"{cid}@example.com", promotional=True) is None
+    with live.svc.store.factory() as s:
+        assert SqlTx(s).suppressions.is_suppressed(f"{cid}@example.com", promotional=True) is None
     browser.find_element(By.ID, "confirm-unsubscribe").click()
     wait_for(browser, "#unsubscribed")
     assert browser.find_element(By.ID, "unsubscribed").text == "Te has dado de baja"
     shot(browser, "unsubscribe-done")
 
-    with live.runtime.factory() as s:
-        assert store.is_suppressed(s, f"{cid}@example.com", promotional=True) == "unsubscribed"
+    with live.svc.store.factory() as s:
+        assert SqlTx(s).suppressions.is_suppressed(f"{cid}@example.com", promotional=True) == "unsubscribed"
     for days in (30, 60, 90):
-        live.runtime.sweep(now + timedelta(days=days))
-    assert not any(step.startswith("content_tip") for step in ledger(live.runtime, cid))
-    with live.runtime.factory() as s:
+        live.svc.sweep(now + timedelta(days=days))
+    assert not any(step.startswith("content_tip") for step in ledger(live.svc, cid))
+    with live.svc.store.factory() as s:
         assert (
             s.scalar(select(m.Enrollment.status).where(m.Enrollment.id == journey.enrollment_id)) == "exited"
         )

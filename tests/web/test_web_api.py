@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web_builders import T0, ev, order_placed
 
+from app.services import Services
 from infra.db import models as m
-from infra.db import store
-from infra.runtime import Runtime
-from infra.web.app import create_app
-from infra.web.limits import Limits
+from infra.settings import Settings
 from posventa.events import EVENT_TYPES
+from web.app import create_app
+from web.limits import Limits
 
 pytestmark = pytest.mark.postgres
 
@@ -166,11 +166,11 @@ def test_auth_failures(client: TestClient, headers: dict[str, str], code: str, s
 
 
 def test_a_revoked_key_is_refused(
-    client: TestClient, runtime: Runtime, api_key: str, auth: dict[str, str]
+    client: TestClient, svc: Services, api_key: str, auth: dict[str, str]
 ) -> None:
     assert client.post("/v1/events", json=ev("p1", "purchase"), headers=auth).status_code == 200
-    with runtime.factory.begin() as s:
-        assert store.revoke_api_key(s, api_key)
+    with svc.store.begin() as tx:
+        assert tx.api_keys.revoke(api_key)
     r = client.post("/v1/events", json=ev("p2", "purchase"), headers=auth)
     assert (r.status_code, r.json()["error"]) == (401, "invalid-api-key")
 
@@ -248,8 +248,8 @@ def test_openapi_documents_envelope_and_payloads(client: TestClient) -> None:
     assert set(types["types"]) == set(EVENT_TYPES) and "properties" in types["envelope"]
 
 
-def test_api_rate_limit_per_key(runtime: Runtime, auth: dict[str, str]) -> None:
-    client = TestClient(create_app(runtime, limits=Limits(api_rate=0.01, api_burst=2)))
+def test_api_rate_limit_per_key(svc: Services, settings: Settings, auth: dict[str, str]) -> None:
+    client = TestClient(create_app(svc, settings=settings, limits=Limits(api_rate=0.01, api_burst=2)))
     statuses = [
         client.post("/v1/events", json=ev(f"r{i}", "purchase"), headers=auth).status_code for i in range(3)
     ]
@@ -257,8 +257,8 @@ def test_api_rate_limit_per_key(runtime: Runtime, auth: dict[str, str]) -> None:
     r = client.post("/v1/events", json=ev("r9", "purchase"), headers=auth)
     assert r.json()["error"] == "rate-limited" and int(r.headers["Retry-After"]) >= 1
     # another key has its own bucket
-    with runtime.factory.begin() as s:
-        other = store.create_api_key(s, "shop-2")
+    with svc.store.begin() as tx:
+        other = tx.api_keys.create("shop-2")
     assert (
         client.post(
             "/v1/events", json=ev("r10", "purchase"), headers={"Authorization": f"Bearer {other}"}
@@ -268,13 +268,17 @@ def test_api_rate_limit_per_key(runtime: Runtime, auth: dict[str, str]) -> None:
 
 
 def test_unexpected_errors_show_no_traceback(
-    runtime: Runtime, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    svc: Services,
+    settings: Settings,
+    auth: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(runtime, "apply_events", explode)
-    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    monkeypatch.setattr(svc.ingest, "apply", explode)
+    client = TestClient(create_app(svc, settings=settings), raise_server_exceptions=False)
     r = client.post("/v1/events", json=ev("x", "purchase"), headers=auth)
     assert r.status_code == 500
     body = r.json()

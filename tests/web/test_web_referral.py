@@ -10,18 +10,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web_builders import T0, Clock, order_placed
 
+from app.services import Services
 from infra.db import models as m
-from infra.db import store
-from infra.runtime import Runtime
-from infra.web.app import create_app
+from infra.settings import Settings
+from web.app import create_app
 
 pytestmark = pytest.mark.postgres
 
 
-def code_for(runtime: Runtime, cid: str) -> str:
-    runtime.apply_events([order_placed(cid, f"o-{cid}")], "api", T0)
-    with runtime.factory.begin() as s:
-        return store.referral_code_for(s, cid, "post_purchase")
+def code_for(svc: Services, cid: str) -> str:
+    svc.ingest.apply([order_placed(cid, f"o-{cid}")], "api", T0)
+    with svc.store.begin() as tx:
+        return tx.referrals.code_for(cid, "post_purchase")
 
 
 def clicks(s: Session) -> list[tuple[str, dict[str, str]]]:
@@ -33,9 +33,9 @@ def clicks(s: Session) -> list[tuple[str, dict[str, str]]]:
 
 
 def test_a_known_code_redirects_with_ref_and_counts_the_click(
-    client: TestClient, runtime: Runtime, session: Session, clock: Clock
+    client: TestClient, svc: Services, session: Session, clock: Clock
 ) -> None:
-    code = code_for(runtime, "ana")
+    code = code_for(svc, "ana")
     r = client.get(f"/r/{code.lower()}", follow_redirects=False)  # read aloud, typed in lower case
     assert r.status_code == 303
     assert r.headers["location"] == f"http://testserver?ref={code}"
@@ -57,17 +57,17 @@ def test_an_unknown_code_still_reaches_the_shop(client: TestClient, session: Ses
     assert clicks(session) == []
 
 
-def test_the_shop_url_keeps_its_query(runtime: Runtime, clock: Clock) -> None:
-    code = code_for(runtime, "ana")
+def test_the_shop_url_keeps_its_query(svc: Services, settings: Settings, clock: Clock) -> None:
+    code = code_for(svc, "ana")
     client = TestClient(
-        create_app(runtime, clock=clock, shop_url="https://shop.example/es/?utm=mail&ref=old")
+        create_app(svc, settings=settings, clock=clock, shop_url="https://shop.example/es/?utm=mail&ref=old")
     )
     r = client.get(f"/r/{code}", follow_redirects=False)
     assert r.headers["location"] == f"https://shop.example/es/?utm=mail&ref={code}"
 
 
-def test_attribution_report(client: TestClient, runtime: Runtime, auth: dict[str, str]) -> None:
-    ana, luis = code_for(runtime, "ana"), code_for(runtime, "luis")
+def test_attribution_report(client: TestClient, svc: Services, auth: dict[str, str]) -> None:
+    ana, luis = code_for(svc, "ana"), code_for(svc, "luis")
     client.get(f"/r/{ana}", follow_redirects=False)
     friends = [
         order_placed("bea", "o-bea", referral_code=ana.lower()),

@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from web_builders import JOURNEYS, REPO
 
 from infra.settings import make_settings
-from infra.web.app import create_app
+from web.app import create_app
 
 pytestmark = pytest.mark.postgres
 
 
 def test_docs_need_no_database() -> None:
-    """Creating the app (and rendering its OpenAPI) connects to nothing: the runtime is built on first use."""
+    """Creating the app (and rendering its OpenAPI) connects to nothing: services are built on first use."""
     app = create_app(settings=make_settings(database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none"))
     client = TestClient(app)
     assert client.get("/openapi.json").status_code == 200
@@ -47,7 +47,7 @@ def test_serve_runs_the_app_from_the_environment(db_url: str, tmp_path: Path) ->
         PYTHONPATH=str(REPO),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", f"from infra.web.app import serve; serve('127.0.0.1', {port})"],
+        [sys.executable, "-c", f"from web.app import serve; serve('127.0.0.1', {port})"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

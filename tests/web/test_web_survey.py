@@ -13,11 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web_builders import T0, Clock, ledger, links_in, promoter_id, survey_link, survey_token, walk_to_survey
 
+from app.services import Services
 from infra.db import models as m
-from infra.runtime import Runtime
-from infra.web import actions
-from infra.web.app import create_app
-from infra.web.limits import Limits
+from infra.settings import Settings
+from web.app import create_app
+from web.limits import Limits
 
 pytestmark = pytest.mark.postgres
 
@@ -88,23 +88,23 @@ def test_links_on_the_page_keep_the_expiry(client: TestClient, clock: Clock) -> 
 
 
 def test_a_changed_answer_after_the_journey_branched(
-    client: TestClient, runtime: Runtime, session: Session, clock: Clock
+    client: TestClient, svc: Services, session: Session, clock: Clock
 ) -> None:
     cid = promoter_id()
-    j = walk_to_survey(runtime, cid)
+    j = walk_to_survey(svc, cid)
     clock.set(j.survey_at + timedelta(hours=1))
     nine = survey_link(j.survey_html.read_text(encoding="utf-8"), 9)
     assert client.get(nine).status_code == 200
-    runtime.sweep(clock.now)
-    steps = ledger(runtime, cid)
+    svc.sweep(clock.now)
+    steps = ledger(svc, cid)
     assert "referral_ask" in steps or "referral_ask_incentive" in steps
     # the customer changes their mind: the stored feedback follows, the journey's branch stands
     two = survey_link(j.survey_html.read_text(encoding="utf-8"), 2)
     assert client.get(two).status_code == 200
     assert feedback(session, cid) == [(2, None)]
     assert survey_events(session) == [{"score": 9, "survey": "nps"}]
-    runtime.sweep(clock.now + timedelta(hours=1))
-    assert "flag_detractor" not in ledger(runtime, cid)
+    svc.sweep(clock.now + timedelta(hours=1))
+    assert "flag_detractor" not in ledger(svc, cid)
 
 
 def test_a_comment_is_saved_with_the_answer(client: TestClient, session: Session) -> None:
@@ -170,8 +170,8 @@ def test_an_expired_link_gets_410(client: TestClient, clock: Clock, session: Ses
     assert feedback(session) == []
 
 
-def test_language_from_customer_and_override(client: TestClient, runtime: Runtime) -> None:
-    runtime.apply_events(
+def test_language_from_customer_and_override(client: TestClient, svc: Services) -> None:
+    svc.ingest.apply(
         [
             {
                 "id": "cu",
@@ -195,8 +195,10 @@ def test_language_from_customer_and_override(client: TestClient, runtime: Runtim
     assert re.search(r'action="/s/[^"]+\?lang=es"', r.text)
 
 
-def test_public_pages_are_rate_limited(runtime: Runtime, clock: Clock) -> None:
-    client = TestClient(create_app(runtime, clock=clock, limits=Limits(public_rate=0.01, public_burst=2)))
+def test_public_pages_are_rate_limited(svc: Services, settings: Settings, clock: Clock) -> None:
+    client = TestClient(
+        create_app(svc, settings=settings, clock=clock, limits=Limits(public_rate=0.01, public_burst=2))
+    )
     codes = [client.get(f"/s/{survey_token(score=9)}").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     r = client.get("/r/ABCDEFGH", follow_redirects=False)
@@ -205,21 +207,21 @@ def test_public_pages_are_rate_limited(runtime: Runtime, clock: Clock) -> None:
 
 
 def test_an_unexpected_error_is_a_polite_page(
-    runtime: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    svc: Services, settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("connection to 10.0.0.5 refused")
 
-    monkeypatch.setattr(actions, "record_answer", explode)
-    client = TestClient(create_app(runtime, clock=clock), raise_server_exceptions=False)
+    monkeypatch.setattr(svc.clicks, "answer", explode)
+    client = TestClient(create_app(svc, settings=settings, clock=clock), raise_server_exceptions=False)
     r = client.get(f"/s/{survey_token()}")
     assert r.status_code == 500
     assert "Algo ha fallado" in r.text and r.headers["X-Request-ID"] in r.text
     assert "10.0.0.5" not in r.text and "Traceback" not in r.text
 
 
-def test_survey_email_links_point_at_the_app(runtime: Runtime) -> None:
-    j = walk_to_survey(runtime, promoter_id("mail"))
+def test_survey_email_links_point_at_the_app(svc: Services) -> None:
+    j = walk_to_survey(svc, promoter_id("mail"))
     link = survey_link(j.survey_html.read_text(encoding="utf-8"), 0)
     assert urlsplit(link).netloc == "testserver" and urlsplit(link).path.startswith("/s/")
 

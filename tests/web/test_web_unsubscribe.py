@@ -1,4 +1,4 @@
-"""GET/POST /u/<token>: a confirmation page, RFC 8058 one-click, and the runtime honouring it at once."""
+"""GET/POST /u/<token>: a confirmation page, RFC 8058 one-click, and deliveries honouring it at once."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web_builders import T0, Clock, ledger, promoter_id, survey_link, unsubscribe_token, walk_to_survey
 
+from app.services import Services
 from infra.db import models as m
-from infra.db import store
-from infra.runtime import Runtime
+from infra.db.store import SqlTx
 
 pytestmark = pytest.mark.postgres
 
 ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def customer(runtime: Runtime, cid: str = "c1", locale: str = "es") -> None:
-    runtime.apply_events(
+def customer(svc: Services, cid: str = "c1", locale: str = "es") -> None:
+    svc.ingest.apply(
         [
             {
                 "id": f"cu-{cid}",
@@ -39,10 +39,8 @@ def unsubscribed_events(s: Session) -> list[str]:
     return list(s.scalars(select(m.StoredEvent.id).where(m.StoredEvent.type == "customer.unsubscribed")))
 
 
-def test_the_page_asks_and_the_button_confirms(
-    client: TestClient, runtime: Runtime, session: Session
-) -> None:
-    customer(runtime)
+def test_the_page_asks_and_the_button_confirms(client: TestClient, svc: Services, session: Session) -> None:
+    customer(svc)
     token = unsubscribe_token()
     r = client.get(f"/u/{token}")
     assert r.status_code == 200
@@ -54,31 +52,31 @@ def test_the_page_asks_and_the_button_confirms(
     assert "Post-purchase follow-up" in r.text  # the journey the email came from
     assert f'action="/u/{token}"' in r.text and 'name="List-Unsubscribe" value="One-Click"' in r.text
     # looking is not unsubscribing (link scanners open links)
-    assert store.is_suppressed(session, "c1@example.com", promotional=True) is None
+    assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) is None
     assert unsubscribed_events(session) == []
 
     r = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
     assert r.status_code == 200 and "Te has dado de baja" in r.text
     session.expire_all()
-    assert store.is_suppressed(session, "c1@example.com", promotional=True) == "unsubscribed"
+    assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) == "unsubscribed"
     assert (
-        store.is_suppressed(session, "c1@example.com", promotional=False) is None
+        SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=False) is None
     )  # orders still reach them
     assert unsubscribed_events(session) == ["unsubscribe:1:referral_ask:0"]
-    [sup] = store.suppressions_for(session, "c1")
+    [sup] = SqlTx(session).suppressions.for_customer("c1")
     assert (sup.reason, sup.scope, sup.customer_id) == ("unsubscribed", "promotional", "c1")
     # the page now says so; a second confirmation changes nothing
     assert "Ya estabas dado de baja" in client.get(f"/u/{token}").text
     assert client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert unsubscribed_events(session) == ["unsubscribe:1:referral_ask:0"]
-    assert len(store.suppressions_for(session, "c1")) == 1
+    assert len(SqlTx(session).suppressions.for_customer("c1")) == 1
 
 
-def test_rfc8058_one_click_post(client: TestClient, runtime: Runtime, session: Session) -> None:
-    customer(runtime, locale="en")
+def test_rfc8058_one_click_post(client: TestClient, svc: Services, session: Session) -> None:
+    customer(svc, locale="en")
     r = client.post(f"/u/{unsubscribe_token()}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
     assert r.status_code == 200 and "You have been unsubscribed" in r.text
-    assert store.is_suppressed(session, "c1@example.com", promotional=True) == "unsubscribed"
+    assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) == "unsubscribed"
     # mail clients may send it as multipart/form-data: the token is what counts
     r = client.post(
         f"/u/{unsubscribe_token(key='2:content_tip:0')}", files={"List-Unsubscribe": (None, "One-Click")}
@@ -86,29 +84,30 @@ def test_rfc8058_one_click_post(client: TestClient, runtime: Runtime, session: S
     assert r.status_code == 200
 
 
-def test_the_address_in_the_link_is_suppressed(
-    client: TestClient, runtime: Runtime, session: Session
-) -> None:
+def test_the_address_in_the_link_is_suppressed(client: TestClient, svc: Services, session: Session) -> None:
     """The customer changed address since the email: the address the mail went to is the one to stop."""
-    customer(runtime)
+    customer(svc)
     client.post(
         f"/u/{unsubscribe_token(email='Old.Address@Example.com')}",
         content=b"List-Unsubscribe=One-Click",
         headers=ONE_CLICK,
     )
-    assert store.is_suppressed(session, "old.address@example.com", promotional=True) == "unsubscribed"
+    assert (
+        SqlTx(session).suppressions.is_suppressed("old.address@example.com", promotional=True)
+        == "unsubscribed"
+    )
 
 
 def test_a_pending_promotional_send_is_skipped_at_once(
-    client: TestClient, runtime: Runtime, clock: Clock, session: Session
+    client: TestClient, svc: Services, clock: Clock, session: Session
 ) -> None:
     cid = promoter_id()
-    j = walk_to_survey(runtime, cid)
+    j = walk_to_survey(svc, cid)
     now = clock.set(j.survey_at + timedelta(hours=1))
     assert client.get(survey_link(j.survey_html.read_text(encoding="utf-8"), 10)).status_code == 200
-    runtime.advance_due(now)  # the referral ask is decided (pending) but not delivered yet
-    [promo] = [step for step in ledger(runtime, cid) if step.startswith("referral_ask")]
-    assert ledger(runtime, cid)[promo] == ("pending", None)
+    svc.advance.run(now)  # the referral ask is decided (pending) but not delivered yet
+    [promo] = [step for step in ledger(svc, cid) if step.startswith("referral_ask")]
+    assert ledger(svc, cid)[promo] == ("pending", None)
 
     r = client.post(
         f"/u/{unsubscribe_token(cid, f'{cid}@example.com', key=f'{j.enrollment_id}:{promo}:0')}",
@@ -116,11 +115,11 @@ def test_a_pending_promotional_send_is_skipped_at_once(
         headers=ONE_CLICK,
     )
     assert r.status_code == 200
-    runtime.deliver(now)
-    assert ledger(runtime, cid)[promo] == ("skipped", "suppressed:unsubscribed")
+    svc.deliver.run(now)
+    assert ledger(svc, cid)[promo] == ("skipped", "suppressed:unsubscribed")
     # and the journey, which exits on customer.unsubscribed, ends: no more promotional content
     for days in (1, 40, 80, 120):
-        runtime.sweep(now + timedelta(days=days))
+        svc.sweep(now + timedelta(days=days))
     session.expire_all()
     status = session.scalar(select(m.Enrollment.status).where(m.Enrollment.id == j.enrollment_id))
     assert status == "exited"
@@ -135,10 +134,10 @@ def test_a_pending_promotional_send_is_skipped_at_once(
 
 
 def test_unsubscribing_before_the_survey_ends_the_journey(
-    client: TestClient, runtime: Runtime, clock: Clock, session: Session
+    client: TestClient, svc: Services, clock: Clock, session: Session
 ) -> None:
     cid = promoter_id("early")
-    j = walk_to_survey(runtime, cid)
+    j = walk_to_survey(svc, cid)
     now = clock.set(j.survey_at + timedelta(minutes=5))
     client.post(
         f"/u/{unsubscribe_token(cid, f'{cid}@example.com', key=f'{j.enrollment_id}:thank_you:0')}",
@@ -147,8 +146,8 @@ def test_unsubscribing_before_the_survey_ends_the_journey(
     )
     client.get(survey_link(j.survey_html.read_text(encoding="utf-8"), 10))
     for days in (0, 40, 80):
-        runtime.sweep(now + timedelta(days=days, hours=1))
-    steps = ledger(runtime, cid)
+        svc.sweep(now + timedelta(days=days, hours=1))
+    steps = ledger(svc, cid)
     assert not any(step.startswith(("referral_ask", "content_tip")) for step in steps), steps
     session.expire_all()
     assert session.scalar(select(m.Enrollment.status).where(m.Enrollment.id == j.enrollment_id)) == "exited"
@@ -163,12 +162,12 @@ def test_unsubscribing_before_the_survey_ends_the_journey(
     ],
 )
 def test_bad_links_change_nothing(
-    client: TestClient, runtime: Runtime, session: Session, make: object, status: int, words: str
+    client: TestClient, svc: Services, session: Session, make: object, status: int, words: str
 ) -> None:
-    customer(runtime)
+    customer(svc)
     token = make()  # type: ignore[operator]
     r = client.get(f"/u/{token}")
     assert r.status_code == status and words in r.text
     r = client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
     assert r.status_code == status
-    assert store.suppressions_for(session, "c1") == [] and unsubscribed_events(session) == []
+    assert SqlTx(session).suppressions.for_customer("c1") == [] and unsubscribed_events(session) == []

@@ -13,12 +13,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from web_builders import T0, Clock, ledger, order_placed, promoter_id, survey_link, walk_to_survey
 
+from app.services import Services
 from infra.db import models as m
-from infra.db import store
+from infra.db.store import SqlTx
 from infra.email.fake_sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, FakeSendGrid
-from infra.runtime import Runtime
-from infra.settings import make_settings
-from infra.web.app import create_app
+from infra.settings import Settings, make_settings
+from web.app import create_app
 
 pytestmark = pytest.mark.postgres
 
@@ -50,11 +50,11 @@ def post(client: TestClient, signer: FakeSendGrid, clock: Clock) -> Post:
 
 
 @pytest.fixture
-def sent(runtime: Runtime, clock: Clock) -> tuple[str, str]:
+def sent(svc: Services, clock: Clock) -> tuple[str, str]:
     """A customer whose thank-you email went out: (customer id, its ledger key)."""
-    runtime.apply_events([order_placed("c1", "o1")], "api", T0)
-    runtime.sweep(T0)
-    with runtime.factory() as s:
+    svc.ingest.apply([order_placed("c1", "o1")], "api", T0)
+    svc.sweep(T0)
+    with svc.store.factory() as s:
         key = s.scalar(select(m.LedgerEntry.key).where(m.LedgerEntry.step_id == "thank_you"))
     assert key is not None
     clock.set(T0 + timedelta(minutes=10))
@@ -66,8 +66,8 @@ def row(s: Session, key: str) -> m.LedgerEntry:
     return s.scalars(select(m.LedgerEntry).where(m.LedgerEntry.key == key)).one()
 
 
-def set_status(runtime: Runtime, key: str, status: str) -> None:
-    with runtime.factory.begin() as s:
+def set_status(svc: Services, key: str, status: str) -> None:
+    with svc.store.factory.begin() as s:
         s.execute(update(m.LedgerEntry).where(m.LedgerEntry.key == key).values(status=status))
 
 
@@ -83,10 +83,10 @@ def recorded(s: Session) -> tuple[int, int]:
 
 
 def test_delivered_resolves_an_unknown_send(
-    post: Post, runtime: Runtime, sent: tuple[str, str], session: Session, clock: Clock
+    post: Post, svc: Services, sent: tuple[str, str], session: Session, clock: Clock
 ) -> None:
     cid, key = sent
-    set_status(runtime, key, "unknown")  # the provider call timed out: did it go?
+    set_status(svc, key, "unknown")  # the provider call timed out: did it go?
     r = post([sg_event("delivered", "c1@example.com", key, clock.now)])
     assert r.status_code == 200, r.text
     assert r.json()["applied"] == 1 and r.json()["actions"] == {"email.delivered": 1, "ledger_sent": 1}
@@ -98,13 +98,13 @@ def test_delivered_resolves_an_unknown_send(
 
 
 def test_statuses_only_move_forward(
-    post: Post, runtime: Runtime, sent: tuple[str, str], session: Session, clock: Clock
+    post: Post, svc: Services, sent: tuple[str, str], session: Session, clock: Clock
 ) -> None:
     _, key = sent
     assert row(session, key).status == "sent"
     post([sg_event("bounce", "c1@example.com", key, clock.now, reason="550 no such user")])
     assert row(session, key).status == "sent"  # a sent row is not unsent; the bounce is a statistic
-    set_status(runtime, key, "unknown")
+    set_status(svc, key, "unknown")
     post([sg_event("dropped", "c1@example.com", key, clock.now, reason="Bounced Address")])
     assert row(session, key).status == "failed"
     post([sg_event("processed", "c1@example.com", key, clock.now)])
@@ -154,7 +154,7 @@ def test_unverified_requests_are_refused_and_record_nothing(
     assert r.status_code == expected, r.text
     assert "Traceback" not in r.text
     assert recorded(session) == (0, 0)
-    assert store.suppressions_for(session, "c1") == []
+    assert SqlTx(session).suppressions.for_customer("c1") == []
 
 
 def test_the_body_is_verified_as_received(
@@ -171,12 +171,17 @@ def test_the_body_is_verified_as_received(
 
 
 def test_without_a_configured_key_everything_is_refused(
-    runtime: Runtime, signer: FakeSendGrid, clock: Clock, session: Session, sent: tuple[str, str]
+    svc: Services,
+    settings: Settings,
+    signer: FakeSendGrid,
+    clock: Clock,
+    session: Session,
+    sent: tuple[str, str],
 ) -> None:
-    settings = make_settings(
-        **{**runtime.settings.model_dump(), "sendgrid_webhook_public_key": None, "secret_key": "x" * 40}
+    unsigned = make_settings(
+        **{**settings.model_dump(), "sendgrid_webhook_public_key": None, "secret_key": "x" * 40}
     )
-    client = TestClient(create_app(runtime, settings=settings, clock=clock))
+    client = TestClient(create_app(svc, settings=unsigned, clock=clock))
     body, headers = signer.signed_webhook_request(
         [sg_event("bounce", "c1@example.com", sent[1], clock.now)], timestamp=int(clock.now.timestamp())
     )
@@ -202,16 +207,16 @@ def test_redelivered_events_are_applied_once(
 
 
 def test_bounce_suppresses_the_address(
-    post: Post, runtime: Runtime, sent: tuple[str, str], session: Session, clock: Clock
+    post: Post, svc: Services, sent: tuple[str, str], session: Session, clock: Clock
 ) -> None:
     cid, key = sent
-    set_status(runtime, key, "sending")
+    set_status(svc, key, "sending")
     r = post(
         [sg_event("bounce", "C1@Example.com", key, clock.now, reason="550 5.1.1 no such user", type="bounce")]
     )
     assert r.json()["actions"] == {"email.bounced": 1, "ledger_failed": 1, "suppressed_bounced": 1}
     session.expire_all()
-    [sup] = store.suppressions_for(session, cid)
+    [sup] = SqlTx(session).suppressions.for_customer(cid)
     assert (sup.email, sup.reason, sup.scope, sup.customer_id, sup.source) == (
         "c1@example.com",
         "bounced",
@@ -221,7 +226,7 @@ def test_bounce_suppresses_the_address(
     )
     assert "no such user" in (sup.detail or "")
     assert row(session, key).status == "failed"
-    assert store.is_suppressed(session, "c1@example.com", promotional=False) == "bounced"
+    assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=False) == "bounced"
 
 
 def test_a_blocked_bounce_is_temporary(
@@ -229,28 +234,28 @@ def test_a_blocked_bounce_is_temporary(
 ) -> None:
     cid, key = sent
     post([sg_event("bounce", "c1@example.com", key, clock.now, type="blocked", reason="try later")])
-    assert store.suppressions_for(session, cid) == []
+    assert SqlTx(session).suppressions.for_customer(cid) == []
 
 
 def test_spam_reports_and_unsubscribes(
-    post: Post, runtime: Runtime, sent: tuple[str, str], session: Session, clock: Clock
+    post: Post, svc: Services, sent: tuple[str, str], session: Session, clock: Clock
 ) -> None:
     cid, key = sent
     r = post([sg_event("group_unsubscribe", "c1@example.com", key, clock.now, asm_group_id=42)])
     assert r.json()["actions"] == {"customer.unsubscribed": 1, "suppressed_unsubscribed": 1}
     session.expire_all()
-    assert store.is_suppressed(session, "c1@example.com", promotional=True) == "unsubscribed"
-    assert store.is_suppressed(session, "c1@example.com", promotional=False) is None
+    assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) == "unsubscribed"
+    assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=False) is None
     unsub = session.scalars(select(m.StoredEvent).where(m.StoredEvent.type == "customer.unsubscribed")).one()
     assert unsub.data == {"scope": "promotional", "source": "sendgrid"} and unsub.source == "webhook"
     # the journey exits on customer.unsubscribed
-    runtime.sweep(clock.now)
+    svc.sweep(clock.now)
     session.expire_all()
     assert session.scalar(select(m.Enrollment.status).where(m.Enrollment.customer_id == cid)) == "exited"
 
     post([sg_event("spamreport", "c1@example.com", key, clock.now)])
     session.expire_all()
-    reasons = {(s.reason, s.scope) for s in store.suppressions_for(session, cid)}
+    reasons = {(s.reason, s.scope) for s in SqlTx(session).suppressions.for_customer(cid)}
     assert reasons == {("unsubscribed", "promotional"), ("spam_report", "all")}
 
 
@@ -283,10 +288,10 @@ def test_a_malformed_but_signed_body_is_400(
 
 
 def test_a_click_on_a_survey_link_is_the_answer(
-    post: Post, client: TestClient, runtime: Runtime, session: Session, clock: Clock
+    post: Post, client: TestClient, svc: Services, session: Session, clock: Clock
 ) -> None:
     cid = promoter_id("click")
-    j = walk_to_survey(runtime, cid)
+    j = walk_to_survey(svc, cid)
     html = j.survey_html.read_text(encoding="utf-8")
     clicked_at = clock.set(j.survey_at + timedelta(minutes=30))
     r = post([sg_event("click", f"{cid}@example.com", j.survey_key, clicked_at, url=survey_link(html, 9))])
@@ -306,8 +311,8 @@ def test_a_click_on_a_survey_link_is_the_answer(
         session.scalars(select(m.FeedbackResponse.score).where(m.FeedbackResponse.customer_id == cid)).one()
         == 4
     )
-    runtime.sweep(clock.now)
-    assert "flag_detractor" in ledger(runtime, cid)  # not yet consumed when changed: the journey saw the 4
+    svc.sweep(clock.now)
+    assert "flag_detractor" in ledger(svc, cid)  # not yet consumed when changed: the journey saw the 4
 
 
 def test_a_click_on_another_link_is_only_a_statistic(

@@ -1,4 +1,4 @@
-"""Builders shared by the web tests: events, a runtime on the post-purchase journey, a virtual clock,
+"""Builders shared by the web tests: events, services on the post-purchase journey, a virtual clock,
 and a walk of a customer through the journey up to the NPS survey email."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.services import Services
 from infra.db import models as m
 from infra.email.outbox import outbox_stem
-from infra.runtime import Runtime
-from infra.settings import make_settings
+from infra.settings import Settings, make_settings
+from infra.wiring import build_services
 from posventa import tokens
 from posventa.engine import bucket
 from posventa.plan import JourneyPlan, compile_file
@@ -47,11 +48,10 @@ def post_purchase() -> JourneyPlan:
     return compile_file(JOURNEYS / "post_purchase.yaml")
 
 
-def make_runtime(
+def web_settings(
     database_url: str, outbox: Path, public_base_url: str, webhook_key: str | None = None
-) -> Runtime:
-    """A runtime on ``post_purchase`` only: journeys being written elsewhere must not break these tests."""
-    settings = make_settings(
+) -> Settings:
+    return make_settings(
         database_url=database_url,
         journeys_dir=str(JOURNEYS),
         outbox_dir=str(outbox),
@@ -60,7 +60,11 @@ def make_runtime(
         sendgrid_webhook_public_key=webhook_key,
         email_from_name="Tienda Olivo",
     )
-    return Runtime.from_settings(settings, plans={"post_purchase": post_purchase()})
+
+
+def make_services(settings: Settings) -> Services:
+    """Services on ``post_purchase`` only: journeys being written elsewhere must not break these tests."""
+    return build_services(settings, plans={"post_purchase": post_purchase()})
 
 
 def promoter_id(prefix: str = "cust") -> str:
@@ -156,9 +160,9 @@ class Journey:
     survey_at: datetime
 
 
-def ledger(rt: Runtime, customer_id: str) -> dict[str, tuple[str, str | None]]:
+def ledger(svc: Services, customer_id: str) -> dict[str, tuple[str, str | None]]:
     """step id → (status, reason) of a customer's ledger rows."""
-    with rt.factory() as s:
+    with svc.store.factory() as s:  # type: ignore[attr-defined]
         rows = s.execute(
             select(m.LedgerEntry.step_id, m.LedgerEntry.status, m.LedgerEntry.reason).where(
                 m.LedgerEntry.customer_id == customer_id
@@ -168,14 +172,14 @@ def ledger(rt: Runtime, customer_id: str) -> dict[str, tuple[str, str | None]]:
 
 
 def walk_to_survey(
-    rt: Runtime, customer_id: str, order_id: str = "o1", *, email: str | None = None
+    svc: Services, customer_id: str, order_id: str = "o1", *, email: str | None = None
 ) -> Journey:
     """order.placed → delivered → sweeps on a virtual clock until ``nps_survey`` is sent to the outbox."""
-    report = rt.apply_events([order_placed(customer_id, order_id, T0, email=email)], "api", T0)
+    report = svc.ingest.apply([order_placed(customer_id, order_id, T0, email=email)], "api", T0)
     assert report.accepted == 1, report
-    rt.sweep(T0)
+    svc.sweep(T0)
     delivered = T0 + timedelta(days=2)
-    rt.apply_events(
+    svc.ingest.apply(
         [ev(f"delivered-{order_id}", "order.delivered", customer_id, delivered, order_id=order_id)],
         "api",
         delivered,
@@ -183,19 +187,19 @@ def walk_to_survey(
     at = T0
     for _ in range(80):
         at += timedelta(hours=6)
-        rt.sweep(at)
-        if ledger(rt, customer_id).get("nps_survey", ("",))[0] == "sent":
+        svc.sweep(at)
+        if ledger(svc, customer_id).get("nps_survey", ("",))[0] == "sent":
             break
     else:
-        raise AssertionError(f"nps_survey never sent: {ledger(rt, customer_id)}")
-    with rt.factory() as s:
+        raise AssertionError(f"nps_survey never sent: {ledger(svc, customer_id)}")
+    with svc.store.factory() as s:  # type: ignore[attr-defined]
         row = s.scalars(
             select(m.LedgerEntry).where(
                 m.LedgerEntry.customer_id == customer_id, m.LedgerEntry.step_id == "nps_survey"
             )
         ).one()
         key, enrollment_id = row.key, row.enrollment_id
-    html = Path(rt.settings.outbox_dir) / f"{outbox_stem(key)}.html"
+    html = svc.deliver.sender.directory / f"{outbox_stem(key)}.html"  # type: ignore[attr-defined]
     assert html.exists(), f"no outbox file for {key}"
     return Journey(customer_id, order_id, enrollment_id, key, html, at)
 

@@ -1,6 +1,6 @@
 """The embedded demo: a sample shop run through several simulated weeks, with Prefect in embedded mode.
 
-It uses the real parts end to end — events go through :meth:`Runtime.apply_events` (as from the API or an
+It uses the real parts end to end — events go through the ingest use case (as from the API or an
 import), the Prefect ``demo`` flow advances a virtual clock and runs the same tasks as the tick flow, and
 every email is written to the outbox folder as ``.eml`` + ``.html``. Customers answer surveys and return
 parcels as the simulator's world model says they would, in reaction to what they received.
@@ -17,35 +17,16 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from sqlalchemy import select
 
-from infra.db import models as m
+from app.stats import Stats
 from infra.db.migrate import upgrade
-from infra.runtime import Runtime, Stats
 from infra.settings import get_settings, make_settings
-from posventa.i18n import MESSAGES, t
+from infra.wiring import build_services
+from ops.i18n import t
 from posventa.simulate import EPOCH, _World
-from tasks.steps import enroll_scheduled, ingest_events, use_runtime
+from tasks.steps import enroll_scheduled, ingest_events, services, using
 
 STEP = timedelta(hours=6)
-MESSAGES.update(
-    {
-        "demo_start": {
-            "en": "Posventa demo: {n} customers, {w} simulated weeks, SQLite at {db}",
-            "es": "Demo de Posventa: {n} clientes, {w} semanas simuladas, SQLite en {db}",
-        },
-        "demo_done": {"en": "Done. {sent} emails in {outbox}", "es": "Listo. {sent} correos en {outbox}"},
-        "demo_ui": {
-            "en": "See the runs in the Prefect UI:\n  PREFECT_HOME={home} .venv/bin/prefect server start\n"
-            "  then open http://127.0.0.1:4200 (flow 'demo', its task runs and artifacts)",
-            "es": "Mira las ejecuciones en la interfaz de Prefect:\n"
-            "  PREFECT_HOME={home} .venv/bin/prefect server start\n"
-            "  y abre http://127.0.0.1:4200 (flujo 'demo', sus tareas y artefactos)",
-        },
-        "demo_progress": {"en": "simulated weeks", "es": "semanas simuladas"},
-        "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
-    }
-)
 
 
 def _api_event(world: _World, ev: dict[str, Any]) -> dict[str, Any]:
@@ -95,11 +76,10 @@ def _api_event(world: _World, ev: dict[str, Any]) -> dict[str, Any]:
 
 
 @flow(name="demo", flow_run_name="demo · {customers} customers · {weeks} weeks", log_prints=False)
-def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
+def demo_flow(customers: int, weeks: int, seed: int, outbox: str) -> dict[str, Any]:
     from flows.sweep import sweep
-    from tasks.steps import runtime
 
-    rt = runtime()
+    store = services().store
     worlds = [_World(i, seed, EPOCH, weeks * 7) for i in range(customers)]
     by_customer = {w.customer["id"]: w for w in worlds}
     fed: set[str] = set()
@@ -131,31 +111,24 @@ def demo_flow(customers: int, weeks: int, seed: int) -> dict[str, Any]:
                 total.merge(Stats.from_json(enroll_scheduled(now)))
             total.merge(sweep(now, artifacts=False))
             # Customers react to what they received: survey answers, parcels sent back.
-            with rt.factory() as s:
-                rows = s.execute(
-                    select(
-                        m.LedgerEntry.key,
-                        m.LedgerEntry.customer_id,
-                        m.LedgerEntry.template,
-                        m.LedgerEntry.sent_at,
-                    ).where(m.LedgerEntry.status == "sent", m.LedgerEntry.kind == "message")
-                ).all()
-            for key, cid, template, sent_at in rows:
-                if key in reacted:
+            with store.read() as tx:
+                sent = tx.ledger.sent_messages()
+            for row in sent:
+                if row.key in reacted:
                     continue
-                reacted.add(key)
-                world = by_customer.get(cid)
-                if world is None or sent_at is None:
+                reacted.add(row.key)
+                world = by_customer.get(row.customer_id)
+                if world is None or row.sent_at is None:
                     continue
-                if template in ("nps_survey", "nps_reminder"):
-                    world.react("feedback.submitted", sent_at)
-                elif template and template.startswith("return_"):
-                    world.react("return.received", sent_at)
+                if row.template in ("nps_survey", "nps_reminder"):
+                    world.react("feedback.submitted", row.sent_at)
+                elif row.template and row.template.startswith("return_"):
+                    world.react("return.received", row.sent_at)
             bar.advance(job)
     table = total.table()
     create_table_artifact(table, key="demo-summary", description="Demo: per journey step")
     create_markdown_artifact(
-        f"Demo ran {customers} customers over {weeks} weeks; outbox: `{rt.settings.outbox_dir}`",
+        f"Demo ran {customers} customers over {weeks} weeks; outbox: `{outbox}`",
         key="demo-notes",
     )
     return {"rows": table, "sent": total.total("sent")}
@@ -183,12 +156,8 @@ def run_demo(customers: int = 300, weeks: int = 10, seed: int = 7) -> int:
     )
     print(t("demo_start", n=customers, w=weeks, db=db))
     upgrade(settings.database_url)
-    rt = Runtime.from_settings(settings)
-    use_runtime(rt)
-    try:
-        result = demo_flow(customers=customers, weeks=weeks, seed=seed)
-    finally:
-        use_runtime(None)
+    with using(build_services(settings)):
+        result = demo_flow(customers=customers, weeks=weeks, seed=seed, outbox=str(outbox))
     print()
     print(t("demo_summary"))
     # sent: messages out / actions done; deferred: times a send waited (quiet hours, cap, complaint).

@@ -1,4 +1,6 @@
-"""CLI commands that need the database, Prefect or the network (imported lazily by ``posventa.cli``)."""
+"""The ops commands: those that need the database, Prefect or the network. :func:`register` adds them
+to the ``posventa`` command (the ``posventa.commands`` entry point); each imports its dependencies only
+when it runs, so ``posventa validate`` stays fast."""
 
 from __future__ import annotations
 
@@ -6,48 +8,12 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ops.i18n import t
 from posventa.errors import ConfigError, PosventaError
-from posventa.i18n import MESSAGES, t
-
-MESSAGES.update(
-    {
-        "db_upgraded": {"en": "database at revision {rev}", "es": "base de datos en la revisión {rev}"},
-        "ingest_summary": {
-            "en": "{ok} accepted, {dup} duplicates, {bad} rejected",
-            "es": "{ok} aceptados, {dup} duplicados, {bad} rechazados",
-        },
-        "rejected_line": {
-            "en": "{path}:{line}: rejected: {reason}",
-            "es": "{path}:{line}: rechazado: {reason}",
-        },
-        "outbox_note": {
-            "en": "no SendGrid key: email is written to {path}",
-            "es": "sin clave de SendGrid: el correo se escribe en {path}",
-        },
-        "run_summary": {
-            "en": "{n} enrollments advanced, {sent} messages sent, {skipped} skipped, {failed} failed",
-            "es": "{n} inscripciones avanzadas, {sent} mensajes enviados, {skipped} omitidos, "
-            "{failed} fallidos",
-        },
-        "doctor_ok": {"en": "ok", "es": "bien"},
-        "no_customer": {"en": "no customer '{id}'", "es": "no existe el cliente '{id}'"},
-        "suppressions": {"en": "Suppressions", "es": "Bloqueos y bajas"},
-        "open_complaint": {
-            "en": "open complaint: promotions on hold",
-            "es": "reclamación abierta: promociones en espera",
-        },
-        "journeys": {"en": "Journeys", "es": "Recorridos"},
-        "messages": {"en": "Messages", "es": "Mensajes"},
-        "api_key_created": {
-            "en": "API key for {shop} (shown once, store it now):",
-            "es": "Clave de API para {shop} (se muestra una vez, guárdala ahora):",
-        },
-    }
-)
 
 
 def _settings() -> Any:
@@ -112,12 +78,13 @@ def _read_events(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from infra.runtime import IngestReport, Runtime
+    from app.stats import IngestReport
+    from infra.wiring import build_services
 
     path: Path = args.file
     if not path.exists():
         raise PosventaError(f"no such file: {path}")
-    rt = Runtime.from_settings(_settings())
+    services = build_services(_settings())
     total = IngestReport()
     csv_mode = args.format == "csv" or (args.format == "auto" and path.suffix.lower() == ".csv")
     chunk: list[tuple[int, dict[str, Any]]] = []
@@ -125,7 +92,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     def flush() -> None:
         # Consecutive good lines go in one call (one transaction); reports keep each line's number.
         lines = [line for line, _ in chunk]
-        rep = rt.apply_events([item for _, item in chunk], "import", first_line=0)
+        rep = services.ingest.apply([item for _, item in chunk], "import", first_line=0)
         total.accepted += rep.accepted
         total.duplicates += rep.duplicates
         total.rejected += [(lines[i], reason) for i, reason in rep.rejected]
@@ -212,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _prefect_env()
-    from infra.demo import run_demo
+    from ops.demo import run_demo
 
     try:
         return run_demo(customers=args.customers, weeks=args.weeks, seed=args.seed)
@@ -230,13 +197,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
     print(f"✓ settings: {t('doctor_ok')}")
     try:
-        from sqlalchemy import text
-
         from infra.db.migrate import current
-        from infra.db.session import make_engine
 
-        with make_engine(s.database_url).connect() as conn:
-            conn.execute(text("SELECT 1"))
         rev = current(s.database_url)
         if rev is None:
             print(f"✗ database {_masked(s.database_url)}: reachable, not migrated — run: posventa db upgrade")
@@ -278,7 +240,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from infra.web.app import serve
+    from web.app import serve
 
     serve(args.host, args.port)
     return 0
@@ -291,94 +253,25 @@ def cmd_fake_sendgrid(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_api_key(args: argparse.Namespace) -> int:
-    from infra.db import store
+def _store() -> Any:
     from infra.db.session import make_engine, session_factory
+    from infra.db.store import SqlStore
 
-    factory = session_factory(make_engine(_settings().database_url))
-    with factory.begin() as s:
-        key = store.create_api_key(s, args.shop, args.label or None)
+    return SqlStore(session_factory(make_engine(_settings().database_url)))
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    with _store().begin() as tx:
+        key = tx.api_keys.create(args.shop, args.label or None)
     print(t("api_key_created", shop=args.shop))
     print(key)
     return 0
 
 
-def customer_report(factory: Any, customer_id: str) -> dict[str, Any] | None:
-    """Everything ops need to answer "why did (or didn't) this customer get that email?"."""
-    from sqlalchemy import select
-
-    from infra.db import models as m
-    from infra.db import store
-
-    with factory() as s:
-        c = s.get(m.Customer, customer_id)
-        if c is None:
-            return None
-
-        def iso(v: Any) -> str | None:
-            return v.isoformat() if v is not None else None
-
-        return {
-            "customer": {
-                "id": c.id,
-                "email": c.email,
-                "locale": c.locale,
-                "timezone": c.timezone,
-                "consent_email": c.consent_email,
-                "attributes": c.attributes,
-            },
-            "suppressions": [
-                {
-                    "email": x.email,
-                    "reason": x.reason,
-                    "scope": x.scope,
-                    "source": x.source,
-                    "detail": x.detail,
-                    "since": iso(x.created_at),
-                }
-                for x in store.suppressions_for(s, customer_id)
-            ],
-            "open_complaint": store.has_open_complaint(s, customer_id),
-            "enrollments": [
-                {
-                    "id": e.id,
-                    "journey": e.journey_id,
-                    "status": e.status,
-                    "step": (e.state or {}).get("step"),
-                    "reason": (e.state or {}).get("reason"),
-                    "next_due_at": iso(e.next_due_at),
-                    "entered_at": iso(e.entered_at),
-                    "last_error": e.last_error,
-                }
-                for e in s.scalars(
-                    select(m.Enrollment)
-                    .where(m.Enrollment.customer_id == customer_id)
-                    .order_by(m.Enrollment.entered_at)
-                )
-            ],
-            "messages": [
-                {
-                    "key": r.key,
-                    "journey": r.journey_id,
-                    "step": r.step_id,
-                    "status": r.status,
-                    "reason": r.reason,
-                    "category": r.category,
-                    "at": iso(r.sent_at or r.updated_at),
-                }
-                for r in s.scalars(
-                    select(m.LedgerEntry)
-                    .where(m.LedgerEntry.customer_id == customer_id)
-                    .order_by(m.LedgerEntry.id)
-                )
-            ],
-        }
-
-
 def cmd_customer(args: argparse.Namespace) -> int:
-    from infra.db.session import make_engine, session_factory
+    from app.reports import customer_report
 
-    report = customer_report(session_factory(make_engine(_settings().database_url)), args.customer_id)
+    report = customer_report(_store(), args.customer_id)
     if report is None:
         raise PosventaError(t("no_customer", id=args.customer_id))
     if args.format == "json":
@@ -399,3 +292,74 @@ def cmd_customer(args: argparse.Namespace) -> int:
     for r in report["messages"]:
         print(f"  {r['journey']:<16}{r['step']:<24}{r['status']:<9}{r['reason'] or '':<28}{r['at'] or ''}")
     return 0
+
+
+# --- registration ----------------------------------------------------------------------------------------
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["upgrade", "current"])
+
+
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--customers", type=int, default=300)
+    p.add_argument("--weeks", type=int, default=10)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fresh", action="store_true", default=True)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--journey")
+    p.add_argument("--customer")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+
+
+def _fake_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3030)
+    p.add_argument("--api-key", default="SG.fake")
+
+
+def _customer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("customer_id")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def _apikey_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shop")
+    p.add_argument("--label", default="")
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+_Command = tuple[str, Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None]]
+COMMANDS: list[_Command] = [
+    ("db", cmd_db, "help_db", _db_args),
+    ("ingest", cmd_ingest, "help_ingest", _ingest_args),
+    ("tick", cmd_tick, "help_tick", _run_args),
+    ("nightly", cmd_nightly, "help_nightly", _run_args),
+    ("run", cmd_run, "help_run", _run_args),
+    ("demo", cmd_demo, "help_demo", _demo_args),
+    ("doctor", cmd_doctor, "help_doctor", _no_args),
+    ("serve", cmd_serve, "help_serve", _serve_args),
+    ("fake-sendgrid", cmd_fake_sendgrid, "help_fake_sendgrid", _fake_args),
+    ("api-key", cmd_api_key, "help_api_key", _apikey_args),
+    ("customer", cmd_customer, "help_customer", _customer_args),
+]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ops commands to the ``posventa`` command's subparsers (``posventa.commands`` entry point)."""
+    for name, func, helptext, arguments in COMMANDS:
+        p = subparsers.add_parser(name, help=t(helptext))
+        arguments(p)
+        p.set_defaults(func=func)

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from infra.web import actions, i18n
-from infra.web.context import WebContext, get_context
-from infra.web.errors import BadRequest, UnsupportedMedia
-from infra.web.limits import client_ip, read_body
-from infra.web.render import page, page_lang, with_lang
+from app.clicks import Answer
+from app.links import SurveyLink, verify_survey, verify_unsubscribe
+from web import i18n
+from web.context import WebContext, get_context
+from web.errors import BadRequest, UnsupportedMedia
+from web.limits import client_ip, read_body
+from web.render import page, page_lang, with_lang
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,8 +52,8 @@ async def _form(ctx: WebContext, request: Request) -> dict[str, list[str]]:
 def _thanks(
     ctx: WebContext,
     request: Request,
-    link: actions.SurveyLink,
-    answer: actions.Answer,
+    link: SurveyLink,
+    answer: Answer,
     *,
     status: int = 200,
     commented: bool = False,
@@ -90,8 +92,8 @@ async def survey_answer(request: Request, token: str) -> Response:
     ctx = get_context(request)
     _limit(ctx, request)
     now = ctx.now()
-    link = actions.verify_survey(_token(token), ctx.secret, now)
-    answer = await run_in_threadpool(actions.record_answer, ctx.runtime(), link, now)
+    link = verify_survey(_token(token), ctx.secret, now)
+    answer = await run_in_threadpool(ctx.services().clicks.answer, link, now)
     return _thanks(ctx, request, link, answer)
 
 
@@ -100,12 +102,12 @@ async def survey_comment(request: Request, token: str) -> Response:
     ctx = get_context(request)
     _limit(ctx, request)
     now = ctx.now()
-    link = actions.verify_survey(_token(token), ctx.secret, now)
+    link = verify_survey(_token(token), ctx.secret, now)
     fields = await _form(ctx, request)
     comment = (fields.get("comment") or [""])[0].replace("\r\n", "\n").strip()
     limit = ctx.limits.max_comment_chars
     if len(comment) > limit:
-        answer = await run_in_threadpool(actions.record_answer, ctx.runtime(), link, now)
+        answer = await run_in_threadpool(ctx.services().clicks.answer, link, now)
         lang = page_lang(request, answer.locale)
         return _thanks(
             ctx,
@@ -116,7 +118,7 @@ async def survey_comment(request: Request, token: str) -> Response:
             draft=comment[:limit],
             problem=i18n.text("comment_too_long", lang, n=limit),
         )
-    answer = await run_in_threadpool(actions.record_answer, ctx.runtime(), link, now, comment=comment or None)
+    answer = await run_in_threadpool(ctx.services().clicks.answer, link, now, comment=comment or None)
     return _thanks(ctx, request, link, answer, commented=bool(comment))
 
 
@@ -126,8 +128,8 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
     """Say what the customer is leaving, and ask: a GET must never unsubscribe (link scanners open links)."""
     ctx = get_context(request)
     _limit(ctx, request)
-    link = actions.verify_unsubscribe(_token(token), ctx.secret, ctx.now())
-    view = await run_in_threadpool(actions.unsubscribe_view, ctx.runtime(), link)
+    link = verify_unsubscribe(_token(token), ctx.secret, ctx.now())
+    view = await run_in_threadpool(ctx.services().clicks.unsubscribe_view, link)
     return page(
         ctx,
         request,
@@ -146,9 +148,9 @@ async def unsubscribe_confirm(request: Request, token: str) -> Response:
     ctx = get_context(request)
     _limit(ctx, request)
     now = ctx.now()
-    link = actions.verify_unsubscribe(_token(token), ctx.secret, now)
+    link = verify_unsubscribe(_token(token), ctx.secret, now)
     await read_body(request, ctx.limits.page_body_bytes)  # the body says nothing the token does not
-    view = await run_in_threadpool(actions.unsubscribe, ctx.runtime(), link, now)
+    view = await run_in_threadpool(ctx.services().clicks.unsubscribe, link, now)
     return page(ctx, request, "unsubscribed.html", page_lang(request, view.locale), email=view.masked_email)
 
 
@@ -170,7 +172,7 @@ async def referral(request: Request, code: str) -> Response:
     visitor = f"{client_ip(request)}|{request.headers.get('user-agent', '')[:200]}"
     known = None
     if len(code) <= 64:
-        known = await run_in_threadpool(actions.referral_click, ctx.runtime(), code, visitor, ctx.now())
+        known = await run_in_threadpool(ctx.services().clicks.referral, code, visitor, ctx.now())
     return RedirectResponse(
         with_ref(ctx.shop_url, known), status_code=303, headers={"Cache-Control": "no-store"}
     )

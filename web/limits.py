@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from infra.web.errors import BodyTooLarge, RateLimited
+from web.errors import BodyTooLarge, RateLimited
 
 KIB = 1024
 MIB = 1024 * KIB

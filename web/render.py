@@ -9,8 +9,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from infra.web import i18n
-from infra.web.context import WebContext
+from web import i18n
+from web.context import WebContext
 
 TEMPLATES = Path(__file__).parent / "templates"
 

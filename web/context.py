@@ -1,4 +1,4 @@
-"""What every request handler needs, built once per app: settings, the runtime, the clock, the limits."""
+"""What every request handler needs, built once per app: settings, the services, the clock, the limits."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from infra.runtime import Runtime
+from app.services import Services
 from infra.settings import Settings
-from infra.web.limits import Limits, TokenBucket
+from web.limits import Limits, TokenBucket
 
 
 def utcnow() -> datetime:
@@ -20,7 +20,7 @@ def utcnow() -> datetime:
 class WebContext:
     def __init__(
         self,
-        runtime: Runtime | None,
+        services: Services | None,
         settings: Settings,
         *,
         clock: Callable[[], datetime] | None,
@@ -35,17 +35,19 @@ class WebContext:
         self.shop_url = shop_url or getattr(settings, "shop_url", None) or settings.public_base_url
         self.public_bucket = TokenBucket(limits.public_rate, limits.public_burst)
         self.api_bucket = TokenBucket(limits.api_rate, limits.api_burst)
-        self._runtime = runtime
+        self._services = services
         self._lock = threading.Lock()
 
-    def runtime(self) -> Runtime:
-        """The runtime, built from the settings on first use when the app was created without one (so that
-        importing the app or rendering /openapi.json needs no database)."""
-        if self._runtime is None:
+    def services(self) -> Services:
+        """The use cases, built from the settings on first use when the app was created without them (so
+        that importing the app or rendering /openapi.json needs no database)."""
+        if self._services is None:
             with self._lock:
-                if self._runtime is None:
-                    self._runtime = Runtime.from_settings(self.settings)
-        return self._runtime
+                if self._services is None:
+                    from infra.wiring import build_services
+
+                    self._services = build_services(self.settings)
+        return self._services
 
     def now(self) -> datetime:
         return self.clock()

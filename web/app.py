@@ -1,8 +1,8 @@
 """The FastAPI application (``create_app``) and its server (``serve``, behind ``posventa serve``).
 
 Handlers are ``async`` only to read bodies and render pages; every database call runs in the thread
-pool (the runtime is synchronous SQLAlchemy). Errors never show a traceback: refusals are
-:class:`~infra.web.errors.WebError` with a status and a code, anything unexpected is logged with a
+pool (the store is synchronous SQLAlchemy). Errors never show a traceback: refusals are
+:class:`~web.errors.WebError` with a status and a code, anything unexpected is logged with a
 request id and answered with a generic message carrying that id.
 """
 
@@ -21,14 +21,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infra.runtime import Runtime
+from app.services import Services
 from infra.settings import Settings, get_settings
-from infra.web import api, openapi, pages, webhooks
-from infra.web.context import WebContext
-from infra.web.errors import RateLimited, Unauthorized, WebError
-from infra.web.limits import Limits
-from infra.web.render import error_page
 from posventa.tokens import TokenError
+from web import api, openapi, pages, webhooks
+from web.context import WebContext
+from web.errors import RateLimited, Unauthorized, WebError
+from web.limits import Limits
+from web.render import error_page
 
 __all__ = ["create_app", "serve"]
 
@@ -108,20 +108,20 @@ def _error_headers(exc: WebError) -> dict[str, str]:
 
 
 def create_app(
-    runtime: Runtime | None = None,
+    services: Services | None = None,
     *,
     settings: Settings | None = None,
     clock: Callable[[], datetime] | None = None,
     limits: Limits | None = None,
     shop_url: str | None = None,
 ) -> FastAPI:
-    """The web app around ``runtime`` (built from ``settings`` on first use when None).
+    """The web app around ``services`` (built from ``settings`` on first use when None).
 
     ``clock`` replaces the wall clock (tests on a virtual clock: token expiry, event times, webhook
     timestamps); ``limits`` the rate and size limits; ``shop_url`` where referral links lead.
     """
-    settings = settings or (runtime.settings if runtime is not None else get_settings())
-    ctx = WebContext(runtime, settings, clock=clock, limits=limits or Limits(), shop_url=shop_url)
+    settings = settings or get_settings()
+    ctx = WebContext(services, settings, clock=clock, limits=limits or Limits(), shop_url=shop_url)
     app = FastAPI(
         title="Posventa",
         version="1",
@@ -200,7 +200,9 @@ def serve(host: str, port: int) -> None:
     settings = get_settings()
     for warning in settings.warnings():
         log.warning("%s", warning)
-    app = create_app(Runtime.from_settings(settings), settings=settings)
+    from infra.wiring import build_services
+
+    app = create_app(build_services(settings), settings=settings)
     options: dict[str, Any] = {
         "proxy_headers": True,
         "server_header": False,

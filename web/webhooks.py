@@ -22,9 +22,8 @@ from infra.email.webhook import (
     parse_events,
     verify_signature,
 )
-from infra.email.webhook_apply import apply_webhook_events
-from infra.web.context import get_context
-from infra.web.limits import read_body
+from web.context import get_context
+from web.limits import read_body
 
 router = APIRouter()
 log = logging.getLogger("posventa.web.webhooks")
@@ -90,5 +89,5 @@ async def sendgrid_events(request: Request) -> JSONResponse:
         events = parse_events(body)
     except WebhookRejected as exc:
         return _refuse(request, exc)
-    result: dict[str, Any] = await run_in_threadpool(apply_webhook_events, ctx.runtime(), events, now)
+    result: dict[str, Any] = await run_in_threadpool(ctx.services().webhook_events.apply, events, now)
     return JSONResponse(result)

@@ -1,7 +1,7 @@
 """The shops' API: events in (``POST /v1/events``), the event catalogue, referral reports.
 
 Authentication is a shop's API key as a Bearer token (``store.check_api_key``: only its sha256 is
-stored). Events are applied one by one through :meth:`Runtime.apply_events`, idempotent by event id, so
+stored). Events are applied one by one through :meth:`app.ingest.Ingest.apply`, idempotent by event id, so
 a client that retries a batch after a timeout gets ``duplicates`` instead of double effects; one bad
 item never blocks the good ones.
 """
@@ -19,14 +19,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from infra.db import store
-from infra.web import actions
-from infra.web.context import WebContext, get_context
-from infra.web.errors import BadRequest, BodyTooLarge, Unauthorized
-from infra.web.limits import client_ip, read_body
-from infra.web.openapi import EVENTS_REQUEST_BODY
+from app.reports import referral_report as build_referral_report
 from posventa.errors import EventError
 from posventa.events import event_json_schema, parse_event
+from web.context import WebContext, get_context
+from web.errors import BadRequest, BodyTooLarge, Unauthorized
+from web.limits import client_ip, read_body
+from web.openapi import EVENTS_REQUEST_BODY
 
 router = APIRouter(prefix="/v1")
 bearer = HTTPBearer(
@@ -67,8 +66,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # --- auth ------------------------------------------------------------------------------------------------
 def _shop_for(ctx: WebContext, key: str) -> str | None:
-    with ctx.runtime().factory() as s:
-        return store.check_api_key(s, key)
+    with ctx.services().store.read() as tx:
+        return tx.api_keys.check(key)
 
 
 async def api_shop(
@@ -155,7 +154,7 @@ async def post_events(request: Request, shop: Annotated[str, Depends(api_shop)])
     ctx = get_context(request)
     body = await read_body(request, ctx.limits.api_body_bytes)
     items = parse_items(body, ctx.limits.max_batch)
-    report = await run_in_threadpool(ctx.runtime().apply_events, items, "api", ctx.now(), 0)
+    report = await run_in_threadpool(ctx.services().ingest.apply, items, "api", ctx.now(), 0)
     rejected = [{"index": i, "errors": _errors(items[i], reason)} for i, reason in report.rejected]
     status = 200 if not rejected else 207 if report.accepted + report.duplicates else 422
     return JSONResponse(
@@ -182,4 +181,4 @@ async def referral_report(
     """Conversions are orders whose `order.referral_code` named a customer's code (self-referrals are not
     counted). Totals per journey that created the code, and per referrer."""
     ctx = get_context(request)
-    return await run_in_threadpool(actions.referral_report, ctx.runtime(), limit)
+    return await run_in_threadpool(build_referral_report, ctx.services().store, limit)

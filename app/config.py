@@ -1,0 +1,32 @@
+"""What the use cases need to know about the installation (built from ``infra.settings.Settings`` by the
+composition root, ``infra.wiring``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Signs the links customers click (surveys, unsubscribe).
+    secret_key: str
+    #: Where ``posventa serve`` is reachable by customers: the links in emails start with it.
+    public_base_url: str
+    email_from: str = "hola@posventa.example"
+    email_from_name: str = "Posventa"
+    #: Where referral links send friends (the public base URL when None).
+    shop_url: str | None = None
+    #: The business's time zone, for customers without their own.
+    timezone: str = "Europe/Madrid"
+    #: Enrollments (or ledger rows) per batch: one transaction, one task run.
+    batch_size: int = 500
+    #: How long an ambiguous send stays ``unknown`` before it is released for one more attempt.
+    reconcile_after_minutes: int = 60
+    #: Outgoing journey webhooks in flight at once.
+    webhook_concurrency: int = 8
+    #: Seconds before an outgoing journey webhook counts as unanswered (its outcome is then unknown).
+    webhook_timeout: float = 10.0
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url.rstrip("/")

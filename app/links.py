@@ -1,0 +1,183 @@
+"""The links in our emails, signed and verified in one place.
+
+``/s/<token>`` answers a survey with a score, ``/u/<token>`` unsubscribes from promotional mail: both are
+signed, expiring capabilities (:mod:`posventa.tokens`), so the pages need no login and no CSRF token.
+``/r/<code>`` is a referral link (a code, not a secret). Survey links are signed lazily — a template that
+prints no survey link costs no signature (:class:`LazyList`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.config import Config
+from posventa import tokens
+
+SURVEY_TTL = timedelta(days=30)
+UNSUBSCRIBE_TTL = timedelta(days=400)
+SURVEY_SCORES = 11  # 0…10
+
+
+# --- verified links ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SurveyLink:
+    """A verified ``/s/<token>``: payload k (ledger key), c, o, s (score), j, x (expiry)."""
+
+    payload: Mapping[str, Any]
+    ledger_key: str
+    customer_id: str
+    order_id: str | None
+    score: int
+    journey: str | None
+    expires: int
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> SurveyLink:
+        k, c, o, s, j, x = (p.get(n) for n in ("k", "c", "o", "s", "j", "x"))
+        if (
+            not isinstance(k, str)
+            or not k
+            or not isinstance(c, str)
+            or not c
+            or not (o is None or isinstance(o, str))
+            or isinstance(s, bool)
+            or not isinstance(s, int)
+            or not 0 <= s <= 10
+            or not (j is None or isinstance(j, str))
+            or not isinstance(x, int)
+        ):
+            raise tokens.TokenError("malformed")
+        return cls(dict(p), k, c, o or None, s, j, x)
+
+    def for_score(self, score: int, secret: str, now: datetime) -> str:
+        """A token for the same survey with another score, expiring when this one does."""
+        body = {n: v for n, v in self.payload.items() if n != "x"}
+        body["s"] = score
+        ttl = timedelta(seconds=self.expires - now.timestamp() + 0.5)  # sign() floors to the same second
+        return tokens.sign(body, secret, now=now, ttl=ttl)
+
+
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    """A verified ``/u/<token>``: payload c, e (the address the mail went to), j, k."""
+
+    customer_id: str
+    email: str | None
+    journey: str | None
+    ledger_key: str | None
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> UnsubscribeLink:
+        c, e, j, k = (p.get(n) for n in ("c", "e", "j", "k"))
+        if (
+            not isinstance(c, str)
+            or not c
+            or not (e is None or isinstance(e, str))
+            or not (j is None or isinstance(j, str))
+            or not (k is None or isinstance(k, str))
+        ):
+            raise tokens.TokenError("malformed")
+        return cls(c, e or None, j or None, k or None)
+
+
+def verify_survey(token: str, secret: str, now: datetime) -> SurveyLink:
+    return SurveyLink.from_payload(tokens.verify(token, secret, now=now))
+
+
+def verify_unsubscribe(token: str, secret: str, now: datetime) -> UnsubscribeLink:
+    return UnsubscribeLink.from_payload(tokens.verify(token, secret, now=now))
+
+
+# --- signing -------------------------------------------------------------------------------------------
+class Links:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def survey(
+        self, key: str, customer_id: str, order_id: str | None, journey: str, score: int, now: datetime
+    ) -> str:
+        token = tokens.sign(
+            {"k": key, "c": customer_id, "o": order_id, "s": score, "j": journey},
+            self.config.secret_key,
+            now=now,
+            ttl=SURVEY_TTL,
+        )
+        return f"{self.config.base_url}/s/{token}"
+
+    def unsubscribe(self, key: str, customer_id: str, email: str | None, journey: str, now: datetime) -> str:
+        token = tokens.sign(
+            {"c": customer_id, "e": email, "j": journey, "k": key},
+            self.config.secret_key,
+            now=now,
+            ttl=UNSUBSCRIBE_TTL,
+        )
+        return f"{self.config.base_url}/u/{token}"
+
+    def referral(self, code: object) -> str:
+        return f"{self.config.base_url}/r/{code}"
+
+    def for_message(
+        self, key: str, customer: Mapping[str, Any], order_id: str | None, journey: str, now: datetime
+    ) -> dict[str, Any]:
+        """``links.*`` for a message's template (``links.referral`` is added by the caller)."""
+        cid = customer["id"]
+        return {
+            "survey": LazyList(SURVEY_SCORES, lambda i: self.survey(key, cid, order_id, journey, i, now)),
+            "unsubscribe": self.unsubscribe(key, cid, customer.get("email"), journey, now),
+            "referral": None,
+            "support": f"mailto:{self.config.email_from}",
+            "review": None,
+            "shop": self.config.base_url,
+        }
+
+
+class Lazy:
+    """A template value computed on first use (printed, tested or compared), then remembered."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self._make = make
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = str(self._make())
+        return self._value
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+class LazyList(Sequence[str]):
+    """A list whose items are made when a template reads them (11 signed survey links per message
+    would otherwise be signed for every email, survey or not)."""
+
+    def __init__(self, n: int, make: Callable[[int], str]) -> None:
+        self._n, self._make = n, make
+        self._items: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        i = index + self._n if index < 0 else index
+        if not 0 <= i < self._n:
+            raise IndexError(index)
+        if i not in self._items:
+            self._items[i] = self._make(i)
+        return self._items[i]

@@ -1,0 +1,95 @@
+"""The store: every SQL statement Posventa runs, one repository per aggregate (:class:`app.ports.Store`).
+
+==================== ===============================================================================
+module               aggregate
+==================== ===============================================================================
+``customers``        customers, their facts and attributes; advisory locks per customer
+``orders``           orders and their guarded status
+``events``           the event log (idempotent by event id)
+``plans``            compiled journey plans by version
+``enrollments``      enrollments: entry rules, due claims (``SKIP LOCKED``), engine state
+``ledger``           the step ledger / outbox: one row per effect, guarded status moves
+``suppressions``     addresses not to write to
+``feedback``         survey answers
+``tickets``          support tickets (complaints hold promotions)
+``referrals``        referral codes and conversions
+``provider_events``  SendGrid webhook events, deduplicated
+``api_keys``         the shops' API keys, hashed
+==================== ===============================================================================
+
+No engine logic and no commits here: :meth:`SqlStore.begin` owns the transaction. Idempotency comes from
+the database, not from callers being careful: inserts are ``INSERT … ON CONFLICT DO NOTHING`` on a
+derived key, state changes are guarded ``UPDATE … WHERE status IN (…)``, so a retried task finds the
+work already done and does not do it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from infra.db.store._base import normalise_email
+from infra.db.store.api_keys import ApiKeys
+from infra.db.store.customers import Customers
+from infra.db.store.enrollments import Enrollments
+from infra.db.store.events import Events
+from infra.db.store.feedback import Feedback
+from infra.db.store.ledger import Ledger
+from infra.db.store.orders import Orders
+from infra.db.store.plans import Plans
+from infra.db.store.provider_events import ProviderEvents
+from infra.db.store.referrals import Referrals
+from infra.db.store.suppressions import Suppressions
+from infra.db.store.tickets import Tickets
+
+__all__ = ["SqlStore", "SqlTx", "normalise_email"]
+
+
+class SqlTx:
+    """One session's repositories (:class:`app.ports.Tx`)."""
+
+    def __init__(self, s: Session) -> None:
+        self.session = s
+        self.customers = Customers(s)
+        self.orders = Orders(s)
+        self.events = Events(s)
+        self.plans = Plans(s)
+        self.enrollments = Enrollments(s)
+        self.ledger = Ledger(s)
+        self.suppressions = Suppressions(s)
+        self.feedback = Feedback(s)
+        self.tickets = Tickets(s)
+        self.referrals = Referrals(s)
+        self.provider_events = ProviderEvents(s)
+        self.api_keys = ApiKeys(s)
+
+    def savepoint(self) -> AbstractContextManager[object]:
+        return self.session.begin_nested()
+
+
+class SqlStore:
+    """:class:`app.ports.Store` on a SQLAlchemy session factory (PostgreSQL or SQLite)."""
+
+    value_errors: tuple[type[Exception], ...] = (DataError, IntegrityError)
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    @contextmanager
+    def begin(self) -> Iterator[SqlTx]:
+        with self.factory.begin() as s:
+            yield SqlTx(s)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlTx]:
+        with self.factory() as s:
+            yield SqlTx(s)
+
+    def dispose(self) -> None:
+        """Close the pooled connections (tests and tools that build many stores)."""
+        bind = self.factory.kw.get("bind")
+        if bind is not None:
+            bind.dispose()

@@ -1,0 +1,90 @@
+"""What every repository shares: the session of its transaction, the dialect's INSERT (which knows
+``ON CONFLICT``), and argument guards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.orm import Session
+
+from infra.db.models import Base
+from posventa.errors import ConfigError
+
+
+class Repo:
+    """A repository: the queries of one aggregate, run in the caller's transaction (no commits here)."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.s.get_bind().dialect.name == "postgresql"
+
+    def insert_into(self, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+        """The dialect's INSERT, which knows ``ON CONFLICT``."""
+        name = self.s.get_bind().dialect.name
+        if name == "postgresql":
+            return postgresql.insert(table(model))
+        if name == "sqlite":
+            return sqlite.insert(table(model))
+        raise ConfigError(f"POSVENTA_DATABASE_URL: Posventa supports PostgreSQL and SQLite, not {name}")
+
+
+def table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def one_of(value: str | None, allowed: Iterable[str], what: str, *, nullable: bool = False) -> None:
+    if value is None and nullable:
+        return
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be an aware datetime")
+    return value
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def insert_or_update(
+    repo: Repo,
+    model: Any,
+    row_id: str,
+    first: dict[str, Any],
+    given: dict[str, Any],
+    attributes: dict[str, Any],
+) -> Any:
+    """Insert the row (``first`` are the values only the first sighting sets), or update the fields the
+    shop sent this time and merge its custom attributes; return the row as it is now. Safe under
+    concurrent upserts of the same id: the row is re-read locked on PostgreSQL (SQLite: the INSERT that
+    preceded it already holds the write lock)."""
+    s = repo.s
+    stmt = repo.insert_into(model).values(**first, attributes=attributes, **given)
+    created = s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(model.id)).first()
+    found = select(model).where(model.id == row_id).execution_options(populate_existing=True)
+    if repo.is_postgres:
+        found = found.with_for_update()
+    row = s.scalars(found).one()
+    if created is None:
+        for name, value in given.items():
+            setattr(row, name, value)
+        if attributes:
+            row.attributes = {**row.attributes, **attributes}
+        s.flush()
+    return row

@@ -1,0 +1,72 @@
+"""The event log: every accepted event once (its id is the idempotency key), read back as the engine's
+facts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from app.records import Fact
+from infra.db.models import EVENT_SOURCES, StoredEvent
+from infra.db.store._base import Repo, aware, one_of
+from infra.db.types import utcnow
+from posventa.events import Event
+
+
+def event_fact(e: StoredEvent) -> Fact:
+    return {
+        "id": e.id,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "order_id": e.order_id,
+        "data": dict(e.data or {}),
+    }
+
+
+class Events(Repo):
+    def record(self, event: Event, source: str) -> bool:
+        """Store an event once (its ``id`` is the idempotency key). True if it was new."""
+        one_of(source, EVENT_SOURCES, "event source")
+        stmt = self.insert_into(StoredEvent).values(
+            id=event.id,
+            type=event.type,
+            customer_id=event.customer_id,
+            order_id=event.order_id,
+            occurred_at=aware(event.occurred_at, "occurred_at"),
+            received_at=utcnow(),
+            source=source,
+            data=dict(event.data),
+        )
+        new = stmt.on_conflict_do_nothing(index_elements=["id"]).returning(StoredEvent.id)
+        return self.s.execute(new).first() is not None
+
+    def for_customers(
+        self, customer_ids: Sequence[str], since: datetime, until: datetime
+    ) -> dict[str, list[Fact]]:
+        """Each customer's events in ``[since, until]``, in the order they happened."""
+        out: dict[str, list[Fact]] = defaultdict(list)
+        stmt = (
+            select(StoredEvent)
+            .where(
+                StoredEvent.customer_id.in_(sorted(set(customer_ids))),
+                StoredEvent.occurred_at >= since,
+                StoredEvent.occurred_at <= until,
+            )
+            .order_by(StoredEvent.occurred_at, StoredEvent.id)
+        )
+        for ev in self.s.scalars(stmt):
+            out[ev.customer_id].append(event_fact(ev))
+        return dict(out)
+
+    def data(self, event_id: str) -> dict[str, Any] | None:
+        stored = self.s.get(StoredEvent, event_id, populate_existing=True)
+        return None if stored is None else dict(stored.data or {})
+
+    def set_data(self, event_id: str, data: Mapping[str, Any]) -> None:
+        stored = self.s.get(StoredEvent, event_id)
+        if stored is not None:
+            stored.data = dict(data)

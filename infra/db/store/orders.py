@@ -1,0 +1,122 @@
+"""Orders: upserts from events, guarded status moves, and facts for the engine and templates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from app.records import Fact
+from infra.db.models import ORDER_STATUSES, Order
+from infra.db.store._base import Repo, aware, insert_or_update, one_of, rowcount
+from infra.db.store.customers import Customers
+from posventa.events import OrderIn
+
+#: Order statuses only advance (events can arrive out of order: a late "shipped" after "delivered" only
+#: fills in ``shipped_at``).
+_ORDER_RANK = {"placed": 0, "shipped": 1, "delivered": 2, "canceled": 3, "returned": 3}
+
+
+def order_fact(o: Order) -> Fact:
+    """``order.*`` as conditions and templates read it (before the engine derives lateness and dates)."""
+
+    def iso(v: date | datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    return {
+        "id": o.id,
+        "status": o.status,
+        "total": float(o.total) if o.total is not None else None,
+        "currency": o.currency,
+        "channel": o.channel,
+        "placed_at": iso(o.placed_at),
+        "promised_delivery_date": iso(o.promised_delivery_date),
+        "shipped_at": iso(o.shipped_at),
+        "delivered_at": iso(o.delivered_at),
+        "items": list(o.items or []),
+        "referral_code": o.referral_code,
+        "tracking_url": o.tracking_url,
+        "attributes": dict(o.attributes or {}),
+    }
+
+
+class Orders(Repo):
+    def upsert(self, customer_id: str, order: OrderIn, placed_at: datetime) -> Fact:
+        """Create or update an order (creating a bare customer row if needed); returns it as stored now.
+        ``placed_at`` and the owning customer are kept from the first time the order was seen; other fields
+        the shop sent are updated."""
+        aware(placed_at, "placed_at")
+        Customers(self.s).ensure(customer_id)
+        given: dict[str, Any] = {}
+        for name in order.model_fields_set - {"id"}:
+            value = getattr(order, name)
+            if value is None:
+                continue
+            if name == "items":
+                value = [item.model_dump(mode="json", exclude_none=True) for item in order.items]
+            elif name == "total":
+                value = Decimal(str(value)).quantize(Decimal("0.01"))
+            elif name == "currency":
+                value = value.upper()
+            given[name] = value
+        attributes = dict(given.pop("attributes", {}))
+        first = {"id": order.id, "customer_id": customer_id, "placed_at": placed_at}
+        return order_fact(insert_or_update(self, Order, order.id, first, given, attributes))
+
+    def ensure(self, order_id: str, customer_id: str, placed_at: datetime) -> None:
+        """A bare order for an ``order.*`` event about an order the shop never described."""
+        stmt = self.insert_into(Order).values(
+            id=order_id,
+            customer_id=customer_id,
+            placed_at=aware(placed_at, "placed_at"),
+            status="placed",
+            items=[],
+            attributes={},
+        )
+        self.s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+    def fact(self, order_id: str) -> Fact | None:
+        o = self.s.get(Order, order_id)
+        return None if o is None else order_fact(o)
+
+    def facts(self, order_ids: Sequence[str]) -> dict[str, Fact]:
+        ids = sorted({i for i in order_ids if i})
+        if not ids:
+            return {}
+        return {o.id: order_fact(o) for o in self.s.scalars(select(Order).where(Order.id.in_(ids)))}
+
+    def live_facts(self) -> Iterator[tuple[str, Fact]]:
+        """(customer id, fact) of every order not canceled or returned."""
+        stmt = select(Order).where(Order.status.not_in(("canceled", "returned"))).order_by(Order.id)
+        for o in self.s.scalars(stmt):
+            yield o.customer_id, order_fact(o)
+
+    def set_status(self, order_id: str, status: str, at: datetime) -> bool:
+        """Advance an order's status and stamp ``shipped_at`` / ``delivered_at`` (first value wins).
+
+        Returns True if the status changed. A status that would move the order backwards (a late
+        "shipped" after "delivered") only fills in its timestamp. Guarded UPDATEs, so concurrent events
+        cannot undo each other.
+        """
+        one_of(status, ORDER_STATUSES, "order status")
+        aware(at, "at")
+        stamp = {"shipped": Order.shipped_at, "delivered": Order.delivered_at}.get(status)
+        if stamp is not None:
+            self.s.execute(update(Order).where(Order.id == order_id, stamp.is_(None)).values({stamp: at}))
+        behind = [name for name, rank in _ORDER_RANK.items() if rank < _ORDER_RANK[status]]
+        moved = update(Order).where(Order.id == order_id, Order.status.in_(behind)).values(status=status)
+        return rowcount(self.s.execute(moved)) == 1
+
+    def set_tracking_url(self, order_id: str, url: str) -> None:
+        self.s.execute(update(Order).where(Order.id == order_id).values(tracking_url=url))
+
+    def count_by_customer(self, customer_ids: Sequence[str]) -> dict[str, int]:
+        stmt = (
+            select(Order.customer_id, func.count())
+            .where(Order.customer_id.in_(sorted(set(customer_ids))))
+            .group_by(Order.customer_id)
+        )
+        return {cid: int(n) for cid, n in self.s.execute(stmt)}
