@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ from infra.report.model import (
 from posventa.errors import PosventaError
 from posventa.graph import edges as plan_edges
 from posventa.plan import JourneyPlan
-from posventa.timeutil import parse_date, parse_instant, zone
+from posventa.timeutil import zone
 
 #: Step types that leave a ledger row, so the funnel has numbers for them.
 LEDGER_STEP_TYPES = frozenset({"send", "action"})
@@ -45,21 +45,19 @@ def parse_period(since: str | None, until: str | None, tz: str = "UTC") -> tuple
         if text is None or not text.strip():
             return None
         raw = text.strip()
+        problem = (
+            f"{flag} {raw!r} is neither a day (2026-03-01) nor an instant with its offset "
+            "(2026-03-01T09:00:00+01:00)"
+        )
         try:
-            if "T" in raw or " " in raw:
-                found = parse_instant(raw)
-                if found is None or found.tzinfo is None:
-                    raise ValueError("no time zone offset")
-                return found.astimezone(UTC)
-            day = parse_date(raw)
-            if day is None:
-                raise ValueError("not a date")
-            return datetime.combine(day, time(0), tzinfo=zone(tz)).astimezone(UTC)
-        except (ValueError, TypeError) as exc:
-            raise ReportError(
-                f"{flag} {raw!r} is neither a day (2026-03-01) nor an instant with an offset "
-                f"(2026-03-01T09:00:00+01:00): {exc}"
-            ) from exc
+            if len(raw) == len("2026-03-01"):
+                return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=zone(tz)).astimezone(UTC)
+            found = datetime.fromisoformat(raw)
+        except ValueError as exc:
+            raise ReportError(problem) from exc
+        if found.tzinfo is None or found.utcoffset() is None:
+            raise ReportError(problem)
+        return found.astimezone(UTC)
 
     return one(since, "--since"), one(until, "--until")
 

@@ -188,11 +188,9 @@ def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
         found["revenue"] += float(row["revenue"] or 0)
         if row["bucket"] is not None:
             histograms[key].append((int(row["bucket"]), int(row["entered"]), float(row["secs"])))
-    for key, event, n in webhook_rows:
-        if key in counts:
-            for name, events in WEBHOOK_FIELDS.items():
-                if event in events:
-                    counts[key][name] += n
+    for key, name, n in webhook_rows:
+        if key in counts:  # else: an event for a message of no ledger row in the cohort
+            counts[key][name] += n
     out = []
     for key, found in counts.items():
         middle = median_of(histograms.get(key, ()))
@@ -208,16 +206,14 @@ def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
 
 
 def _webhook_counts(s: Session, scope: Scope) -> list[tuple[tuple[str, str, str | None], str, int]]:
-    """((journey, step, variant), SendGrid event, messages with that event) for the cohort's messages.
-
-    SendGrid's unsubscribe and group_unsubscribe both count as ``unsubscribed``; a message with both is
-    counted once per kind it had (rare: one ends the other's list membership).
-    """
+    """((journey, step, variant), StepFunnel field, messages with at least one such event) for the
+    cohort's messages. The events are first reduced to distinct (ledger key, field) pairs: a message
+    opened five times is one open, and unsubscribe + group_unsubscribe is one unsubscription."""
     e, w = m.Enrollment, m.WebhookEvent
-    events = sorted({ev for evs in WEBHOOK_FIELDS.values() for ev in evs})
+    field = case({ev: name for name, evs in WEBHOOK_FIELDS.items() for ev in evs}, value=w.event)
     pairs = (
-        select(w.ledger_key, w.event)
-        .where(w.event.in_(events), w.ledger_key.is_not(None))
+        select(w.ledger_key, field.label("field"))
+        .where(w.event.in_([ev for evs in WEBHOOK_FIELDS.values() for ev in evs]), w.ledger_key.is_not(None))
         .distinct()
         .subquery("pairs")
     )
@@ -226,17 +222,17 @@ def _webhook_counts(s: Session, scope: Scope) -> list[tuple[tuple[str, str, str 
             e.journey_id,
             key_step(pairs.c.ledger_key).label("step_id"),
             e.state["variant"].as_string().label("variant"),
-            pairs.c.event,
+            pairs.c.field,
         )
         .join(e, cast(e.id, String) == key_enrollment(pairs.c.ledger_key))
         .where(*in_cohort(scope))
         .subquery("messages")
     )
     r = rows.c
-    q = select(r.journey_id, r.step_id, r.variant, r.event, func.count()).group_by(
-        r.journey_id, r.step_id, r.variant, r.event
+    q = select(r.journey_id, r.step_id, r.variant, r.field, func.count()).group_by(
+        r.journey_id, r.step_id, r.variant, r.field
     )
-    return [((j, st, v), ev, int(n)) for j, st, v, ev, n in s.execute(q).tuples()]
+    return [((j, st, v), f, int(n)) for j, st, v, f, n in s.execute(q)]
 
 
 @dataclass(frozen=True)
@@ -261,7 +257,7 @@ def journey_totals(s: Session, scope: Scope) -> dict[str, JourneyTotals]:
     statuses: dict[str, dict[str, int]] = {}
     for journey, status, n in s.execute(
         select(c.c.journey_id, c.c.status, func.count()).group_by(c.c.journey_id, c.c.status)
-    ).tuples():
+    ):
         statuses.setdefault(journey, {})[status] = int(n)
     revenue = dict(
         s.execute(
@@ -269,7 +265,6 @@ def journey_totals(s: Session, scope: Scope) -> dict[str, JourneyTotals]:
             .select_from(c.join(rev, rev.c.id == c.c.id))
             .group_by(c.c.journey_id)
         )
-        .tuples()
         .all()
     )
     return {j: JourneyTotals(j, dict(sorted(st.items())), money(revenue.get(j))) for j, st in statuses.items()}
@@ -284,7 +279,7 @@ def positions(s: Session, scope: Scope) -> dict[tuple[str, str], int]:
         .subquery("at")
     )
     q = select(at.c.journey_id, at.c.step, func.count()).where(at.c.step.is_not(None))
-    return {(j, st): int(n) for j, st, n in s.execute(q.group_by(at.c.journey_id, at.c.step)).tuples()}
+    return {(j, st): int(n) for j, st, n in s.execute(q.group_by(at.c.journey_id, at.c.step))}
 
 
 def splits(s: Session, scope: Scope) -> dict[str, dict[str, VariantResult]]:
@@ -346,7 +341,7 @@ def latest_plans(s: Session, journey: str | None = None) -> dict[str, dict[str, 
     q = select(p.journey_id, p.plan).order_by(p.journey_id, p.created_at, p.version)
     if journey is not None:
         q = q.where(p.journey_id == journey)
-    return {j: dict(plan) for j, plan in s.execute(q).tuples()}
+    return {j: dict(plan) for j, plan in s.execute(q)}
 
 
 def known_journeys(s: Session) -> set[str]:

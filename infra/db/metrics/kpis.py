@@ -191,7 +191,7 @@ def nps(s: Session, scope: Scope, comments: int = 10) -> Nps:
         .where(f.comment.is_not(None), f.comment != "")
         .order_by(f.updated_at.desc(), f.id.desc())
         .limit(comments)
-    ).tuples()
+    )
     return Nps(
         overall=overall,
         by_week=tuple(sorted(by_week, key=lambda r: r.key or "")),
@@ -386,7 +386,7 @@ def complaints(s: Session, scope: Scope) -> Complaints:
             func.count().filter(k.status == "open"),
             func.sum(k.secs),
         ).group_by(k.category, k.bucket)
-    ).tuples():
+    ):
         sums = totals.setdefault(cat, [0, 0, 0])
         for i, value in enumerate((n, closed, still)):
             sums[i] += int(value)
