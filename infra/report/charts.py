@@ -140,9 +140,12 @@ def diagram_svg(journey: JourneyFunnel, locale: str, dot: str | None = None) -> 
     if exe is None or not journey.nodes:
         return None
     source = diagram_dot(journey, locale)
-    done = subprocess.run(
-        [exe, "-Tsvg"], input=source.encode(), capture_output=True, check=False, timeout=_DOT_TIMEOUT_S
-    )
+    try:
+        done = subprocess.run(
+            [exe, "-Tsvg"], input=source.encode(), capture_output=True, check=False, timeout=_DOT_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # not runnable after all: the page shows the table
     if done.returncode != 0:
         return None
     return _clean_graphviz_svg(done.stdout.decode("utf-8", "replace"))

@@ -219,3 +219,36 @@ class World:
         self.s.execute(
             insert(m.ReferralConversion).values(code=code, order_id=oid, referred_customer_id=referred)
         )
+
+
+def sample_world(w: World) -> None:
+    """A little of everything, for the renderers: two journeys, a split, answers and deliveries over two
+    weeks, a referral, tickets."""
+    w.customer("ana", "es")
+    w.customer("bob", "en")
+    for i, (cid, variant, status) in enumerate(
+        [("ana", "plain", "converted"), ("bob", "holdout", "exited"), ("cy", "incentive", "waiting"), ("di", None, "active")],
+        start=1,
+    ):
+        oid = f"order-{cid}"
+        w.order(oid, cid, T0, "25.00", status="delivered", promised=date(2026, 3, 4) + timedelta(days=i % 2 * 7),
+                delivered_at=at(2 + i * 3, 2), items=[{"sku": f"SKU-{i % 2}", "name": f"Producto {i % 2}"}])
+        w.enrollment(i, cid, T0, order_id=oid, status=status, variant=variant,
+                     step="content_wait" if status in ("waiting", "active") else None,
+                     ended_at=at(20) if status in ("converted", "exited") else None)
+        thanks = w.ledger(i, "thank_you", at(hours=i))
+        for j, event in enumerate(("delivered", "open", "click")[: 4 - i % 3]):
+            w.webhook(thanks, event, f"sg-{i}-{j}")
+        survey = w.ledger(i, "nps_survey", at(8 + i))
+        w.answer(cid, oid, (10, 9, 6, 8)[i - 1], at(6 + i * 2), comment=("¡Genial!", None, "Tarde", None)[i - 1],
+                 via=survey)
+        if variant == "plain":
+            w.ledger(i, "referral_ask", at(12), variant=variant)
+    w.order("again-ana", "ana", at(15), "40.00")
+    w.enrollment(5, "bob", at(1), journey="warranty", status="waiting", step="watch_for_claim")
+    w.ledger(5, "warranty_notice", at(1, 3))
+    w.referral_code("ANA12345", "ana", at(12))
+    w.event("click-1", "referral.clicked", "ana", at(13))
+    w.referral_order("ANA12345", "friend-order", "friend", "30.00")
+    w.ticket("t1", "cy", at(9), at(9, 5))
+    w.ticket("t2", "cy", at(10))
