@@ -110,14 +110,17 @@ CROSS JOIN LATERAL (SELECT CASE WHEN i % 7 = 0 THEN 'converted' WHEN i % 7 = 1 T
                                 ELSE 'completed' END AS status) st
 CROSS JOIN LATERAL (SELECT CASE WHEN x.journey_id NOT IN ('post_purchase', 'warranty') OR i % 3 <> 0 THEN NULL
                                 WHEN i % 30 = 0 THEN 'holdout'
-                                WHEN x.journey_id = 'warranty' THEN (ARRAY['peace_of_mind', 'repair_cost'])[1 + i % 2]
+                                WHEN x.journey_id = 'warranty'
+                                     THEN (ARRAY['peace_of_mind', 'repair_cost'])[1 + i % 2]
                                 ELSE (ARRAY['plain', 'incentive'])[1 + i % 2] END AS variant) v;
 SELECT setval(pg_get_serial_sequence('enrollments', 'id'), :n);
 
-INSERT INTO ledger (id, key, enrollment_id, journey_id, step_id, occurrence, kind, channel, template, category,
+INSERT INTO ledger (id, key, enrollment_id, journey_id, step_id, occurrence, kind, channel, template,
+                    category,
                     customer_id, to_email, status, reason, provider_message_id, attempts, payload,
                     created_at, updated_at, sent_at)
-SELECT (e.id - 1) * {per} + k + 1, e.id || ':' || s.step_id || ':' || (k / sc.n), e.id, e.journey_id, s.step_id,
+SELECT (e.id - 1) * {per} + k + 1, e.id || ':' || s.step_id || ':' || (k / sc.n), e.id, e.journey_id,
+       s.step_id,
        k / sc.n, s.kind, CASE WHEN s.kind = 'message' THEN 'email' END, s.step_id,
        CASE WHEN s.kind = 'message' THEN 'transactional' END, e.customer_id, e.customer_id || '@example.com',
        r.status, CASE WHEN r.status = 'skipped' THEN 'suppressed: bounced' END,
@@ -142,12 +145,14 @@ SELECT setval(pg_get_serial_sequence('ledger', 'id'), (SELECT max(id) FROM ledge
 CREATE TEMP TABLE sg AS
 SELECT l.key, l.customer_id, l.to_email, l.sent_at, ev.event
 FROM ledger l
-CROSS JOIN LATERAL (VALUES ('processed', 1.0), ('delivered', 0.95), ('open', 0.45), ('click', 0.10), ('bounce', 0.02),
+CROSS JOIN LATERAL (VALUES ('processed', 1.0), ('delivered', 0.95), ('open', 0.45), ('click', 0.10),
+                           ('bounce', 0.02),
                            ('unsubscribe', 0.005), ('spamreport', 0.001)) AS ev(event, p)
 WHERE l.kind = 'message' AND l.status = 'sent' AND (hashtext(l.key || ev.event) & 1023) < ev.p * 1024;
 
 INSERT INTO webhook_events (sg_event_id, event, ledger_key, email, occurred_at, received_at, data)
-SELECT 'sg-' || event || '-' || key, event, key, to_email, sent_at + interval '1 hour', sent_at + interval '1 hour',
+SELECT 'sg-' || event || '-' || key, event, key, to_email, sent_at + interval '1 hour',
+       sent_at + interval '1 hour',
        jsonb_build_object('event', event, 'sg_event_id', 'sg-' || event || '-' || key, 'posventa_key', key,
                           'timestamp', extract(epoch FROM sent_at)::bigint)
 FROM sg;
@@ -194,7 +199,8 @@ INSERT INTO referral_conversions (code, order_id, referred_customer_id, created_
 SELECT 'R' || lpad((1 + i % (:customers / 8))::text, 7, '0'), 'o' || (:n + i), 'c' || (:customers - i), :t0
 FROM generate_series(1, :n / 60) AS i;
 
-INSERT INTO support_tickets (id, customer_id, order_id, subject, category, status, source, opened_at, resolved_at)
+INSERT INTO support_tickets (id, customer_id, order_id, subject, category, status, source, opened_at,
+                             resolved_at)
 SELECT 't' || i, 'c' || (1 + i % :customers), 'o' || i, 'Ticket ' || i,
        (ARRAY['complaint', 'support', 'return', 'warranty'])[1 + i % 4],
        CASE WHEN i % 5 = 0 THEN 'open' ELSE 'resolved' END, 'journey',
@@ -239,7 +245,14 @@ def _seed(url: str, n: int) -> dict[str, int]:
             conn.execute(text("VACUUM ANALYZE"))
             counts = {
                 table: int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
-                for table in ("enrollments", "ledger", "webhook_events", "events", "orders", "feedback_responses")
+                for table in (
+                    "enrollments",
+                    "ledger",
+                    "webhook_events",
+                    "events",
+                    "orders",
+                    "feedback_responses",
+                )
             }
     finally:
         engine.dispose()
@@ -390,7 +403,9 @@ def _explain(s: Any, scope: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_report", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("enrollments", nargs="?", type=int, default=None)
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the funnel queries")
     args = parser.parse_args(argv)

@@ -37,7 +37,9 @@ LEDGER_STEP_TYPES = frozenset({"send", "action"})
 END = "END"  # posventa.graph.edges' name for the end of a journey
 
 
-def parse_period(since: str | None, until: str | None, tz: str = "UTC") -> tuple[datetime | None, datetime | None]:
+def parse_period(
+    since: str | None, until: str | None, tz: str = "UTC"
+) -> tuple[datetime | None, datetime | None]:
     """``--since`` / ``--until`` as given on a command line: a day (``2026-03-01``, its start in ``tz``) or
     an ISO 8601 instant with an offset. ``until`` is exclusive: ``--until 2026-04-01`` ends with March."""
 
@@ -85,7 +87,9 @@ def build_report(
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise ReportError(f"{name} must be an aware datetime (with a time zone)")
     if since is not None and until is not None and since >= until:
-        raise ReportError(f"the period is empty: since ({since.isoformat()}) is not before until ({until.isoformat()})")
+        raise ReportError(
+            f"the period is empty: since ({since.isoformat()}) is not before until ({until.isoformat()})"
+        )
     if churn_window_days < 1:
         raise ReportError(f"the churn window must be at least one day, not {churn_window_days}")
     all_plans = dict(plans) if plans is not None else _stored_plans(s)
@@ -105,9 +109,7 @@ def build_report(
     funnel = tuple(
         _journey(j, all_plans.get(j), totals.get(j), steps_by_journey.get(j, []), here) for j in journeys
     )
-    splits = tuple(
-        _split(j, arms, all_plans.get(j)) for j, arms in sorted(metrics.splits(s, scope).items())
-    )
+    splits = tuple(_split(j, arms, all_plans.get(j)) for j, arms in sorted(metrics.splits(s, scope).items()))
     return Report(
         generated_at=now,
         period=Period(since, until, scope.as_of),

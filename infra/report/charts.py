@@ -80,12 +80,21 @@ def nps_chart(weeks: Sequence[NpsCounts], locale: str) -> str | None:
 
 def on_time_chart(weeks: Sequence[DeliveryCounts], locale: str) -> str | None:
     """Share of deliveries on or before the promised day, per ISO week of delivery."""
-    rows = [{"week": w.key, "rate": w.on_time_rate, "delivered": w.delivered} for w in weeks if w.on_time_rate is not None]
+    rows = [
+        {"week": w.key, "rate": w.on_time_rate, "delivered": w.delivered}
+        for w in weeks
+        if w.on_time_rate is not None
+    ]
     if not rows:
         return None
     base = alt.Chart(alt.Data(values=rows), title=label("chart_on_time", locale)).encode(
         x=alt.X("week:O", title=label("week", locale)),
-        y=alt.Y("rate:Q", title=label("on_time_rate", locale), scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        y=alt.Y(
+            "rate:Q",
+            title=label("on_time_rate", locale),
+            scale=alt.Scale(domain=[0, 1]),
+            axis=alt.Axis(format="%"),
+        ),
     )
     chart = base.mark_line() + base.mark_point(filled=True).encode(
         size=alt.Size("delivered:Q", title=label("delivered", locale))

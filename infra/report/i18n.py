@@ -104,7 +104,8 @@ LABELS: dict[str, dict[str, str]] = {
     "referral_summary": {
         "es": "{codes} códigos enviados → {clicked} con clics ({clicks} clics) → {orders} pedidos → "
         "ingresos {revenue}",
-        "en": "{codes} codes sent → {clicked} clicked ({clicks} clicks) → {orders} orders → revenue {revenue}",
+        "en": "{codes} codes sent → {clicked} clicked ({clicks} clicks) → {orders} orders → "
+        "revenue {revenue}",
     },
     "complaints": {"es": "Reclamaciones y tickets", "en": "Complaints and tickets"},
     "category": {"es": "categoría", "en": "category"},

@@ -192,7 +192,13 @@ class VariantResult:
             return self
         d, low, high = found
         return VariantResult(
-            self.variant, self.enrolled, self.converted, self.revenue, round(d, 4), round(low, 4), round(high, 4)
+            self.variant,
+            self.enrolled,
+            self.converted,
+            self.revenue,
+            round(d, 4),
+            round(low, 4),
+            round(high, 4),
         )
 
 

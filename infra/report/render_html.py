@@ -37,7 +37,7 @@ class _JourneyView:
 def _markup(svg: str | None) -> Markup | None:
     # SVG produced here from the report's own numbers and identifiers (vl-convert and Graphviz escape the
     # text they draw): safe to embed as markup.
-    return None if svg is None else Markup(svg)  # noqa: S704
+    return None if svg is None else Markup(svg)
 
 
 def render_html(report: Report, locale: str = "es", *, dot: str | None = None) -> str:

@@ -54,8 +54,15 @@ def csv_rows(report: Report) -> Iterator[tuple[Any, ...]]:
     """Long format: every number of the report on its own row, named by section, journey, step, variant,
     group (a week, SKU, locale, window or category) and metric — it pivots in any spreadsheet."""
 
-    def rows(section: str, obj: Any, journey: str = "", step: str = "", variant: str = "", group: Any = "",
-             skip: Iterable[str] = ()) -> Iterator[tuple[Any, ...]]:
+    def rows(
+        section: str,
+        obj: Any,
+        journey: str = "",
+        step: str = "",
+        variant: str = "",
+        group: Any = "",
+        skip: Iterable[str] = (),
+    ) -> Iterator[tuple[Any, ...]]:
         for metric, value in _numbers(obj, skip):
             yield (section, journey, step, variant, group, metric, "" if value is None else value)
 
@@ -110,7 +117,8 @@ def grid(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -
 
     def line(cells: Sequence[str]) -> str:
         parts = [
-            str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
 
@@ -133,11 +141,20 @@ def _step_cells(st: StepFunnel, locale: str) -> list[str]:
 def _nps_table(title: str, groups: Sequence[NpsCounts], locale: str) -> list[str]:
     if not groups:
         return []
-    head = [label(title, locale), label("nps", locale), *(label(k, locale) for k in
-            ("responses", "promoters", "passives", "detractors"))]
+    head = [
+        label(title, locale),
+        label("nps", locale),
+        *(label(k, locale) for k in ("responses", "promoters", "passives", "detractors")),
+    ]
     rows = [
-        [g.label or g.key or "—", fmt.number(g.nps, locale, 1), *(fmt.number(getattr(g, k), locale) for k in
-         ("responses", "promoters", "passives", "detractors"))]
+        [
+            g.label or g.key or "—",
+            fmt.number(g.nps, locale, 1),
+            *(
+                fmt.number(getattr(g, k), locale)
+                for k in ("responses", "promoters", "passives", "detractors")
+            ),
+        ]
         for g in groups
     ]
     return ["", *grid(head, rows)]
@@ -168,13 +185,20 @@ def render_table(report: Report, locale: str = "es") -> str:
         )
         out += ["", f"-- {j.journey_id}" + (f" ({j.name})" if j.name else "") + f": {summary}"]
         if j.steps:
-            head = [label("step_id", locale), label("variant", locale), *(label(c, locale) for c in TABLE_STEP_COLUMNS)]
+            head = [
+                label("step_id", locale),
+                label("variant", locale),
+                *(label(c, locale) for c in TABLE_STEP_COLUMNS),
+            ]
             out += grid(head, [_step_cells(st, locale) for st in j.steps], left=2)
     if report.splits:
         out += ["", f"== {label('splits', locale)}", label("split_note", locale)]
         for sp in report.splits:
             out += ["", f"-- {sp.journey_id}" + (f" / {sp.step_id}" if sp.step_id else "")]
-            head = [label(k, locale) for k in ("variant", "enrolled", "converted", "conversion_rate", "difference")]
+            head = [
+                label(k, locale)
+                for k in ("variant", "enrolled", "converted", "conversion_rate", "difference")
+            ]
             rows = []
             for arm in (*([sp.holdout] if sp.holdout else []), *sp.variants):
                 ci = "—"
@@ -183,15 +207,31 @@ def render_table(report: Report, locale: str = "es") -> str:
                     high = fmt.signed_percent_points(arm.ci_high, locale)
                     ci = f"{fmt.signed_percent_points(arm.difference, locale)} [{low}, {high}]"
                 name = label("holdout", locale) if arm is sp.holdout else arm.variant
-                rows.append([name, fmt.number(arm.enrolled, locale), fmt.number(arm.converted, locale),
-                             fmt.percent(arm.conversion_rate, locale), ci])
+                rows.append(
+                    [
+                        name,
+                        fmt.number(arm.enrolled, locale),
+                        fmt.number(arm.converted, locale),
+                        fmt.percent(arm.conversion_rate, locale),
+                        ci,
+                    ]
+                )
             out += grid(head, rows)
     nps = report.nps
     o = nps.overall
-    out += ["", f"== {label('nps', locale)}", label(
-        "nps_summary", locale, nps=fmt.number(o.nps, locale, 1), responses=o.responses, promoters=o.promoters,
-        passives=o.passives, detractors=o.detractors,
-    )]
+    out += [
+        "",
+        f"== {label('nps', locale)}",
+        label(
+            "nps_summary",
+            locale,
+            nps=fmt.number(o.nps, locale, 1),
+            responses=o.responses,
+            promoters=o.promoters,
+            passives=o.passives,
+            detractors=o.detractors,
+        ),
+    ]
     out += _nps_table("week", nps.by_week, locale)
     out += _nps_table("journey", nps.by_journey, locale)
     out += _nps_table("by_product", nps.by_product, locale)
@@ -201,34 +241,94 @@ def render_table(report: Report, locale: str = "es") -> str:
         out += [f"  [{c.score}] {c.answered_at:%Y-%m-%d} {c.comment}" for c in nps.latest_comments]
     d = report.on_time_delivery
     od = d.overall
-    out += ["", f"== {label('on_time_delivery', locale)}", label(
-        "on_time_summary", locale, rate=fmt.percent(od.on_time_rate, locale), on_time=od.on_time,
-        delivered=od.delivered, late=od.late, average=fmt.number(od.average_days_late, locale, 1),
-        max=od.max_days_late, without_promise=d.without_promise, overdue=d.overdue,
-    )]
+    out += [
+        "",
+        f"== {label('on_time_delivery', locale)}",
+        label(
+            "on_time_summary",
+            locale,
+            rate=fmt.percent(od.on_time_rate, locale),
+            on_time=od.on_time,
+            delivered=od.delivered,
+            late=od.late,
+            average=fmt.number(od.average_days_late, locale, 1),
+            max=od.max_days_late,
+            without_promise=d.without_promise,
+            overdue=d.overdue,
+        ),
+    ]
     if d.by_week:
         head = [label("week", locale), label("delivered", locale), label("on_time_rate", locale)]
-        out += grid(head, [[w.key or "", fmt.number(w.delivered, locale), fmt.percent(w.on_time_rate, locale)]
-                           for w in d.by_week])
+        out += grid(
+            head,
+            [
+                [w.key or "", fmt.number(w.delivered, locale), fmt.percent(w.on_time_rate, locale)]
+                for w in d.by_week
+            ],
+        )
     r = report.repeat_purchase
-    out += ["", f"== {label('repeat_purchase', locale)}", label("repeat_summary", locale, customers=r.first_time_customers)]
+    out += [
+        "",
+        f"== {label('repeat_purchase', locale)}",
+        label("repeat_summary", locale, customers=r.first_time_customers),
+    ]
     head = [label(k, locale) for k in ("window_days", "eligible", "repeated", "rate")]
-    out += grid(head, [[str(w.days), fmt.number(w.eligible, locale), fmt.number(w.repeated, locale),
-                        fmt.percent(w.rate, locale)] for w in r.windows])
+    out += grid(
+        head,
+        [
+            [
+                str(w.days),
+                fmt.number(w.eligible, locale),
+                fmt.number(w.repeated, locale),
+                fmt.percent(w.rate, locale),
+            ]
+            for w in r.windows
+        ],
+    )
     c = report.churn
-    out += ["", f"== {label('churn', locale)}", label(
-        "churn_summary", locale, rate=fmt.percent(c.rate, locale), churned=c.churned, customers=c.customers,
-        days=c.window_days,
-    )]
+    out += [
+        "",
+        f"== {label('churn', locale)}",
+        label(
+            "churn_summary",
+            locale,
+            rate=fmt.percent(c.rate, locale),
+            churned=c.churned,
+            customers=c.customers,
+            days=c.window_days,
+        ),
+    ]
     ref = report.referral
-    out += ["", f"== {label('referral', locale)}", label(
-        "referral_summary", locale, codes=ref.codes_sent, clicked=ref.referrers_clicked, clicks=ref.clicks,
-        orders=ref.orders, revenue=fmt.money(ref.revenue, locale),
-    )]
+    out += [
+        "",
+        f"== {label('referral', locale)}",
+        label(
+            "referral_summary",
+            locale,
+            codes=ref.codes_sent,
+            clicked=ref.referrers_clicked,
+            clicks=ref.clicks,
+            orders=ref.orders,
+            revenue=fmt.money(ref.revenue, locale),
+        ),
+    ]
     out += ["", f"== {label('complaints', locale)}"]
-    head = [label(k, locale) for k in ("category", "opened_tickets", "resolved", "still_open", "median_resolution_s")]
-    out += grid(head, [[label(t.category, locale), fmt.number(t.opened, locale), fmt.number(t.resolved, locale),
-                        fmt.number(t.still_open, locale), fmt.duration(t.median_resolution_s, locale)]
-                       for t in report.complaints.by_category])
+    head = [
+        label(k, locale)
+        for k in ("category", "opened_tickets", "resolved", "still_open", "median_resolution_s")
+    ]
+    out += grid(
+        head,
+        [
+            [
+                label(t.category, locale),
+                fmt.number(t.opened, locale),
+                fmt.number(t.resolved, locale),
+                fmt.number(t.still_open, locale),
+                fmt.duration(t.median_resolution_s, locale),
+            ]
+            for t in report.complaints.by_category
+        ],
+    )
     out += ["", f"{label('notes', locale)}: {label('deferred_note', locale)}"]
     return "\n".join(out) + "\n"

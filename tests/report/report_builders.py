@@ -169,7 +169,9 @@ class World:
             )
         )
         if via is not None:
-            self.event(f"survey:{via}", "feedback.submitted", cid, created_at, order_id=oid, data={"score": score})
+            self.event(
+                f"survey:{via}", "feedback.submitted", cid, created_at, order_id=oid, data={"score": score}
+            )
 
     def event(
         self,
@@ -194,7 +196,12 @@ class World:
         )
 
     def ticket(
-        self, tid: str, cid: str, opened_at: datetime, resolved_at: datetime | None = None, category: str = "complaint"
+        self,
+        tid: str,
+        cid: str,
+        opened_at: datetime,
+        resolved_at: datetime | None = None,
+        category: str = "complaint",
     ) -> None:
         self.s.execute(
             insert(m.SupportTicket).values(
@@ -208,13 +215,19 @@ class World:
             )
         )
 
-    def referral_code(self, code: str, cid: str, created_at: datetime, journey: str | None = "post_purchase") -> None:
+    def referral_code(
+        self, code: str, cid: str, created_at: datetime, journey: str | None = "post_purchase"
+    ) -> None:
         self.customer(cid)
         self.s.execute(
-            insert(m.ReferralCode).values(code=code, customer_id=cid, journey_id=journey, created_at=created_at)
+            insert(m.ReferralCode).values(
+                code=code, customer_id=cid, journey_id=journey, created_at=created_at
+            )
         )
 
-    def referral_order(self, code: str, oid: str, referred: str, total: str, *, status: str = "placed") -> None:
+    def referral_order(
+        self, code: str, oid: str, referred: str, total: str, *, status: str = "placed"
+    ) -> None:
         self.order(oid, referred, T0, total, status=status)
         self.s.execute(
             insert(m.ReferralConversion).values(code=code, order_id=oid, referred_customer_id=referred)
@@ -227,21 +240,47 @@ def sample_world(w: World) -> None:
     w.customer("ana", "es")
     w.customer("bob", "en")
     for i, (cid, variant, status) in enumerate(
-        [("ana", "plain", "converted"), ("bob", "holdout", "exited"), ("cy", "incentive", "waiting"), ("di", None, "active")],
+        [
+            ("ana", "plain", "converted"),
+            ("bob", "holdout", "exited"),
+            ("cy", "incentive", "waiting"),
+            ("di", None, "active"),
+        ],
         start=1,
     ):
         oid = f"order-{cid}"
-        w.order(oid, cid, T0, "25.00", status="delivered", promised=date(2026, 3, 4) + timedelta(days=i % 2 * 7),
-                delivered_at=at(2 + i * 3, 2), items=[{"sku": f"SKU-{i % 2}", "name": f"Producto {i % 2}"}])
-        w.enrollment(i, cid, T0, order_id=oid, status=status, variant=variant,
-                     step="content_wait" if status in ("waiting", "active") else None,
-                     ended_at=at(20) if status in ("converted", "exited") else None)
+        w.order(
+            oid,
+            cid,
+            T0,
+            "25.00",
+            status="delivered",
+            promised=date(2026, 3, 4) + timedelta(days=i % 2 * 7),
+            delivered_at=at(2 + i * 3, 2),
+            items=[{"sku": f"SKU-{i % 2}", "name": f"Producto {i % 2}"}],
+        )
+        w.enrollment(
+            i,
+            cid,
+            T0,
+            order_id=oid,
+            status=status,
+            variant=variant,
+            step="content_wait" if status in ("waiting", "active") else None,
+            ended_at=at(20) if status in ("converted", "exited") else None,
+        )
         thanks = w.ledger(i, "thank_you", at(hours=i))
         for j, event in enumerate(("delivered", "open", "click")[: 4 - i % 3]):
             w.webhook(thanks, event, f"sg-{i}-{j}")
         survey = w.ledger(i, "nps_survey", at(8 + i))
-        w.answer(cid, oid, (10, 9, 6, 8)[i - 1], at(6 + i * 2), comment=("¡Genial!", None, "Tarde", None)[i - 1],
-                 via=survey)
+        w.answer(
+            cid,
+            oid,
+            (10, 9, 6, 8)[i - 1],
+            at(6 + i * 2),
+            comment=("¡Genial!", None, "Tarde", None)[i - 1],
+            via=survey,
+        )
         if variant == "plain":
             w.ledger(i, "referral_ask", at(12), variant=variant)
     w.order("again-ana", "ana", at(15), "40.00")

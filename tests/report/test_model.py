@@ -78,17 +78,37 @@ def test_to_plain_names_fields_then_derived_values() -> None:
     assert list(plain)[:4] == ["journey_id", "step_id", "variant", "type"]
     assert (plain["delivery_rate"], plain["open_rate"], plain["deferred"]) == (0.5, 0.5, None)
     churn = to_plain(Churn(180, datetime(2026, 3, 2, tzinfo=UTC), 4, 1))
-    assert churn == {"window_days": 180, "as_of": "2026-03-02T00:00:00+00:00", "customers": 4, "churned": 1,
-                     "rate": 0.25}
+    assert churn == {
+        "window_days": 180,
+        "as_of": "2026-03-02T00:00:00+00:00",
+        "customers": 4,
+        "churned": 1,
+        "rate": 0.25,
+    }
 
 
 def test_formatting_per_locale() -> None:
-    assert (fmt.percent(0.4567, "es"), fmt.percent(0.4567, "en"), fmt.percent(None, "en")) == ("45,7 %", "45.7%", "—")
+    assert (fmt.percent(0.4567, "es"), fmt.percent(0.4567, "en"), fmt.percent(None, "en")) == (
+        "45,7 %",
+        "45.7%",
+        "—",
+    )
     assert (fmt.number(12345.5, "es", 2), fmt.number(12345.5, "en", 2)) == ("12.345,50", "12,345.50")
-    assert [fmt.duration(s, "en") for s in (None, 45, 720, 12600, 183600)] == ["—", "45 s", "12.0 min", "3.5 h", "2.1 d"]
+    assert [fmt.duration(s, "en") for s in (None, 45, 720, 12600, 183600)] == [
+        "—",
+        "45 s",
+        "12.0 min",
+        "3.5 h",
+        "2.1 d",
+    ]
     assert fmt.duration(12600, "es") == "3,5 h"
-    assert (fmt.signed_percent_points(0.032, "es"), fmt.signed_percent_points(-0.1, "en")) == ("+3,2 pp", "-10.0 pp")
-    assert label("nps_summary", "en", nps=1, responses=2, promoters=3, passives=4, detractors=5).startswith("NPS 1")
+    assert (fmt.signed_percent_points(0.032, "es"), fmt.signed_percent_points(-0.1, "en")) == (
+        "+3,2 pp",
+        "-10.0 pp",
+    )
+    assert label("nps_summary", "en", nps=1, responses=2, promoters=3, passives=4, detractors=5).startswith(
+        "NPS 1"
+    )
     assert label("churn", "es") == "Abandono" and label("churn", "en") == "Churn"
     with pytest.raises(ReportError, match="unknown locale 'fr'"):
         check_locale("fr")

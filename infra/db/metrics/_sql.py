@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Date, Float, Integer, String, case, cast, func, text
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -100,7 +100,9 @@ def _days_sqlite(element: days_between, compiler: SQLCompiler, **kw: Any) -> str
     return f"CAST(round(julianday({b}) - julianday({a})) AS INTEGER)"
 
 
-def json_array_elements(dialect: str, array: ColumnElement[Any]) -> TableValuedAlias:
+def json_array_elements(
+    dialect: str, array: ColumnElement[Any] | QueryableAttribute[Any]
+) -> TableValuedAlias:
     """A table of the elements of a JSON array column, one ``value`` per element, for a lateral join
     (PostgreSQL ``jsonb_array_elements``, SQLite ``json_each``)."""
     if dialect == "postgresql":

@@ -264,10 +264,11 @@ def journey_totals(s: Session, scope: Scope) -> dict[str, JourneyTotals]:
             select(c.c.journey_id, func.sum(rev.c.revenue))
             .select_from(c.join(rev, rev.c.id == c.c.id))
             .group_by(c.c.journey_id)
-        )
-        .all()
+        ).all()
     )
-    return {j: JourneyTotals(j, dict(sorted(st.items())), money(revenue.get(j))) for j, st in statuses.items()}
+    return {
+        j: JourneyTotals(j, dict(sorted(st.items())), money(revenue.get(j))) for j, st in statuses.items()
+    }
 
 
 def positions(s: Session, scope: Scope) -> dict[tuple[str, str], int]:

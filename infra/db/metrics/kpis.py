@@ -20,7 +20,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import Subquery, TableValuedAlias
 
 from infra.db import models as m
-from infra.db.types import JSONType
 from infra.db.metrics._sql import (
     days_between,
     epoch_s,
@@ -32,6 +31,7 @@ from infra.db.metrics._sql import (
     week_start,
 )
 from infra.db.metrics.funnel import Scope, money
+from infra.db.types import JSONType
 from infra.report.model import (
     Churn,
     Complaints,
@@ -74,7 +74,7 @@ def _dialect(s: Session) -> str:
     return s.get_bind().dialect.name
 
 
-# --- NPS ------------------------------------------------------------------------------------------------
+# --- NPS ----------------------------------------------------------------------------------------------------
 def _survey_journeys() -> Subquery:
     """(feedback id, journey id) for NPS answers given through a survey email: the answer's
     ``feedback.submitted`` event is ``survey:<ledger key>``, and that ledger row names the journey."""
@@ -164,7 +164,9 @@ def nps(s: Session, scope: Scope, comments: int = 10) -> Nps:
     o = m.Order
     item = json_array_elements(_dialect(s), o.items)
     products = (
-        select(a.c.id, a.c.score, _json_field(item, "sku").label("sku"), _json_field(item, "name").label("name"))
+        select(
+            a.c.id, a.c.score, _json_field(item, "sku").label("sku"), _json_field(item, "name").label("name")
+        )
         .select_from(a.join(o, o.id == a.c.order_id), item)
         .distinct()  # an order listing a SKU twice is one answer about it
         .subquery("products")
@@ -180,7 +182,9 @@ def nps(s: Session, scope: Scope, comments: int = 10) -> Nps:
     c = m.Customer
     by_locale = _nps_rows(
         s,
-        select(c.locale.label("key"), *counts).select_from(a.join(c, c.id == a.c.customer_id)).group_by(c.locale),
+        select(c.locale.label("key"), *counts)
+        .select_from(a.join(c, c.id == a.c.customer_id))
+        .group_by(c.locale),
     )
 
     f = m.FeedbackResponse
@@ -198,11 +202,14 @@ def nps(s: Session, scope: Scope, comments: int = 10) -> Nps:
         by_journey=tuple(sorted(by_journey, key=lambda r: r.key or "")),
         by_product=tuple(sorted(by_product, key=lambda r: (-r.responses, r.key or ""))),
         by_locale=tuple(sorted(by_locale, key=lambda r: r.key or "")),
-        latest_comments=tuple(NpsComment(*row) for row in latest),
+        latest_comments=tuple(
+            NpsComment(answered_at, score, comment or "", customer_id, order_id, locale)
+            for answered_at, score, comment, customer_id, order_id, locale in latest
+        ),
     )
 
 
-# --- on-time delivery -------------------------------------------------------------------------------------
+# --- on-time delivery ---------------------------------------------------------------------------------------
 def _delivery_counts(late_days: ColumnElement[int]) -> list[ColumnElement[Any]]:
     late = late_days > 0
     return [
@@ -239,11 +246,14 @@ def on_time_delivery(s: Session, scope: Scope) -> OnTimeDelivery:
         .where(*delivered, o.promised_delivery_date.is_not(None))
         .subquery("deliveries")
     )
-    overall = _delivery_rows(s, select(*_delivery_counts(rows.c.late_days)))[0]
     by_week = _delivery_rows(
         s, select(rows.c.key, *_delivery_counts(rows.c.late_days)).group_by(rows.c.key).order_by(rows.c.key)
     )
-    without = s.scalar(select(func.count()).where(*delivered, o.promised_delivery_date.is_(None))) or 0
+    overall = DeliveryCounts(
+        None,
+        *(sum(getattr(w, k) for w in by_week) for k in ("delivered", "on_time", "late", "days_late_total")),
+        max((w.max_days_late for w in by_week), default=0),
+    )
     today = scope.as_of.astimezone(UTC).date()
     pending = [
         o.status.in_(("placed", "shipped")),
@@ -252,7 +262,12 @@ def on_time_delivery(s: Session, scope: Scope) -> OnTimeDelivery:
     ]
     if scope.since is not None:
         pending.append(o.promised_delivery_date >= scope.since.astimezone(UTC).date())
-    overdue = s.scalar(select(func.count()).select_from(o).where(*pending)) or 0
+    without, overdue = s.execute(
+        select(
+            func.count().filter(and_(*delivered, o.promised_delivery_date.is_(None))),
+            func.count().filter(and_(*pending)),
+        )
+    ).one()
     return OnTimeDelivery(overall, tuple(by_week), int(without), int(overdue))
 
 
@@ -331,7 +346,7 @@ def churn(s: Session, scope: Scope, window_days: int = DEFAULT_CHURN_WINDOW_DAYS
     return Churn(window_days, scope.as_of, int(customers), int(churned))
 
 
-# --- referrals and tickets ------------------------------------------------------------------------------------
+# --- referrals and tickets ----------------------------------------------------------------------------------
 def referral(s: Session, scope: Scope) -> Referral:
     """Codes issued in the period (``referral_codes.created_at``; a code is created the first time a
     message shows it, and tagged with that journey) → ``referral.clicked`` events of their owners (the
