@@ -71,14 +71,14 @@ def newcombe(x1: int, n1: int, x2: int, n2: int, z: float = Z95) -> tuple[float,
 @dataclass(frozen=True)
 class StepFunnel:
     """One step of a journey (a send or an action: the steps that leave a ledger row), for one split
-    variant (``variant`` is None before any split, or the variant the message was sent under).
+    variant (``variant``: the arm the enrollment was assigned; None when it reached no split).
 
     ``entered``: enrollments that reached the step; ``due``: ledger rows created for it (a repeated step
     counts each time); ``sent``/``skipped``/``failed``: those rows by outcome; ``delivered`` … ``dropped``:
     rows with at least one such SendGrid event (unique opens and clicks, not event counts); ``converted``:
-    enrollments that reached the step and reached the journey's goal; ``revenue``: what they brought (see
-    ``infra.db.metrics.funnel``); ``median_time_to_step_s``: from entering the journey to reaching the
-    step. ``deferred`` is None: see :data:`DEFERRED_NOTE`."""
+    enrollments that reached the step and reached the journey's goal; ``revenue``: what they brought;
+    ``median_time_to_step_s``: from entering the journey to reaching the step (definitions in
+    ``infra.db.metrics.funnel``). ``deferred`` is None: see :data:`DEFERRED_NOTE`."""
 
     DERIVED: ClassVar[tuple[str, ...]] = ("delivery_rate", "open_rate", "click_rate", "conversion_rate")
 
@@ -165,7 +165,7 @@ class JourneyFunnel:
 @dataclass(frozen=True)
 class VariantResult:
     """One arm of a split. ``converted``: enrollments whose customer placed another order after entering
-    the journey (see ``infra.db.metrics.splits`` for why not the enrollment status); ``revenue``: those
+    the journey (see ``infra.db.metrics.funnel.splits`` for why not the enrollment status); ``revenue``: those
     orders' total. ``difference``/``ci_low``/``ci_high``: this arm's conversion rate minus the holdout's,
     with Newcombe's 95% interval (None for the holdout itself, or without a holdout)."""
 

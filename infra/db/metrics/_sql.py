@@ -20,84 +20,74 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
 
 _UNIX_EPOCH_JULIAN = 2440587.5  # julianday('1970-01-01')
+_SQLITE_LN = "posventa_ln"
 
 
-class epoch_s(FunctionElement[float]):
-    """Seconds since 1970-01-01 UTC of an instant column (a float)."""
+def _portable(name: str, type_: TypeEngine[Any], **sql: str) -> type[FunctionElement[Any]]:
+    """A SQL function written once per dialect: ``sql`` maps a dialect name to a template in which
+    ``{0}``, ``{1}``… are the compiled arguments."""
+    construct: type[FunctionElement[Any]] = type(
+        name, (FunctionElement,), {"type": type_, "inherit_cache": True, "name": name}
+    )
+    for dialect, template in sql.items():
 
-    type = Float()
-    inherit_cache = True
-    name = "epoch_s"
+        def compile_(
+            element: FunctionElement[Any], compiler: SQLCompiler, _t: str = template, **kw: Any
+        ) -> str:
+            return _t.format(*(compiler.process(c, **kw) for c in element.clauses))
 
-
-@compiles(epoch_s, "postgresql")
-def _epoch_pg(element: epoch_s, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"date_part('epoch', {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(epoch_s, "sqlite")
-def _epoch_sqlite(element: epoch_s, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - {_UNIX_EPOCH_JULIAN}) * 86400.0)"
-
-
-class utc_day(FunctionElement[Any]):
-    """The UTC calendar day of an instant column (a DATE)."""
-
-    type = Date()
-    inherit_cache = True
-    name = "utc_day"
+        compiles(construct, dialect)(compile_)
+    return construct
 
 
-@compiles(utc_day, "postgresql")
-def _day_pg(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
-
-
-@compiles(utc_day, "sqlite")
-def _day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-class week_start(FunctionElement[Any]):
-    """The Monday (UTC) of the ISO week of an instant column (a DATE)."""
-
-    type = Date()
-    inherit_cache = True
-    name = "week_start"
-
-
-@compiles(week_start, "postgresql")
-def _week_pg(element: week_start, compiler: SQLCompiler, **kw: Any) -> str:
-    inner = compiler.process(element.clauses, **kw)
-    return f"CAST(date_trunc('week', ({inner}) AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(week_start, "sqlite")
-def _week_sqlite(element: week_start, compiler: SQLCompiler, **kw: Any) -> str:
-    # 'weekday 0' moves forward to the next Sunday (or stays on one); six days back is that week's Monday.
-    return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
-
-
-class days_between(FunctionElement[int]):
-    """``days_between(a, b)``: whole days from DATE ``a`` to DATE ``b`` (negative when b is earlier)."""
-
-    type = Integer()
-    inherit_cache = True
-    name = "days_between"
-
-
-@compiles(days_between, "postgresql")
-def _days_pg(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(({b}) - ({a}))"
-
-
-@compiles(days_between, "sqlite")
-def _days_sqlite(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(round(julianday({b}) - julianday({a})) AS INTEGER)"
+#: Seconds since 1970-01-01 UTC of an instant column (a float).
+epoch_s = _portable(
+    "epoch_s",
+    Float(),
+    postgresql="date_part('epoch', {0})",
+    sqlite=f"((julianday({{0}}) - {_UNIX_EPOCH_JULIAN}) * 86400.0)",
+)
+#: The UTC calendar day of an instant column (a DATE).
+utc_day = _portable(
+    "utc_day", Date(), postgresql="CAST(({0}) AT TIME ZONE 'UTC' AS DATE)", sqlite="date({0})"
+)
+#: The Monday (UTC) of the ISO week of an instant column (a DATE). SQLite: 'weekday 0' moves forward to
+#: the next Sunday (or stays on one); six days back is that week's Monday.
+week_start = _portable(
+    "week_start",
+    Date(),
+    postgresql="CAST(date_trunc('week', ({0}) AT TIME ZONE 'UTC') AS DATE)",
+    sqlite="date({0}, 'weekday 0', '-6 days')",
+)
+#: ``days_between(a, b)``: whole days from DATE ``a`` to DATE ``b`` (negative when b is earlier).
+days_between = _portable(
+    "days_between",
+    Integer(),
+    postgresql="(({1}) - ({0}))",
+    sqlite="CAST(round(julianday({1}) - julianday({0})) AS INTEGER)",
+)
+#: The natural logarithm. SQLite has ``ln`` only when built with its math functions, so there it is a
+#: Python function that :func:`prepare` registers on the connection.
+ln = _portable("ln", Float(), postgresql="ln({0})", sqlite=_SQLITE_LN + "({0})")
+#: The enrollment id part of a ledger key ``<enrollment id>:<step id>:<occurrence>``, as text (a key that
+#: is not one of ours then matches no enrollment instead of failing a cast).
+key_enrollment = _portable(
+    "key_enrollment",
+    String(),
+    postgresql="split_part({0}, ':', 1)",
+    sqlite="substr({0}, 1, instr({0}, ':') - 1)",
+)
+#: The step id part of a ledger key (step ids are ``[a-z][a-z0-9_]*``, occurrences digits). SQLite:
+#: "step:occurrence" → strip the occurrence's digits, then the colon.
+key_step = _portable(
+    "key_step",
+    String(),
+    postgresql="split_part({0}, ':', 2)",
+    sqlite="rtrim(rtrim(substr({0}, instr({0}, ':') + 1), '0123456789'), ':')",
+)
 
 
 def json_array_elements(
@@ -110,70 +100,8 @@ def json_array_elements(
     return func.json_each(array).table_valued("value", joins_implicitly=True)
 
 
-class ln(FunctionElement[float]):
-    """The natural logarithm. SQLite has ``ln`` only when built with its math functions, so there it is a
-    Python function that :func:`prepare` registers on the connection."""
-
-    type = Float()
-    inherit_cache = True
-    name = "ln"
-
-
-_SQLITE_LN = "posventa_ln"
-
-
-@compiles(ln, "postgresql")
-def _ln_pg(element: ln, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"ln({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(ln, "sqlite")
-def _ln_sqlite(element: ln, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{_SQLITE_LN}({compiler.process(element.clauses, **kw)})"
-
-
 def _sqlite_ln(value: float | None) -> float | None:
     return None if value is None or value <= 0 else math.log(value)
-
-
-class key_enrollment(FunctionElement[str]):
-    """The enrollment id part of a ledger key ``<enrollment id>:<step id>:<occurrence>``, as text (a key
-    that is not one of ours then matches no enrollment instead of failing a cast)."""
-
-    type = String()
-    inherit_cache = True
-    name = "key_enrollment"
-
-
-@compiles(key_enrollment, "postgresql")
-def _key_enrollment_pg(element: key_enrollment, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"split_part({compiler.process(element.clauses, **kw)}, ':', 1)"
-
-
-@compiles(key_enrollment, "sqlite")
-def _key_enrollment_sqlite(element: key_enrollment, compiler: SQLCompiler, **kw: Any) -> str:
-    k = compiler.process(element.clauses, **kw)
-    return f"substr({k}, 1, instr({k}, ':') - 1)"
-
-
-class key_step(FunctionElement[str]):
-    """The step id part of a ledger key (step ids are ``[a-z][a-z0-9_]*``, occurrences digits)."""
-
-    type = String()
-    inherit_cache = True
-    name = "key_step"
-
-
-@compiles(key_step, "postgresql")
-def _key_step_pg(element: key_step, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"split_part({compiler.process(element.clauses, **kw)}, ':', 2)"
-
-
-@compiles(key_step, "sqlite")
-def _key_step_sqlite(element: key_step, compiler: SQLCompiler, **kw: Any) -> str:
-    k = compiler.process(element.clauses, **kw)
-    # "step:occurrence" → strip the occurrence's digits, then the colon
-    return f"rtrim(rtrim(substr({k}, instr({k}, ':') + 1), '0123456789'), ':')"
 
 
 # --- medians from histograms ------------------------------------------------------------------------------

@@ -7,30 +7,45 @@ different customers would show conversion rates that are not rates.
 Definitions (the JSON keys of ``infra.report.model.StepFunnel``):
 
 * a step row is (journey, step, variant), built from the ledger — the one row per (enrollment, step,
-  occurrence) reserved before every send and action. ``variant`` is the split variant the message was
-  sent under (``payload.variant``; None before a split and for actions);
+  occurrence) reserved before every send and action, so only sends and actions have rows. ``variant`` is
+  the split variant the *enrollment* was assigned (``state.variant``; None when it reached no split), the
+  same grouping as the split comparison: the steps before the split are broken down by the arm the
+  customer got later too, which shows whether the arms were alike before it;
 * ``entered`` = ledger rows with ``occurrence = 0`` (the first time an enrollment reached the step: the
-  engine numbers occurrences from the step's visit count), ``due`` = all its ledger rows;
+  engine numbers occurrences from the step's visit count), ``due`` = all its ledger rows, ``sent`` /
+  ``skipped`` / ``failed`` = those rows by status (an action is ``sent`` once performed);
 * ``delivered`` / ``bounced`` / ``dropped`` / ``opened`` / ``clicked`` / ``unsubscribed`` /
-  ``spam_reports`` = ledger rows with at least one such SendGrid event in ``webhook_events``, matched by the
-  ledger key SendGrid echoes back in ``custom_args`` (``posventa_key``). A bounce of type ``blocked`` is
-  temporary and counts as a bounce too (the message did not arrive);
+  ``spam_reports`` = ledger rows with at least one such SendGrid event in ``webhook_events``, matched by
+  the ledger key SendGrid echoes back in ``custom_args`` (``posventa_key``): unique opens and clicks, not
+  event counts. A ``blocked`` bounce (temporary) counts as a bounce: the message did not arrive;
 * ``converted`` = enrollments that reached the step and have the status ``converted`` (the engine sets it
   when the journey's goal event arrives);
 * **revenue attributed** to a converted enrollment = the total of the orders its customer placed from
   entering the journey up to converting (``entered_at`` ≤ ``placed_at`` ≤ ``ended_at``), except the order
   that started the enrollment and canceled orders. A step's revenue sums its converted enrollments'.
   Amounts are summed whatever their currency: one shop, one currency;
-* ``median_time_to_step_s`` = median of (first ledger row of the step − ``entered_at``) in seconds.
+* ``median_time_to_step_s`` = median of (first ledger row of the step − ``entered_at``), in seconds, from a
+  1%-wide log histogram (``_sql.median_of``: exact when the middle values are far enough apart to sit in
+  buckets of their own, within 1% otherwise) — an exact ``percentile_cont`` sorts every ledger row;
+* ``deferred`` is None: the engine does not persist deferrals (``infra.report.model.DEFERRED_NOTE``).
 
-Speed (issue 13: 1,000,000 ledger rows and 100,000 enrollments under 2 s on PostgreSQL): aggregated in
-SQL, one pass over the ledger grouped by (journey, step, variant) with ``FILTER`` counts, and the
-webhook events reduced to one row of flags per ledger key before the join. No summary table: the ledger
-is append-mostly but its statuses and webhook events change for days after a row is written, so a
-summary would need triggers or a second writer in every code path that touches them, and the measured
-query already fits (``benchmarks/bench_report.py``). No extra index either: every query here reads the
-whole cohort, which PostgreSQL does fastest with sequential scans and hash joins; the numbers are in the
-benchmark's output.
+Speed (issue 13: 1,000,000 ledger rows and 100,000 enrollments, under 2 s on PostgreSQL; measured by
+``benchmarks/bench_report.py``, which also seeds 1.7 M webhook events). Aggregated in SQL, today's schema:
+one pass over the ledger joined to the cohort with ``FILTER`` counts (the medians' histogram in the same
+pass), and one over the webhook events reduced to distinct (ledger key, kind) pairs and joined to the
+cohort through the enrollment id at the front of the key — the million-row ledger is never probed per
+event. ``_sql.hash_plans`` keeps PostgreSQL on hash aggregates (its estimates for JSON and computed keys
+made it sort a million rows). This is not enough on the shared two-core machine: the report took 6.4 s,
+and 4.5 s with the two covering indexes the benchmark proposes (load average 5–9 during the run); the
+funnel is three quarters of it, half of that the webhook events. The way under 2 s, for the next step
+(both need a migration, so they are proposals here): (1) keep each message's first delivered / opened /
+clicked / bounced / unsubscribed / spam-report instant on its ledger row, set by ``webhook_apply`` in the
+transaction that records the event — exact, one writer, and the webhook table leaves the report; (2) the
+covering index ``ledger (enrollment_id, step_id, occurrence, status) INCLUDE (created_at, <those
+columns>)``, so the funnel is one index-only scan (measured: the ledger pass alone is 0.6 s index-only,
+1.3 s from the heap, at load 2–3). A summary table kept by every writer was rejected: ledger statuses,
+webhook events and conversions change a cohort's numbers for weeks, so every code path that touches them
+would need to update it, and rows hit by many workers at once (one per journey and step) serialise them.
 """
 
 from __future__ import annotations

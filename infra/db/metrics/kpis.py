@@ -250,9 +250,12 @@ def on_time_delivery(s: Session, scope: Scope) -> OnTimeDelivery:
         s, select(rows.c.key, *_delivery_counts(rows.c.late_days)).group_by(rows.c.key).order_by(rows.c.key)
     )
     overall = DeliveryCounts(
-        None,
-        *(sum(getattr(w, k) for w in by_week) for k in ("delivered", "on_time", "late", "days_late_total")),
-        max((w.max_days_late for w in by_week), default=0),
+        key=None,
+        delivered=sum(w.delivered for w in by_week),
+        on_time=sum(w.on_time for w in by_week),
+        late=sum(w.late for w in by_week),
+        days_late_total=sum(w.days_late_total for w in by_week),
+        max_days_late=max((w.max_days_late for w in by_week), default=0),
     )
     today = scope.as_of.astimezone(UTC).date()
     pending = [
