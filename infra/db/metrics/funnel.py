@@ -35,15 +35,17 @@ one pass over the ledger joined to the cohort with ``FILTER`` counts (the median
 pass), and one over the webhook events reduced to distinct (ledger key, kind) pairs and joined to the
 cohort through the enrollment id at the front of the key — the million-row ledger is never probed per
 event. ``_sql.hash_plans`` keeps PostgreSQL on hash aggregates (its estimates for JSON and computed keys
-made it sort a million rows). This is not enough on the shared two-core machine: the report took 6.4 s,
-and 4.5 s with the two covering indexes the benchmark proposes (load average 5–9 during the run); the
-funnel is three quarters of it, half of that the webhook events. The way under 2 s, for the next step
-(both need a migration, so they are proposals here): (1) keep each message's first delivered / opened /
-clicked / bounced / unsubscribed / spam-report instant on its ledger row, set by ``webhook_apply`` in the
-transaction that records the event — exact, one writer, and the webhook table leaves the report; (2) the
-covering index ``ledger (enrollment_id, step_id, occurrence, status) INCLUDE (created_at, <those
-columns>)``, so the funnel is one index-only scan (measured: the ledger pass alone is 0.6 s index-only,
-1.3 s from the heap, at load 2–3). A summary table kept by every writer was rejected: ledger statuses,
+made it sort a million rows). This is not enough on the shared two-core machine: the whole report took
+4.7 s, and 4.3 s with the two covering indexes the benchmark proposes (load average 4–5 during the run;
+6.4 and 4.5 s at 5–9); the funnel is 3.5 s of it, and EXPLAIN ANALYZE puts 2.3 s of that in the webhook
+query (a million distinct (key, kind) pairs to find) and 1.2 s in the ledger pass. The way under 2 s,
+for the next step (both need a migration, so they are proposals here): (1) keep each message's first
+delivered / opened / clicked / bounced / unsubscribed / spam-report instant on its ledger row, set by
+``webhook_apply`` in the transaction that records the event — exact, one writer, and the webhook table
+leaves the report; (2) the covering index
+``ledger (enrollment_id, step_id, occurrence, status) INCLUDE (created_at, <those columns>)``, so the
+funnel is one index-only scan (measured: the ledger pass alone is 0.6 s index-only, 1.3 s from the heap,
+at load 2–3). A summary table kept by every writer was rejected: ledger statuses,
 webhook events and conversions change a cohort's numbers for weeks, so every code path that touches them
 would need to update it, and rows hit by many workers at once (one per journey and step) serialise them.
 """
