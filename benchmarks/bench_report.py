@@ -3,9 +3,10 @@
 A fresh, migrated PostgreSQL database is seeded with set-based SQL (``generate_series``, seeded
 ``random()``): ``POSVENTA_BENCH_REPORT_ENROLLMENTS`` enrollments (default 100,000) over the five shipped
 journeys (their real compiled plans), ten ledger rows each (1,000,000), the SendGrid webhook events of
-the sent messages (delivered, opens, clicks, bounces, unsubscribes, spam reports: ≈1.4 per sent
-message) and the matching ``email.*`` events, the orders behind the enrollments plus repeat orders,
-NPS answers given through survey emails, referral codes, clicks and conversions, and support tickets.
+the sent messages (processed for each, delivered 95%, open 45%, click 10%, bounce 2%, unsubscribe 0.5%,
+spam report 0.1%: 1.7 million) and the matching ``email.*`` events, the orders behind the enrollments
+plus repeat orders, NPS answers given through survey emails, referral codes, clicks and conversions, and
+support tickets.
 Then ``VACUUM ANALYZE`` (what autovacuum does for a live database).
 
 Timed, in the same process and connection pool: the baseline ``SELECT count(*) FROM ledger`` and the
@@ -269,8 +270,9 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
     return min(times), times
 
 
-#: Indexes this benchmark measures as a proposal (the schema is not changed by the report code):
-#: covering indexes that let the two big scans of the funnel be index-only scans.
+#: Indexes this benchmark measures as a proposal (the report code does not change the schema): covering
+#: indexes that make the funnel's two big scans index-only. The second replaces ix_webhook_events_ledger_key
+#: (a prefix of it). Measured: the ledger pass 1.3 → 0.6 s; the report as a whole about 10% faster.
 PROPOSED_INDEXES = (
     "CREATE INDEX ix_ledger_enrollment_id_step_id_occurrence_status ON ledger "
     "(enrollment_id, step_id, occurrence, status) INCLUDE (created_at)",

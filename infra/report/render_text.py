@@ -52,7 +52,8 @@ def _numbers(obj: Any, skip: Iterable[str] = ()) -> Iterator[tuple[str, Any]]:
 
 def csv_rows(report: Report) -> Iterator[tuple[Any, ...]]:
     """Long format: every number of the report on its own row, named by section, journey, step, variant,
-    group (a week, SKU, locale, window or category) and metric — it pivots in any spreadsheet."""
+    group (a week, SKU, locale, window or category) and metric — it pivots in any spreadsheet. The NPS
+    comments are text, not numbers: they are in the JSON, the table and the HTML page."""
 
     def rows(
         section: str,
@@ -226,10 +227,10 @@ def render_table(report: Report, locale: str = "es") -> str:
             "nps_summary",
             locale,
             nps=fmt.number(o.nps, locale, 1),
-            responses=o.responses,
-            promoters=o.promoters,
-            passives=o.passives,
-            detractors=o.detractors,
+            responses=fmt.number(o.responses, locale),
+            promoters=fmt.number(o.promoters, locale),
+            passives=fmt.number(o.passives, locale),
+            detractors=fmt.number(o.detractors, locale),
         ),
     ]
     out += _nps_table("week", nps.by_week, locale)
@@ -248,13 +249,13 @@ def render_table(report: Report, locale: str = "es") -> str:
             "on_time_summary",
             locale,
             rate=fmt.percent(od.on_time_rate, locale),
-            on_time=od.on_time,
-            delivered=od.delivered,
-            late=od.late,
+            on_time=fmt.number(od.on_time, locale),
+            delivered=fmt.number(od.delivered, locale),
+            late=fmt.number(od.late, locale),
             average=fmt.number(od.average_days_late, locale, 1),
-            max=od.max_days_late,
-            without_promise=d.without_promise,
-            overdue=d.overdue,
+            max=fmt.number(od.max_days_late, locale),
+            without_promise=fmt.number(d.without_promise, locale),
+            overdue=fmt.number(d.overdue, locale),
         ),
     ]
     if d.by_week:
@@ -270,7 +271,7 @@ def render_table(report: Report, locale: str = "es") -> str:
     out += [
         "",
         f"== {label('repeat_purchase', locale)}",
-        label("repeat_summary", locale, customers=r.first_time_customers),
+        label("repeat_summary", locale, customers=fmt.number(r.first_time_customers, locale)),
     ]
     head = [label(k, locale) for k in ("window_days", "eligible", "repeated", "rate")]
     out += grid(
@@ -293,8 +294,8 @@ def render_table(report: Report, locale: str = "es") -> str:
             "churn_summary",
             locale,
             rate=fmt.percent(c.rate, locale),
-            churned=c.churned,
-            customers=c.customers,
+            churned=fmt.number(c.churned, locale),
+            customers=fmt.number(c.customers, locale),
             days=c.window_days,
         ),
     ]
@@ -305,10 +306,10 @@ def render_table(report: Report, locale: str = "es") -> str:
         label(
             "referral_summary",
             locale,
-            codes=ref.codes_sent,
-            clicked=ref.referrers_clicked,
-            clicks=ref.clicks,
-            orders=ref.orders,
+            codes=fmt.number(ref.codes_sent, locale),
+            clicked=fmt.number(ref.referrers_clicked, locale),
+            clicks=fmt.number(ref.clicks, locale),
+            orders=fmt.number(ref.orders, locale),
             revenue=fmt.money(ref.revenue, locale),
         ),
     ]
