@@ -20,10 +20,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Chromium + chromedriver for the browser tests (Debian packages; root on CI).
+# Chromium + chromedriver for the browser tests, Graphviz for the report's journey diagrams (Debian
+# packages; root on CI).
 browser-deps:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v dot >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver graphviz >/dev/null)
 
 demo: $(STAMP)
 	mkdir -p "$(PREFECT_HOME)"

@@ -5,8 +5,9 @@ crashed (1). ``--only NAME`` runs one of them.
 Benchmarks: ``simulate`` (issue 2: the simulator, 10k vs 1k customers), ``sweep`` (issue 3: the nightly
 sweep on PostgreSQL vs the per-customer Prefect design and the raw SQL+HTTP limit; sizes from
 ``POSVENTA_BENCH_SIZES``), ``email`` (SendGridSender batched vs one request per message, by a colleague)
-``api`` (``benchmarks/bench_api.py``, when that module exists) and ``render`` (one ``thank_you`` message
-vs a trivial template).
+``api`` (``benchmarks/bench_api.py``), ``render`` (one ``thank_you`` message vs a trivial template) and
+``report`` (the results report over a million ledger rows on PostgreSQL; size from
+``POSVENTA_BENCH_REPORT_ENROLLMENTS``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,25 @@ def _api_ratios(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _report() -> dict[str, Any]:
+    from benchmarks import bench_report
+
+    return bench_report.run()
+
+
+def _report_ratios(r: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, name in (("as_is", "schema as is"), ("proposed_indexes", "with the proposed indexes")):
+        m = r[key]
+        lines.append(
+            f"{r['ledger_rows']:,} ledger rows, {r['enrollments']:,} enrollments, {name}: "
+            f"report {m['report_s']} s = "
+            f"{m['report_to_baseline_ratio']}x SELECT count(*) FROM ledger ({m['baseline_count_s']} s); "
+            f"bound {r['bound_s']} s: {m['verdict']}"
+        )
+    return lines
+
+
 def _generic_ratios(r: dict[str, Any]) -> list[str]:
     """For a benchmark whose result shape this runner does not know: its ratio fields, else everything."""
     ratios = {k: v for k, v in r.items() if "ratio" in k or k.endswith("_x")}
@@ -155,6 +175,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, An
     "email": (_email, _email_ratios),
     "api": (_api, _api_ratios),
     "render": (_render, _render_ratios),
+    "report": (_report, _report_ratios),
 }
 
 

@@ -1,0 +1,205 @@
+"""Build the :class:`~infra.report.model.Report` from the database: run the metric queries, put the funnel
+rows in plan order, draw each journey's graph with its counts, compare split arms with the holdout.
+
+``build_report`` is the one entry point (the CLI, the nightly artifact and the admin pages call it);
+``parse_period`` turns ``--since`` / ``--until`` text into instants.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from infra.db import metrics
+from infra.db.metrics import HOLDOUT, Scope
+from infra.report.model import (
+    DiagramEdge,
+    DiagramNode,
+    JourneyFunnel,
+    Period,
+    Report,
+    ReportError,
+    SplitResult,
+    StepFunnel,
+)
+from posventa.errors import PosventaError
+from posventa.graph import edges as plan_edges
+from posventa.plan import JourneyPlan
+from posventa.timeutil import zone
+
+#: Step types that leave a ledger row, so the funnel has numbers for them.
+LEDGER_STEP_TYPES = frozenset({"send", "action"})
+END = "END"  # posventa.graph.edges' name for the end of a journey
+
+
+def parse_period(
+    since: str | None, until: str | None, tz: str = "UTC"
+) -> tuple[datetime | None, datetime | None]:
+    """``--since`` / ``--until`` as given on a command line: a day (``2026-03-01``, its start in ``tz``) or
+    an ISO 8601 instant with an offset. ``until`` is exclusive: ``--until 2026-04-01`` ends with March."""
+
+    def one(text: str | None, flag: str) -> datetime | None:
+        if text is None or not text.strip():
+            return None
+        raw = text.strip()
+        problem = (
+            f"{flag} {raw!r} is neither a day (2026-03-01) nor an instant with its offset "
+            "(2026-03-01T09:00:00+01:00)"
+        )
+        try:
+            if len(raw) == len("2026-03-01"):
+                return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=zone(tz)).astimezone(UTC)
+            found = datetime.fromisoformat(raw)
+        except ValueError as exc:
+            raise ReportError(problem) from exc
+        if found.tzinfo is None or found.utcoffset() is None:
+            raise ReportError(problem)
+        return found.astimezone(UTC)
+
+    return one(since, "--since"), one(until, "--until")
+
+
+def build_report(
+    s: Session,
+    *,
+    journey: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+    plans: Mapping[str, JourneyPlan] | None = None,
+    churn_window_days: int = metrics.DEFAULT_CHURN_WINDOW_DAYS,
+    comments: int = 10,
+) -> Report:
+    """The report for enrollments that entered in [``since``, ``until``) (NPS answers, deliveries, codes
+    and tickets of that period; see each metric), for one ``journey`` or all.
+
+    ``plans`` (the runtime's loaded journeys) give step order, names and the diagrams; without them the
+    most recently stored plan of each journey is used. Raises :class:`ReportError` for a period that is
+    empty or not aware, or a journey nobody knows.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    for name, value in (("since", since), ("until", until), ("now", now)):
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise ReportError(f"{name} must be an aware datetime (with a time zone)")
+    if since is not None and until is not None and since >= until:
+        raise ReportError(
+            f"the period is empty: since ({since.isoformat()}) is not before until ({until.isoformat()})"
+        )
+    if churn_window_days < 1:
+        raise ReportError(f"the churn window must be at least one day, not {churn_window_days}")
+    all_plans = dict(plans) if plans is not None else _stored_plans(s)
+    if journey is not None and journey not in all_plans and journey not in metrics.known_journeys(s):
+        known = ", ".join(sorted(set(all_plans) | metrics.known_journeys(s))) or "none"
+        raise ReportError(f"unknown journey {journey!r} (known: {known})")
+    scope = Scope(journey, since, until, (until or now).astimezone(UTC))
+    if journey is not None:
+        all_plans = {j: p for j, p in all_plans.items() if j == journey}
+
+    steps_by_journey: dict[str, list[StepFunnel]] = defaultdict(list)
+    for row in metrics.step_funnel(s, scope):
+        steps_by_journey[row.journey_id].append(row)
+    totals = metrics.journey_totals(s, scope)
+    here = metrics.positions(s, scope)
+    journeys = sorted(set(all_plans) | set(totals) | set(steps_by_journey))
+    funnel = tuple(
+        _journey(j, all_plans.get(j), totals.get(j), steps_by_journey.get(j, []), here) for j in journeys
+    )
+    splits = tuple(_split(j, arms, all_plans.get(j)) for j, arms in sorted(metrics.splits(s, scope).items()))
+    return Report(
+        generated_at=now,
+        period=Period(since, until, scope.as_of),
+        journey=journey,
+        funnel=funnel,
+        splits=splits,
+        nps=metrics.nps(s, scope, comments=comments),
+        on_time_delivery=metrics.on_time_delivery(s, scope),
+        repeat_purchase=metrics.repeat_purchase(s, scope),
+        churn=metrics.churn(s, scope, churn_window_days),
+        referral=metrics.referral(s, scope),
+        complaints=metrics.complaints(s, scope),
+    )
+
+
+def _stored_plans(s: Session) -> dict[str, JourneyPlan]:
+    out = {}
+    for journey, body in metrics.latest_plans(s).items():
+        try:
+            out[journey] = JourneyPlan.from_json(body)
+        except (PosventaError, KeyError, TypeError, ValueError):
+            continue  # an old or partial stored plan: the journey still gets its numbers, not its drawing
+    return out
+
+
+def _journey(
+    journey_id: str,
+    plan: JourneyPlan | None,
+    totals: metrics.funnel.JourneyTotals | None,
+    rows: list[StepFunnel],
+    here: Mapping[tuple[str, str], int],
+) -> JourneyFunnel:
+    order = {sid: i for i, sid in enumerate(plan.order)} if plan else {}
+    types = {sid: str(spec["type"]) for sid, spec in plan.steps.items()} if plan else {}
+    rows = sorted(
+        (replace(r, type=types.get(r.step_id)) for r in rows),
+        key=lambda r: (order.get(r.step_id, len(order)), r.step_id, r.variant or ""),
+    )
+    reached: dict[str, int] = defaultdict(int)
+    for r in rows:
+        reached[r.step_id] += r.entered
+    nodes: tuple[DiagramNode, ...] = ()
+    edges: tuple[DiagramEdge, ...] = ()
+    if plan is not None:
+        nodes = tuple(
+            DiagramNode(
+                sid,
+                str(spec["type"]),
+                _detail(spec),
+                reached.get(sid, 0) if spec["type"] in LEDGER_STEP_TYPES else None,
+                here.get((journey_id, sid), 0),
+            )
+            for sid, spec in ((sid, plan.steps[sid]) for sid in plan.order)
+        )
+        edges = tuple(DiagramEdge(a, b, label) for a, b, label in plan_edges(plan))
+    return JourneyFunnel(
+        journey_id=journey_id,
+        name=plan.name if plan else None,
+        entered=totals.entered if totals else 0,
+        converted=totals.converted if totals else 0,
+        revenue=totals.revenue if totals else 0.0,
+        statuses=totals.statuses if totals else {},
+        steps=tuple(rows),
+        nodes=nodes,
+        edges=edges,
+    )
+
+
+def _detail(spec: Mapping[str, Any]) -> str:
+    kind = spec["type"]
+    if kind == "send":
+        return str(spec.get("template") or "")
+    if kind == "action":
+        return str(spec.get("action") or "")
+    if kind == "wait_for":
+        return str(spec.get("event") or "")
+    if kind == "split":
+        return " / ".join(str(v["name"]) for v in spec.get("variants", ()))
+    return ""
+
+
+def _split(journey_id: str, arms: Mapping[str, Any], plan: JourneyPlan | None) -> SplitResult:
+    holdout = arms.get(HOLDOUT)
+    variants = tuple(arm.against(holdout) for name, arm in sorted(arms.items()) if name != HOLDOUT)
+    step_id = None
+    if plan is not None:
+        names = set(arms) - {HOLDOUT}
+        for sid in plan.order:
+            spec = plan.steps[sid]
+            if spec["type"] == "split" and names <= {v["name"] for v in spec["variants"]}:
+                step_id = sid
+                break
+    return SplitResult(journey_id, step_id, holdout, variants)
