@@ -19,6 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from app.journey_state import JourneyControl, LiveEnrollment, Publication, StepCount
 from app.records import (
     EnrollmentRecord,
     Fact,
@@ -29,7 +30,6 @@ from app.records import (
     ReferralFigures,
     SuppressionRecord,
 )
-from app.journey_state import JourneyControl, LiveEnrollment, Publication, StepCount
 from posventa.events import CustomerIn, Event, OrderIn
 
 #: The current time, aware.
@@ -288,7 +288,8 @@ class Journeys(Protocol):
 class SendTests(Protocol):
     def record(
         self, journey_id: str, step_id: str, to_email: str, outcome: str, detail: str | None, at: datetime
-    ) -> None: ...
+    ) -> int: ...
+    def finish(self, row_id: int, outcome: str, detail: str | None) -> None: ...
     def since(self, since: datetime) -> list[datetime]: ...
     def count(self) -> int: ...
 

@@ -28,7 +28,7 @@ from infra.db.models import JourneyControl as Row
 from infra.db.store._base import Repo, aware, one_of, rowcount
 
 
-def held_journeys() -> Select[tuple[str]]:
+def held_journeys() -> Select[Any]:
     """The ids of the journeys whose due work must wait (paused): a subquery for the claims."""
     return select(Row.journey_id).where(Row.state.in_(sorted(HOLDING)))
 
@@ -54,7 +54,8 @@ class Journeys(Repo):
         return None if row is None else _control(row)
 
     def any_published(self) -> bool:
-        return self.s.scalar(select(func.count()).select_from(Row).where(Row.live_version.is_not(None))) > 0
+        stmt = select(func.count()).select_from(Row).where(Row.live_version.is_not(None))
+        return bool(self.s.scalar(stmt))
 
     def set_live(
         self, journey_id: str, version: str, kind: str, now: datetime, *, only_if_unpublished: bool = False
