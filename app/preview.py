@@ -24,13 +24,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from app.ports import Outcome, OutgoingEmail, Sender, SendResult, Store, Tx, mask_email
 from app.records import Fact, LedgerWork, ledger_key
 from app.render import Renderer
 from posventa.errors import PosventaError
+from posventa.facts import derive_order
 from posventa.plan import JourneyPlan
 
 #: How long the test-send rate limit looks back.
@@ -67,15 +68,30 @@ def sample_customer(locale: str) -> Fact:
     }
 
 
-def sample_order(now: datetime, base_url: str) -> Fact:
+def _delivered_by(plan: JourneyPlan, step: str) -> bool:
+    """Whether the order has arrived when ``step`` runs: after a wait for the delivery, or in a journey
+    that does not start at the order."""
+    if plan.trigger.get("event") not in (None, "order.placed"):
+        return True
+    if plan.trigger.get("date") or plan.trigger.get("segment"):
+        return True
+    before = plan.order[: plan.order.index(step)]
+    return any(
+        plan.steps[s]["type"] == "wait_for" and plan.steps[s]["event"] == "order.delivered" for s in before
+    )
+
+
+def sample_order(plan: JourneyPlan, step: str, now: datetime, base_url: str) -> Fact:
+    """A realistic order for ``step``: on its way at a thank-you, delivered later on; for a journey that
+    starts on an order date (warranty expiry, run-out date), dated so that the date falls due today."""
     day = now.date()
-    return {
+    order: Fact = {
         "id": "A-1042",
         "customer_id": "sample-1",
-        "status": "delivered",
-        "placed_at": (day - timedelta(days=9)).isoformat(),
-        "promised_delivery_date": (day - timedelta(days=5)).isoformat(),
-        "delivered_at": (now - timedelta(days=4)).isoformat(),
+        "status": "placed",
+        "placed_at": now.isoformat(),
+        "promised_delivery_date": (day + timedelta(days=4)).isoformat(),
+        "delivered_at": None,
         "total": 107.4,
         "currency": "EUR",
         "channel": "web",
@@ -101,6 +117,24 @@ def sample_order(now: datetime, base_url: str) -> Fact:
             {"sku": "EST-02", "name": "Estuche de viaje", "quantity": 1, "price": 17.7},
         ],
     }
+    if not _delivered_by(plan, step):
+        return order
+    shift = timedelta(days=9)
+    field = str(plan.trigger.get("date") or "")
+    if field.startswith("order."):
+        derived = derive_order({**order, "delivered_at": (now - timedelta(days=4)).isoformat()}) or {}
+        due = derived.get(field.removeprefix("order."))
+        if due:
+            offset = timedelta(seconds=plan.trigger.get("offset_s") or 0)
+            shift += date.fromisoformat(str(due)[:10]) + offset - day
+    placed = now - shift
+    order.update(
+        status="delivered",
+        placed_at=placed.isoformat(),
+        promised_delivery_date=(placed + timedelta(days=4)).date().isoformat(),
+        delivered_at=(placed + timedelta(days=5)).isoformat(),
+    )
+    return order
 
 
 def sample_event(plan: JourneyPlan, step: str, now: datetime) -> dict[str, Any]:
@@ -122,7 +156,6 @@ def sample_event(plan: JourneyPlan, step: str, now: datetime) -> dict[str, Any]:
             "rma_id": "RMA-2077",
             "reason": "size",
             "sku": "CEP-01",
-            "delivered_at": (now - timedelta(days=4)).isoformat(),
         },
     }
 
@@ -212,7 +245,7 @@ class Preview:
         plan, _ = self.send_step(journey, step)
         loc = self._locale(plan, locale, None)
         customer = sample_customer(loc)
-        order = sample_order(now, self.renderer.config.base_url)
+        order = sample_order(plan, step, now, self.renderer.config.base_url)
         payload = {"event": sample_event(plan, step, now), "variant": _variant(plan, step)}
         key = f"preview:{journey}:{step}:0"
         tx = cast(Tx, _SampleTx())
