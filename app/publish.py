@@ -13,6 +13,7 @@ stops its entries (``draining``) and lets the customers inside finish.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,9 @@ class FieldChange:
     new: Any
 
     def show(self) -> str:
-        return f"{self.path}: {_show(self.path, self.old)} → {_show(self.path, self.new)}"
+        """``duration: 1d → 2d`` (options named as in the journey file: ``duration``, not ``duration_s``)."""
+        name = re.sub(r"_s\b", "", self.path)
+        return f"{name}: {_show(self.path, self.old)} → {_show(self.path, self.new)}"
 
 
 @dataclass(frozen=True)
