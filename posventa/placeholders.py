@@ -36,7 +36,7 @@ class Placeholder:
 
 
 @lru_cache(maxsize=64)
-def _marked(path: Path, mtime_ns: int) -> tuple[Placeholder, ...]:
+def _marked(path: Path, mtime_ns: int, size: int) -> tuple[Placeholder, ...]:
     out = []
     for n, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         m = _SET.match(text)
@@ -47,7 +47,8 @@ def _marked(path: Path, mtime_ns: int) -> tuple[Placeholder, ...]:
 
 def _read(path: Path) -> tuple[Placeholder, ...]:
     try:
-        return _marked(path, path.stat().st_mtime_ns)
+        stat = path.stat()
+        return _marked(path, stat.st_mtime_ns, stat.st_size)  # read again when the file changes
     except OSError:
         return ()
 

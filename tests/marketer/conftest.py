@@ -19,7 +19,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from mk_builders import ROOT
 
-from infra.db.testing import fresh_postgres_database, migrated_sqlite_url
+from infra.db.session import make_engine
+from infra.db.testing import clear_tables, fresh_postgres_database, migrated_sqlite_url
 from infra.email.fake_sendgrid import FakeSendGrid
 from infra.settings import get_settings
 
@@ -33,6 +34,19 @@ def sqlite_url(tmp_path: Path) -> str:
 def pg_url() -> Iterator[str]:
     with fresh_postgres_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest) -> str:
+    """Each test that takes ``url`` runs on a fresh SQLite file and on the module's PostgreSQL database
+    (emptied first)."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    pg: str = request.getfixturevalue("pg_url")
+    engine = make_engine(pg)
+    clear_tables(engine)
+    engine.dispose()
+    return pg
 
 
 @pytest.fixture

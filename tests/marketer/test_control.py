@@ -1,9 +1,10 @@
 """Pause, resume, drain and stop: a paused journey admits nobody and sends nothing, its due steps wait
 (never dropped) and its waits keep counting; draining lets those inside finish; stopping ends everyone
-with a reason. SQLite."""
+with a reason. On SQLite and on PostgreSQL (where the claims skip locked rows)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from posventa.errors import PosventaError
 
 
 @pytest.fixture
-def svc(sqlite_url: str, tmp_path: Path) -> Services:
-    return services(settings_for(sqlite_url, tmp_path))
+def svc(url: str, tmp_path: Path) -> Iterator[Services]:
+    s = services(settings_for(url, tmp_path))
+    yield s
+    s.store.dispose()  # type: ignore[attr-defined]
 
 
 def _outbox(tmp_path: Path) -> set[str]:

@@ -16,21 +16,8 @@ from app.migrate import migrate, parse_mapping, plan_moves
 from app.plans import PlanBook
 from app.publish import plan_changes, publish
 from app.services import Services
-from infra.db.session import make_engine
-from infra.db.testing import clear_tables
 from posventa.errors import PosventaError
 from posventa.plan import compile_file, load_plans
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    pg: str = request.getfixturevalue("pg_url")
-    engine = make_engine(pg)
-    clear_tables(engine)
-    engine.dispose()
-    return pg
 
 
 @pytest.fixture
