@@ -108,7 +108,7 @@ def svc(sqlite_url: str, tmp_path: Path) -> Services:
 
 def test_a_customer_preview_is_the_message_they_would_get(svc: Services) -> None:
     svc.ingest.apply([placed("c1", locale="en")], "api", T0)
-    pv = Preview(svc.deliver.renderer, svc.plans, svc.store)
+    pv = svc.preview()  # what the admin page calls
     p = pv.customer("post_purchase", "referral_ask_incentive", "c1", T0)
     e = enrollment(svc, "c1")
     assert (p.locale, p.order_id, p.message.ledger_key) == ("en", "o-c1", f"{e.id}:referral_ask_incentive:0")
