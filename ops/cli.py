@@ -337,9 +337,11 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def _walk_args(p: argparse.ArgumentParser) -> None:
     _run_args(p)
+    from ops.marketer_i18n import t as mt
+
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--at", help="a virtual time, e.g. 2026-12-06T10:00 (not on production)")
-    when.add_argument("--advance", help="move the customer's virtual time on, e.g. 7d (not on production)")
+    when.add_argument("--at", help=mt("arg_at"))
+    when.add_argument("--advance", help=mt("arg_advance"))
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:

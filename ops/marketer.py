@@ -422,21 +422,21 @@ def _message_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("journey")
     p.add_argument("step")
     who = p.add_mutually_exclusive_group()
-    who.add_argument("--customer", help="a customer id from the database")
-    who.add_argument("--sample", action="store_true", help="the built-in sample customer (default)")
+    who.add_argument("--customer", help=t("arg_customer"))
+    who.add_argument("--sample", action="store_true", help=t("arg_sample"))
     p.add_argument("--locale", choices=["es", "en"])
 
 
 def _preview_args(p: argparse.ArgumentParser) -> None:
     _message_args(p)
-    p.add_argument("-o", "--output", type=Path, help="FILE.html or FILE.eml")
-    p.add_argument("--open", action="store_true", help="open the HTML in a browser")
+    p.add_argument("-o", "--output", type=Path, help=t("arg_output"))
+    p.add_argument("--open", action="store_true", help=t("arg_open"))
     p.add_argument("--format", choices=["text", "json"], default="text")
 
 
 def _send_test_args(p: argparse.ArgumentParser) -> None:
     _message_args(p)
-    p.add_argument("--to", required=True, help="an address in POSVENTA_TEST_RECIPIENTS")
+    p.add_argument("--to", required=True, help=t("arg_to"))
 
 
 def _plan_args(p: argparse.ArgumentParser) -> None:
@@ -450,16 +450,16 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
 
 def _migrate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("journey")
-    p.add_argument("--to", required=True, help="'live', a version or its first characters")
-    p.add_argument("--map", action="append", metavar="OLD=NEW", help="where customers at a step go")
-    p.add_argument("--dry-run", action="store_true", help="show who moves where; change nothing")
-    p.add_argument("--rerun", action="store_true", help="allow moving customers back to a step they did")
-    p.add_argument("--show", type=int, default=10, help="customer ids listed per move")
+    p.add_argument("--to", required=True, help=t("arg_version"))
+    p.add_argument("--map", action="append", metavar="OLD=NEW", help=t("arg_map"))
+    p.add_argument("--dry-run", action="store_true", help=t("arg_dry_run"))
+    p.add_argument("--rerun", action="store_true", help=t("arg_rerun"))
+    p.add_argument("--show", type=int, default=10, help=t("arg_show"))
 
 
 def _pause_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("journey")
-    p.add_argument("--reason")
+    p.add_argument("--reason", help=t("arg_reason"))
 
 
 def _resume_args(p: argparse.ArgumentParser) -> None:
@@ -469,14 +469,14 @@ def _resume_args(p: argparse.ArgumentParser) -> None:
 def _stop_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("journey")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--drain", action="store_true", help="stop entries, let those inside finish")
-    how.add_argument("--exit", action="store_true", help="end every enrollment now")
-    p.add_argument("--reason")
+    how.add_argument("--drain", action="store_true", help=t("arg_drain"))
+    how.add_argument("--exit", action="store_true", help=t("arg_exit"))
+    p.add_argument("--reason", help=t("arg_reason"))
 
 
 def _environment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("mark", nargs="?", choices=["production", "development"])
-    p.add_argument("--yes", action="store_true")
+    p.add_argument("--yes", action="store_true", help=t("arg_yes"))
 
 
 _Command = tuple[str, Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None]]

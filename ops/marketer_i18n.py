@@ -41,6 +41,50 @@ MARKETER = Catalogue(
             "en": "show or mark this database as production (time travel is then refused)",
             "es": "muestra o marca esta base de datos como producción (entonces no se viaja en el tiempo)",
         },
+        # arguments
+        "arg_customer": {"en": "a customer id from the database", "es": "un cliente de la base de datos"},
+        "arg_sample": {
+            "en": "the built-in sample customer and order (default)",
+            "es": "el cliente y el pedido de ejemplo (por defecto)",
+        },
+        "arg_output": {"en": "write FILE.html or FILE.eml", "es": "escribe ARCHIVO.html o ARCHIVO.eml"},
+        "arg_open": {"en": "open the HTML in a browser", "es": "abre el HTML en el navegador"},
+        "arg_to": {
+            "en": "an address in POSVENTA_TEST_RECIPIENTS",
+            "es": "una dirección de POSVENTA_TEST_RECIPIENTS",
+        },
+        "arg_version": {
+            "en": "'live', a version or its first characters",
+            "es": "'live', una versión o sus primeros caracteres",
+        },
+        "arg_map": {
+            "en": "where the customers at a step go (repeatable)",
+            "es": "adónde van los clientes de un paso (repetible)",
+        },
+        "arg_dry_run": {
+            "en": "show who moves where; change nothing",
+            "es": "muestra quién se mueve adónde; no cambia nada",
+        },
+        "arg_rerun": {
+            "en": "allow moving customers back to a step they already did",
+            "es": "permite devolver clientes a un paso que ya hicieron",
+        },
+        "arg_show": {"en": "customer ids listed per move", "es": "clientes listados por movimiento"},
+        "arg_reason": {"en": "why (shown to ops)", "es": "por qué (lo ve operaciones)"},
+        "arg_drain": {
+            "en": "stop entries, let those inside finish",
+            "es": "detiene las entradas; quien está dentro termina",
+        },
+        "arg_exit": {"en": "end every enrollment now", "es": "termina ya todas las inscripciones"},
+        "arg_yes": {"en": "confirm", "es": "confirma"},
+        "arg_at": {
+            "en": "a virtual time, e.g. 2026-12-06T10:00 (not on production)",
+            "es": "un instante virtual, p. ej. 2026-12-06T10:00 (no en producción)",
+        },
+        "arg_advance": {
+            "en": "move the customer's virtual time on, e.g. 7d (not on production)",
+            "es": "adelanta el reloj virtual del cliente, p. ej. 7d (no en producción)",
+        },
         # preview, send-test
         "preview_head": {
             "en": "preview · {journey} › {step} · {locale} · {who} · draft {version}",
