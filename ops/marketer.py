@@ -32,12 +32,16 @@ def _short(version: str | None) -> str:
 
 
 def _migrated(url: str) -> bool:
-    from infra.db.migrate import current
+    """Whether the database was ever migrated; one behind this code's schema is an error to act on."""
+    from infra.db.migrate import current, head
 
     try:
-        return current(url) is not None
+        rev = current(url)
     except Exception as exc:  # unreachable server, bad URL: say so, no traceback
         raise PosventaError(f"database: {str(exc).splitlines()[0]}") from exc
+    if rev is not None and rev != head():
+        raise PosventaError(t("behind", rev=rev, head=head()))
+    return rev is not None
 
 
 def _store(settings: Any, *, required: bool = True) -> Any:

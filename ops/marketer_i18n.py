@@ -147,6 +147,11 @@ MARKETER = Catalogue(
             "en": "the database is not migrated: run posventa db upgrade first",
             "es": "la base de datos no está migrada: ejecuta antes posventa db upgrade",
         },
+        "behind": {
+            "en": "the database is at revision {rev}, this Posventa needs {head}: run posventa db upgrade",
+            "es": "la base de datos está en la revisión {rev} y esta versión necesita {head}: ejecuta "
+            "posventa db upgrade",
+        },
         "published": {
             "en": "published {journey}: {old} → {new} (new customers get it now)",
             "es": "publicado {journey}: {old} → {new} (los clientes nuevos ya entran en ella)",

@@ -208,3 +208,11 @@ def test_run_walks_one_customer_through_time(
     _, out, _ = run(capsys, "customer", "c1", "--format", "json")
     messages = [(x["step"], x["status"], x["at"][:10]) for x in json.loads(out)["messages"]]
     assert messages == [("thank_you", "sent", "2026-12-06"), ("late_apology", "sent", "2026-12-06")]
+
+
+def test_a_database_behind_the_code_is_named(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:
+    from infra.db.migrate import upgrade
+
+    upgrade(env["POSVENTA_DATABASE_URL"], "0003")
+    code, _, err = run(capsys, "plan")
+    assert code == 1 and "revision 0003" in err and "posventa db upgrade" in err
