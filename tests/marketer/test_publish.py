@@ -8,15 +8,17 @@ from pathlib import Path
 
 from mk_builders import DAY, T0, delivered, edit, enrollment, placed, rows, services, settings_for
 
+from app.control import journey_controls
 from app.plans import PlanBook
-from app.publish import FILE_REMOVED, diff_values, plan_changes, publish
+from app.ports import Store
+from app.publish import FILE_REMOVED, JourneyDiff, diff_values, plan_changes, publish
 from infra.db import models as m
 from posventa.plan import load_plans
 
 
-def _plan(svc_store: object, journeys: Path) -> dict[str, object]:
-    book = PlanBook(svc_store, load_plans(journeys))  # type: ignore[arg-type]
-    return {d.journey_id: d for d in plan_changes(svc_store, book).journeys}  # type: ignore[arg-type]
+def _plan(store: Store, journeys: Path) -> dict[str, JourneyDiff]:
+    """``posventa plan`` on the journey files in ``journeys``, by journey."""
+    return {d.journey_id: d for d in plan_changes(store, PlanBook(store, load_plans(journeys))).journeys}
 
 
 def test_first_run_publishes_the_files_then_edits_stay_drafts(
@@ -24,7 +26,7 @@ def test_first_run_publishes_the_files_then_edits_stay_drafts(
 ) -> None:
     settings = settings_for(sqlite_url, tmp_path, journeys)
     first = services(settings)
-    live = {c.journey_id: c.live_version for c in first.store.read().__enter__().journeys.controls()}
+    live = {j: c.live_version for j, c in journey_controls(first.store).items()}
     assert live["post_purchase"] == first.plans["post_purchase"].version
     [pub] = [p for p in rows(first, m.JourneyPublication) if p.journey_id == "post_purchase"]
     assert pub.kind == "first_run"
@@ -53,7 +55,7 @@ def test_plan_names_each_change_and_the_enrollments_at_it(
     svc.ingest.apply([placed("c1"), placed("c2"), placed("c3")], "api", T0)
     svc.ingest.apply([delivered("c1", T0 + DAY), delivered("c2", T0 + DAY)], "api", T0 + DAY)
     svc.sweep(T0 + DAY)  # c1, c2 wait at delivered_check; c3 waits for its delivery
-    assert _plan(svc.store, journeys)["post_purchase"].status == "unchanged"  # type: ignore[attr-defined]
+    assert _plan(svc.store, journeys)["post_purchase"].status == "unchanged"
 
     yaml = journeys / "post_purchase.yaml"
     edit(
@@ -67,8 +69,8 @@ def test_plan_names_each_change_and_the_enrollments_at_it(
     edit(journeys / "templates" / "es" / "thank_you.j2", "con cariño", "con mucho cariño")
     d = _plan(svc.store, journeys)["post_purchase"]
 
-    assert d.status == "changed" and d.pending  # type: ignore[attr-defined]
-    steps = {s.step: s for s in d.steps}  # type: ignore[attr-defined]
+    assert d.status == "changed" and d.pending
+    steps = {s.step: s for s in d.steps}
     assert steps["nps_reminder_v2"].kind == "added"
     assert steps["nps_reminder"].kind == "removed"
     check = steps["delivered_check"]
@@ -82,7 +84,7 @@ def test_plan_names_each_change_and_the_enrollments_at_it(
     assert [c.show() for c in steps["await_answer"].fields] == [
         'on_timeout: "nps_reminder" → "nps_reminder_v2"'
     ]
-    assert sum(d.enrollments.values()) == 3  # type: ignore[attr-defined]
+    assert sum(d.enrollments.values()) == 3
     assert "await_answer_again" not in steps  # unchanged steps are not listed
 
 
@@ -104,7 +106,7 @@ def test_publish_serves_new_entrants_and_workers_see_it_without_restart(
     assert enrollment(worker, "c2").plan_version == pub.version
     assert enrollment(worker, "c1").plan_version == old  # pinned: publishing reroutes nobody
     assert publish(worker.store, book, T0 + 2 * DAY).publications == ()  # idempotent
-    assert _plan(worker.store, journeys)["post_purchase"].status == "unchanged"  # type: ignore[attr-defined]
+    assert _plan(worker.store, journeys)["post_purchase"].status == "unchanged"
 
 
 def test_a_removed_journey_file_stops_entries_on_publish(
