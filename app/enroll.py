@@ -62,7 +62,7 @@ class Enroller:
         """Enroll the event's customer in every journey the event triggers (inside the caller's
         transaction: the event and its enrollments are recorded together)."""
         event = {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data}
-        for plan in self.plans.values():
+        for plan in self.plans.admitting(tx):  # the published versions of running journeys
             trig = plan.trigger
             if trig.get("event") != ev.type:
                 continue
@@ -117,7 +117,9 @@ class Enroller:
     def scheduled(self, now: datetime) -> Stats:
         """Nightly: enroll customers whose date trigger falls due today, and segment entries."""
         stats = Stats()
-        for plan in self.plans.values():
+        with self.store.read() as tx:
+            admitting = self.plans.admitting(tx)  # the published versions of running journeys
+        for plan in admitting:
             trig = plan.trigger
             if not (trig.get("date") or trig.get("segment")):
                 continue

@@ -17,6 +17,7 @@ from app.ingest import Ingest
 from app.links import Links
 from app.plans import PlanBook
 from app.ports import Clock, HttpClient, Sender, Store
+from app.preview import Preview
 from app.reconcile import Reconciler
 from app.render import Renderer
 from app.stats import Stats
@@ -72,6 +73,10 @@ class Services:
             clicks=clicks,
             webhook_events=WebhookEvents(store, ingest, clicks, config),
         )
+
+    def preview(self) -> Preview:
+        """Previews of the journey files' send steps, as sent (``posventa preview``, the admin page)."""
+        return Preview(self.deliver.renderer, self.plans, self.store)
 
     def sweep(self, now: datetime | None = None, max_batches: int = 10_000) -> Stats:
         """Advance every due enrollment, then deliver every pending message — without Prefect (tests,

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     #: Prefect API of a running server; None runs Prefect embedded (ephemeral).
     prefect_api_url: str | None = None
 
+    # --- the marketer's loop (preview, send-test, publish, time travel) ---------------------------------
+    #: ``production`` refuses ``posventa run --at/--advance`` (as does ``posventa environment production``,
+    #: a mark kept in the database itself).
+    environment: str = "development"
+    #: On a database where no journey was ever published, the first process publishes the journey files.
+    auto_publish_first_run: bool = True
+    #: Who may receive ``posventa send-test``: comma-separated addresses or ``@domain``s; empty: nobody.
+    test_recipients: str = ""
+    #: Test messages per hour, counted in the database (so separate invocations count).
+    test_send_limit: int = Field(default=20, ge=1, le=1000)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

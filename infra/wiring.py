@@ -53,8 +53,13 @@ def build_services(
     plans: Mapping[str, JourneyPlan] | None = None,
     http: HttpClient | None = None,
 ) -> Services:
-    """The services on the configured database; the current journey plans are published to it (so new
-    enrollments can pin them). ``sender``, ``plans`` and ``http`` replace what the settings would build."""
+    """The services on the configured database. ``sender``, ``plans`` and ``http`` replace what the
+    settings would build.
+
+    What runs is what was published (``posventa publish``); the journey files are drafts. On a database
+    where nothing was ever published, the journey files are published (the first run: the demo, a new
+    installation) unless ``POSVENTA_AUTO_PUBLISH_FIRST_RUN`` is false. Plans given explicitly (tests,
+    benchmarks) are published: the caller says what runs."""
     s = settings or get_settings()
     journeys = Path(s.journeys_dir)
     config = config_from(s)
@@ -66,5 +71,8 @@ def build_services(
         http or HttpxClient(timeout=config.webhook_timeout),
         Templates(journeys / "templates"),
     )
-    services.plans.publish()
+    if plans is not None:
+        services.plans.publish()
+    elif s.auto_publish_first_run:
+        services.plans.publish_first_run()
     return services

@@ -167,12 +167,21 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Advance one customer now — or at a virtual time (``--at``/``--advance``: walking a customer
+    through their journey without SQL; refused on a production database, ``ops.marketer``)."""
+    if not args.customer:
+        raise PosventaError("--customer is required")
+    walk: Any = None
+    if args.at or args.advance:
+        from ops.marketer import after_travel, travel_time
+
+        walk = travel_time(args.customer, args.at, args.advance)
     _prefect_env()
     from flows.sweep import journey_for_customer
 
-    if not args.customer:
-        raise PosventaError("--customer is required")
-    stats = journey_for_customer(customer=args.customer, journey=args.journey)
+    stats = journey_for_customer(customer=args.customer, journey=args.journey, now=walk[1] if walk else None)
+    if walk:
+        after_travel(walk[0], args.customer, walk[1])
     _print_stats(stats)
     return 0
 
@@ -236,6 +245,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for warning in s.warnings():
         if not warning.startswith("POSVENTA_SENDGRID_API_KEY"):  # already said on the email line
             print(f"! {warning}")
+    from ops.marketer import doctor_lines  # shop policy and brand placeholders, unpublished journeys
+
+    for line in doctor_lines(s):
+        print(f"! {line}")
     return 1 if failed else 0
 
 
@@ -269,11 +282,16 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 def cmd_customer(args: argparse.Namespace) -> int:
+    from app.control import journey_controls
     from app.reports import customer_report
 
-    report = customer_report(_store(), args.customer_id)
+    store = _store()
+    report = customer_report(store, args.customer_id)
     if report is None:
         raise PosventaError(t("no_customer", id=args.customer_id))
+    controls = journey_controls(store)  # paused, draining, stopped journeys show it
+    for e in report["enrollments"]:
+        e["journey_state"] = controls[e["journey"]].state if e["journey"] in controls else None
     if args.format == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
@@ -287,7 +305,8 @@ def cmd_customer(args: argparse.Namespace) -> int:
     print(t("journeys") + ":")
     for e in report["enrollments"]:
         where = e["step"] or e["reason"] or ""
-        print(f"  {e['journey']:<16}{e['status']:<11}{where:<24}{e['next_due_at'] or ''}")
+        held = f"  [{e['journey_state']}]" if e["journey_state"] not in (None, "running") else ""
+        print(f"  {e['journey']:<16}{e['status']:<11}{where:<24}{e['next_due_at'] or ''}{held}")
     print(t("messages") + ":")
     for r in report["messages"]:
         print(f"  {r['journey']:<16}{r['step']:<24}{r['status']:<9}{r['reason'] or '':<28}{r['at'] or ''}")
@@ -314,6 +333,15 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journey")
     p.add_argument("--customer")
+
+
+def _walk_args(p: argparse.ArgumentParser) -> None:
+    _run_args(p)
+    from ops.marketer_i18n import t as mt
+
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--at", help=mt("arg_at"))
+    when.add_argument("--advance", help=mt("arg_advance"))
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -347,7 +375,7 @@ COMMANDS: list[_Command] = [
     ("ingest", cmd_ingest, "help_ingest", _ingest_args),
     ("tick", cmd_tick, "help_tick", _run_args),
     ("nightly", cmd_nightly, "help_nightly", _run_args),
-    ("run", cmd_run, "help_run", _run_args),
+    ("run", cmd_run, "help_run", _walk_args),
     ("demo", cmd_demo, "help_demo", _demo_args),
     ("doctor", cmd_doctor, "help_doctor", _no_args),
     ("serve", cmd_serve, "help_serve", _serve_args),

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from posventa import placeholders
 from posventa.diagnostics import Diagnostic, did_you_mean
 from posventa.expressions import check_names
 from posventa.loader import LoadFailed, Located, load_file, load_text
@@ -256,6 +257,7 @@ def _check_document(doc: Located, journey_id: str, templates: Templates) -> Chec
         _check_conditions(doc.data, steps, out)
         _check_templates(journey, steps, templates, out)
         _check_no_effect(journey, out)
+        placeholders.check_steps(steps, journey.policy.locales, templates, out.add)  # shop policy examples
     if any(d.severity == "error" for d in out.items) or journey is None:
         raise JourneyError(sorted(out.items))
     return Checked(journey_id, doc.path, journey, tuple(steps), templates, tuple(sorted(out.items)))

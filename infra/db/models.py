@@ -356,3 +356,82 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- the marketer's controls (revision 0005): what runs, paused journeys, test sends ----------------------
+#: A journey's control state. running: admits and advances; paused: admits nobody, advances nobody, sends
+#: nothing (due steps wait, waits keep counting); draining: admits nobody, those inside finish;
+#: stopped: admits nobody (every enrollment was ended). Stored tags: frozen once shipped.
+JOURNEY_STATES = ("running", "paused", "draining", "stopped")
+#: How a version became live: ``publish`` (someone ran it), ``first_run`` (the first process on a
+#: database where nothing was ever published published the journey files, so a demo needs no step).
+PUBLICATION_KINDS = ("publish", "first_run")
+
+
+class JourneyControl(Base):
+    """One row per journey that was ever published or controlled: the version new entrants get (the
+    journey files are drafts until ``posventa publish``) and whether the journey runs."""
+
+    __tablename__ = "journeys"
+    __table_args__ = (
+        one_of("state", JOURNEY_STATES),
+        ForeignKeyConstraint(
+            ["journey_id", "live_version"],
+            ["journey_plans.journey_id", "journey_plans.version"],
+            name="fk_journeys_live_journey_plans",
+        ),
+    )
+
+    journey_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: None until published (a journey may be paused before its first publication).
+    live_version: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    #: Why it was paused or stopped (shown by ``posventa status`` and ``customer``).
+    reason: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime] = _updated()
+
+
+class JourneyPublication(Base):
+    """Every publication, in order: which version went live when, replacing which (an audit trail)."""
+
+    __tablename__ = "journey_publications"
+    __table_args__ = (
+        one_of("kind", PUBLICATION_KINDS),
+        Index("ix_journey_publications_journey_id_published_at", "journey_id", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    journey_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    previous_version: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SendTestLog(Base):
+    """A test message sent with ``posventa send-test`` (never a ledger row): the rate limit counts these."""
+
+    __tablename__ = "test_sends"
+    __table_args__ = (Index("ix_test_sends_sent_at", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    journey_id: Mapped[str] = mapped_column(String(128))
+    step_id: Mapped[str] = mapped_column(String(128))
+    to_email: Mapped[str] = mapped_column(String(320))
+    #: The sender's outcome (sent, failed, unknown, retry) and its detail.
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InstallationFlag(Base):
+    """Facts about this database itself: ``environment`` = ``production`` (``posventa environment
+    production``: time travel is refused), ``clock:<customer>`` (the virtual time ``posventa run
+    --customer … --advance`` last moved that customer to)."""
+
+    __tablename__ = "installation"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = _updated()

@@ -46,7 +46,9 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_validate_shipped_journeys(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "validate")
     n = len(list((REPO / "journeys").glob("*.yaml")))
-    assert (code, out) == (0, ""), out
+    assert code == 0, out
+    # Only the shipped shop-policy examples are flagged (journeys/templates/*/_shop.j2, tests/marketer).
+    assert all("warning[placeholder]" in line for line in out.splitlines() if not line.startswith("  hint:"))
     assert f"{n} journey file(s) valid" in err
 
 
@@ -96,7 +98,7 @@ def test_validate_json_format(capsys: pytest.CaptureFixture[str], tmp_path: Path
         }
     ]
     code, out, _ = run(capsys, "validate", "--format", "json", "journeys/post_purchase.yaml")
-    assert code == 0 and json.loads(out)["diagnostics"] == []
+    assert code == 0 and {d["code"] for d in json.loads(out)["diagnostics"]} <= {"placeholder"}
 
 
 def test_messages_follow_the_language(capsys: pytest.CaptureFixture[str]) -> None:

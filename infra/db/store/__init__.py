@@ -15,6 +15,9 @@ module               aggregate
 ``referrals``        referral codes and conversions
 ``provider_events``  SendGrid webhook events, deduplicated
 ``api_keys``         the shops' API keys, hashed
+``journeys``         the live version and state of each journey, publications, journey-wide moves
+``test_sends``       test messages (``posventa send-test``), for the rate limit
+``installation``     facts about the database: the production mark, virtual clocks
 ==================== ===============================================================================
 
 No engine logic and no commits here: :meth:`SqlStore.begin` owns the transaction. Idempotency comes from
@@ -37,12 +40,15 @@ from infra.db.store.customers import Customers
 from infra.db.store.enrollments import Enrollments
 from infra.db.store.events import Events
 from infra.db.store.feedback import Feedback
+from infra.db.store.installation import Installation
+from infra.db.store.journeys import Journeys
 from infra.db.store.ledger import Ledger
 from infra.db.store.orders import Orders
 from infra.db.store.plans import Plans
 from infra.db.store.provider_events import ProviderEvents
 from infra.db.store.referrals import Referrals
 from infra.db.store.suppressions import Suppressions
+from infra.db.store.test_sends import SendTests
 from infra.db.store.tickets import Tickets
 
 __all__ = ["SqlStore", "SqlTx", "normalise_email"]
@@ -65,6 +71,9 @@ class SqlTx:
         self.referrals = Referrals(s)
         self.provider_events = ProviderEvents(s)
         self.api_keys = ApiKeys(s)
+        self.journeys = Journeys(s)
+        self.test_sends = SendTests(s)
+        self.installation = Installation(s)
 
     def savepoint(self) -> AbstractContextManager[object]:
         return self.session.begin_nested()

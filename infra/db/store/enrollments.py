@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.records import EnrollmentRecord
 from infra.db.models import LIVE_ENROLLMENT_STATUSES, Enrollment
 from infra.db.store._base import Repo, aware
+from infra.db.store.journeys import held_journeys
 
 LIVE = LIVE_ENROLLMENT_STATUSES
 
@@ -109,6 +110,7 @@ class Enrollments(Repo):
         """Up to ``limit`` live enrollments due at ``now`` (any time with ``force``), oldest due first,
         locked until the transaction ends; rows another worker holds are skipped, not waited for."""
         q = select(Enrollment).where(Enrollment.status.in_(LIVE))
+        q = q.where(Enrollment.journey_id.not_in(held_journeys()))  # a paused journey's steps wait
         if not force:
             q = q.where(Enrollment.next_due_at <= now)
         if journey:

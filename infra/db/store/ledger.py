@@ -15,6 +15,7 @@ from sqlalchemy import values as sa_values
 from app.records import LEDGER_TRANSITIONS, LedgerRecord, LedgerWork, Move
 from infra.db.models import LedgerEntry
 from infra.db.store._base import Repo, aware, rowcount
+from infra.db.store.journeys import held_journeys
 from infra.db.types import UTCDateTime
 
 _CHUNK = 500  # rows per multi-row INSERT
@@ -82,6 +83,7 @@ class Ledger(Repo):
         q = select(LedgerEntry).where(
             LedgerEntry.status == "pending",
             or_(LedgerEntry.not_before.is_(None), LedgerEntry.not_before <= now),
+            LedgerEntry.journey_id.not_in(held_journeys()),  # a paused journey sends nothing
         )
         if customer:
             q = q.where(LedgerEntry.customer_id == customer)
