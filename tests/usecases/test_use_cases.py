@@ -151,5 +151,3 @@ def test_reconcile_keeps_unknown_messages_unknown_unless_opted_in(
     assert opted.sweep(T0 + timedelta(days=3, minutes=2)).total("sent") == 1
     assert [r.status for r in ledger(svc)] == ["sent"]
     opted.store.dispose()  # type: ignore[attr-defined]
-
-
