@@ -67,8 +67,10 @@ class Settings(BaseSettings):
     #: Opt-in, and it may duplicate: release an ``unknown`` send (the provider may have it: no answer, no
     #: webhook evidence) for a resend after this many minutes. Unset (the default), it stays ``unknown``
     #: until the Event Webhook's evidence settles it or an operator decides (``posventa retry --unknown``).
-    #: Replaces ``POSVENTA_RECONCILE_AFTER_MINUTES``, which resent blindly after 60 minutes.
     resend_unknown_after_minutes: int | None = Field(default=None, ge=1)
+    #: Retired: it released ``unknown`` sends for a resend after 60 minutes by default (a duplicate
+    #: whenever SendGrid had accepted them). Read only to warn whoever still sets it (``warnings``).
+    reconcile_after_minutes: int | None = None
     batch_size: int = Field(default=500, ge=1, le=10_000)
     #: Prefect API of a running server; None runs Prefect embedded (ephemeral).
     prefect_api_url: str | None = None
@@ -110,6 +112,12 @@ class Settings(BaseSettings):
             out.append(f"POSVENTA_SENDGRID_API_KEY is not set: email is written to {self.outbox_dir}")
         if self.is_sqlite:
             out.append("the database is SQLite: fine for a demo and one worker, use PostgreSQL for more")
+        if self.reconcile_after_minutes is not None:
+            out.append(
+                "POSVENTA_RECONCILE_AFTER_MINUTES is no longer used: unknown sends stay unknown until "
+                "evidence or `posventa retry --unknown` "
+                "(opt in to a timer: POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES)"
+            )
         if self.resend_unknown_after_minutes is not None:
             out.append(
                 "POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES is set: ambiguous sends are resent without evidence "
