@@ -26,7 +26,12 @@ def make_services(
 ) -> Services:
     """Services wired from settings as a deployment is (``infra.wiring``): the real SendGrid client
     against the loopback fake, so what the settings say is what reaches the wire."""
-    values: dict[str, Any] = {"sendgrid_api_key": "SG.test", "sendgrid_timeout": 2.0, **extra}
+    values: dict[str, Any] = {
+        "sendgrid_api_key": "SG.test",
+        "sendgrid_timeout": 2.0,
+        "sendgrid_concurrency": 1,  # one request at a time, as the sender's own default
+        **extra,
+    }
     settings = make_settings(
         database_url=url,
         journeys_dir=str(ROOT / "journeys"),

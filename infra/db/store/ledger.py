@@ -11,9 +11,22 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, bindparam, column, func, insert, or_, select, update
-from sqlalchemy import cast as sql_cast
-from sqlalchemy import values as sa_values
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    String,
+    Text,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.records import (
     LEDGER_TRANSITIONS,
@@ -26,7 +39,7 @@ from app.records import (
     RequeueFilter,
 )
 from infra.db.models import LEDGER_ACTORS, LedgerEntry, LedgerHistory
-from infra.db.store._base import Repo, aware, rowcount
+from infra.db.store._base import Repo, aware, rowcount, table
 from infra.db.types import UTCDateTime
 
 _CHUNK = 500  # rows per multi-row INSERT
@@ -34,6 +47,8 @@ _CHUNK = 500  # rows per multi-row INSERT
 DEFAULT_LEASE = timedelta(minutes=15)
 #: What ``posventa retry`` may move back to ``pending``.
 REQUEUABLE = ("failed", "unknown")
+_L, _H = table(LedgerEntry), table(LedgerHistory)
+_HISTORY_COLUMNS = ("ledger_id", "attempt_id", "at", "status", "actor", "reason")
 
 
 def record(r: LedgerEntry) -> LedgerRecord:
@@ -67,6 +82,16 @@ def _check(from_statuses: Sequence[str], to_status: str, actor: str) -> tuple[st
         if (src, to_status) in OPERATOR_ONLY and actor != "operator":
             raise ValueError(f"ledger status cannot move from {src!r} to {to_status!r} except by an operator")
     return froms
+
+
+def _moved_values(to_status: str, now: datetime) -> dict[str, Any]:
+    """What every move sets: status, time, ``sent_at`` on ``sent``; leaving ``sending`` drops the lease."""
+    values: dict[str, Any] = {"status": to_status, "updated_at": aware(now, "now")}
+    if to_status == "sent":
+        values["sent_at"] = now
+    if to_status != "sending":
+        values["sending_until"] = None
+    return values
 
 
 def aware_utc(value: datetime) -> datetime:
@@ -123,20 +148,18 @@ class Ledger(Repo):
         rows = list(self.s.scalars(q.order_by(LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)))
         if not rows:
             return []
-        attempt = attempt or str(uuid.uuid4())
-        self.s.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.id.in_([r.id for r in rows]))
+        claim = (
+            update(_L)
+            .where(_L.c.id.in_([r.id for r in rows]))
             .values(
                 status="sending",
-                attempts=LedgerEntry.attempts + 1,
+                attempts=_L.c.attempts + 1,
                 updated_at=now,
-                attempt_id=attempt,
+                attempt_id=attempt or str(uuid.uuid4()),
                 sending_until=lease_until or now + DEFAULT_LEASE,
             )
-            .execution_options(synchronize_session=False)
         )
-        self._log([(r.id, attempt, None) for r in rows], "sending", "deliver", now)
+        self._moved(claim, "sending", "deliver", now)
         return [
             LedgerWork(
                 r.key,
@@ -154,13 +177,8 @@ class Ledger(Repo):
     def renew_lease(self, attempt: str, until: datetime) -> int:
         """Extend the lease of ``attempt``'s rows still ``sending`` (the worker is alive and its provider
         calls are in flight); returns how many rows it holds."""
-        renewed = self.s.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.attempt_id == attempt, LedgerEntry.status == "sending")
-            .values(sending_until=until)
-            .execution_options(synchronize_session=False)
-        )
-        return rowcount(renewed)
+        renew = update(_L).where(_L.c.attempt_id == attempt, _L.c.status == "sending")
+        return rowcount(self.s.connection().execute(renew.values(sending_until=until)))
 
     def get(self, key: str) -> LedgerRecord | None:
         stmt = select(LedgerEntry).where(LedgerEntry.key == key).execution_options(populate_existing=True)
@@ -188,30 +206,16 @@ class Ledger(Repo):
         outside delivery); the move is written to the row's history.
         """
         froms = _check(from_statuses, to_status, actor)
-        values: dict[str, Any] = {"status": to_status, "updated_at": aware(now, "now")}
+        values = _moved_values(to_status, now)
         if reason is not None:
             values["reason"] = reason
         if provider_message_id is not None:
             values["provider_message_id"] = provider_message_id
-        if to_status == "sent":
-            values["sent_at"] = now
-        if to_status != "sending":
-            values["sending_until"] = None
-        guard = [LedgerEntry.key == key, LedgerEntry.status.in_(froms)]
+        guard: list[ColumnElement[bool]] = [_L.c.key == key, _L.c.status.in_(froms)]
         if attempt is not None:
-            guard.append(LedgerEntry.attempt_id == attempt)
-        stmt = (
-            update(LedgerEntry)
-            .where(*guard)
-            .values(**values)
-            .returning(LedgerEntry.id, LedgerEntry.attempt_id)
-            .execution_options(synchronize_session=False)
-        )
-        moved = self.s.execute(stmt).first()
-        if moved is None:
-            return False
-        self._log([(moved[0], moved[1], reason)], to_status, actor, now)
-        return True
+            guard.append(_L.c.attempt_id == attempt)
+        stmt = update(_L).where(*guard).values(**values)
+        return self._moved(stmt, to_status, actor, now, literal(reason, Text())) == 1
 
     def mark_many(
         self,
@@ -222,87 +226,76 @@ class Ledger(Repo):
         attempt: str | None = None,
         actor: str = "deliver",
     ) -> None:
-        """:meth:`mark` for a batch: one statement per target status (and thousand rows) on PostgreSQL
-        instead of one round trip per row. ``reason``, ``provider_message_id`` and ``not_before`` keep
-        their old value when the move gives none. With ``attempt``, only rows still claimed by that
-        attempt move: the delivering worker records its own answers, and a late answer of an attempt
-        that has since been replaced changes nothing. A row already elsewhere stays there; the rows that
-        moved are written to their history."""
+        """:meth:`mark` for a batch: one statement per target status on PostgreSQL instead of one round
+        trip per row. ``reason``, ``provider_message_id`` and ``not_before`` keep their old value when the
+        move gives none. With ``attempt``, only rows still claimed by that attempt move: the delivering
+        worker records its own answers, and a late answer of an attempt that has since been replaced
+        changes nothing. A row already elsewhere stays there; the rows that moved are written to their
+        history (the move's reason with each)."""
         by_status: dict[str, list[Move]] = {}
         for mv in moves:
             by_status.setdefault(mv.to_status, []).append(mv)
         for to_status, group in by_status.items():
             froms = _check(from_statuses, to_status, actor)
-            values: dict[str, Any] = {"status": to_status, "updated_at": aware(now, "now")}
-            if to_status == "sent":
-                values["sent_at"] = now
-            if to_status != "sending":
-                values["sending_until"] = None
-            guard = [or_(*(LedgerEntry.status == f for f in froms))]
+            guard: list[ColumnElement[bool]] = [_L.c.status.in_(froms)]
             if attempt is not None:
-                guard.append(LedgerEntry.attempt_id == attempt)
+                guard.append(_L.c.attempt_id == attempt)
             if self.is_postgres:
-                moved = self._update_from_values(group, values, guard)
+                self._mark_unnest(group, to_status, guard, actor, now)
             else:
-                moved = self._update_each(group, values, guard)
-            reasons = {mv.key: mv.reason for mv in group}
-            self._log([(row_id, att, reasons[key]) for row_id, key, att in moved], to_status, actor, now)
+                self._mark_each(group, to_status, guard, actor, now)
 
-    def _update_each(self, group: list[Move], values: dict[str, Any], guard: list[Any]) -> list[Any]:
+    def _mark_unnest(
+        self, group: list[Move], to_status: str, guard: list[Any], actor: str, now: datetime
+    ) -> None:
+        """PostgreSQL: ``UPDATE … FROM unnest(:keys, :reasons, :ids, :not_befores)`` with the history
+        INSERT in the same statement — arrays as parameters, so the statement is compiled once and
+        cached whatever the batch size."""
+        moves = (
+            func.unnest(
+                bindparam("keys", [mv.key for mv in group], type_=ARRAY(String())),
+                bindparam("reasons", [mv.reason for mv in group], type_=ARRAY(Text())),
+                bindparam("pids", [mv.provider_message_id for mv in group], type_=ARRAY(String())),
+                bindparam("nbs", [mv.not_before for mv in group], type_=ARRAY(DateTime(timezone=True))),
+            )
+            .table_valued("k", "r", "p", "nb")
+            .render_derived(name="moves")
+        )
+        stmt = (
+            update(_L)
+            .where(_L.c.key == moves.c.k, *guard)
+            .values(
+                **_moved_values(to_status, now),
+                reason=func.coalesce(moves.c.r, _L.c.reason),
+                provider_message_id=func.coalesce(moves.c.p, _L.c.provider_message_id),
+                not_before=func.coalesce(moves.c.nb, _L.c.not_before),
+            )
+        )
+        self._moved(stmt, to_status, actor, now, moves.c.r)
+
+    def _mark_each(
+        self, group: list[Move], to_status: str, guard: list[Any], actor: str, now: datetime
+    ) -> None:
         """SQLite: one ``UPDATE … RETURNING`` per row (in process, cheap; an executemany returns nothing)."""
         stmt = (
-            update(LedgerEntry)
-            .where(LedgerEntry.key == bindparam("b_key"), *guard)
+            update(_L)
+            .where(_L.c.key == bindparam("b_key"), *guard)
             .values(
-                **values,
-                reason=func.coalesce(bindparam("b_reason", type_=Text()), LedgerEntry.reason),
+                **_moved_values(to_status, now),
+                reason=func.coalesce(bindparam("b_reason", type_=Text()), _L.c.reason),
                 provider_message_id=func.coalesce(
-                    bindparam("b_pid", type_=String()), LedgerEntry.provider_message_id
+                    bindparam("b_pid", type_=String()), _L.c.provider_message_id
                 ),
-                not_before=func.coalesce(
-                    bindparam("b_not_before", type_=UTCDateTime()), LedgerEntry.not_before
-                ),
+                not_before=func.coalesce(bindparam("b_not_before", type_=UTCDateTime()), _L.c.not_before),
             )
-            .returning(LedgerEntry.id, LedgerEntry.key, LedgerEntry.attempt_id)
+            .returning(_L.c.id, _L.c.attempt_id, bindparam("b_reason", type_=Text()))
         )
         conn = self.s.connection()
-        moved = []
+        moved: list[Any] = []
         for mv in group:
             params = {"b_key": mv.key, "b_reason": mv.reason, "b_pid": mv.provider_message_id}
-            row = conn.execute(stmt, {**params, "b_not_before": mv.not_before}).first()
-            if row is not None:
-                moved.append(row)
-        return moved
-
-    def _update_from_values(self, group: list[Move], values: dict[str, Any], guard: list[Any]) -> list[Any]:
-        """PostgreSQL: ``UPDATE … FROM (VALUES …) RETURNING``, one statement per thousand rows."""
-        rows = [(mv.key, mv.reason, mv.provider_message_id, mv.not_before) for mv in group]
-        moved: list[Any] = []
-        for start in range(0, len(rows), 1000):
-            v = sa_values(
-                column("k", String()),
-                column("r", Text()),
-                column("p", String()),
-                column("nb", DateTime(timezone=True)),
-                name="moves",
-            ).data(rows[start : start + 1000])
-            moved += self.s.execute(
-                update(LedgerEntry)
-                .where(LedgerEntry.key == v.c.k, *guard)
-                .values(
-                    **values,
-                    reason=func.coalesce(sql_cast(v.c.r, Text()), LedgerEntry.reason),
-                    provider_message_id=func.coalesce(
-                        sql_cast(v.c.p, String()), LedgerEntry.provider_message_id
-                    ),
-                    not_before=func.coalesce(
-                        sql_cast(v.c.nb, DateTime(timezone=True)), LedgerEntry.not_before
-                    ),
-                )
-                .returning(LedgerEntry.id, LedgerEntry.key, LedgerEntry.attempt_id)
-                .execution_options(synchronize_session=False)
-            ).all()
-        return moved
+            moved += conn.execute(stmt, {**params, "b_not_before": mv.not_before}).all()
+        self._log(moved, to_status, actor, now)
 
     def expire_leases(self, now: datetime) -> int:
         """Rows still ``sending`` whose lease expired before ``now``: their worker died mid-call (or
@@ -310,33 +303,55 @@ class Ledger(Repo):
         left alone, and should its answer still come, it is recorded (:meth:`mark_many` with its
         attempt)."""
         reason = "lease expired: the delivering worker stopped before recording the provider's answer"
-        moved = self.s.execute(
-            update(LedgerEntry)
-            .where(
-                LedgerEntry.status == "sending",
-                or_(LedgerEntry.sending_until.is_(None), LedgerEntry.sending_until < now),
-            )
+        stmt = (
+            update(_L)
+            .where(_L.c.status == "sending", or_(_L.c.sending_until.is_(None), _L.c.sending_until < now))
             .values(status="unknown", reason=reason, updated_at=now, sending_until=None)
-            .returning(LedgerEntry.id, LedgerEntry.attempt_id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        self._log([(row_id, att, reason) for row_id, att in moved], "unknown", "reconcile", now)
-        return len(moved)
+        )
+        return self._moved(stmt, "unknown", "reconcile", now, literal(reason, Text()))
 
     def release_unknown(self, older_than: datetime, now: datetime) -> int:
         """``unknown`` rows (messages and webhooks) untouched since before ``older_than`` go back to
         ``pending`` for one more attempt. Only with the opt-in ``POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES``:
         without evidence this may send a message the provider already has."""
         reason = "released for a resend: no evidence within POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES"
-        moved = self.s.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.status == "unknown", LedgerEntry.updated_at < older_than)
+        stmt = (
+            update(_L)
+            .where(_L.c.status == "unknown", _L.c.updated_at < older_than)
             .values(status="pending", reason=reason, updated_at=now, not_before=None)
-            .returning(LedgerEntry.id, LedgerEntry.attempt_id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        self._log([(row_id, att, reason) for row_id, att in moved], "pending", "reconcile", now)
-        return len(moved)
+        )
+        return self._moved(stmt, "pending", "reconcile", now, literal(reason, Text()))
+
+    def _moved(
+        self, stmt: Update, status: str, actor: str, now: datetime, reason: ColumnElement[Any] | None = None
+    ) -> int:
+        """Run a guarded ``UPDATE`` of ledger rows and write one history line per row it moved (to
+        ``status``, by ``actor``, with ``reason``); returns how many moved. On PostgreSQL both are one
+        statement (``WITH moved AS (UPDATE … RETURNING …) INSERT INTO ledger_history …``)."""
+        returning = (_L.c.id, _L.c.attempt_id, (reason if reason is not None else null()).label("reason"))
+        if self.is_postgres:
+            moved = stmt.returning(*returning).cte("moved")
+            line = select(
+                moved.c.id,
+                moved.c.attempt_id,
+                literal(now, UTCDateTime()),
+                literal(status, String()),
+                literal(actor, String()),
+                moved.c.reason,
+            )
+            return rowcount(self.s.connection().execute(insert(_H).from_select(_HISTORY_COLUMNS, line)))
+        rows = self.s.connection().execute(stmt.returning(*returning)).all()
+        self._log(rows, status, actor, now)
+        return len(rows)
+
+    def _log(self, entries: Sequence[Any], status: str, actor: str, now: datetime) -> None:
+        """Append ``(ledger id, attempt, reason)`` changes to ``status`` by ``actor`` to the history."""
+        if entries:
+            lines = [
+                dict(zip(_HISTORY_COLUMNS, (i, att, now, status, actor, why), strict=True))
+                for i, att, why in entries
+            ]
+            self.s.connection().execute(insert(_H), lines)
 
     # -- what ops see and decide ----------------------------------------------------------------------
 
@@ -384,19 +399,22 @@ class Ledger(Repo):
         moved: list[Any] = []
         ids = sorted(chosen)
         for start in range(0, len(ids), 1000):
-            moved += self.s.execute(
-                update(LedgerEntry)
-                .where(LedgerEntry.id.in_(ids[start : start + 1000]), LedgerEntry.status == f.status)
-                .values(
-                    status="pending",
-                    reason=f"requeued by an operator (was {f.status})",
-                    not_before=None,
-                    sending_until=None,
-                    updated_at=now,
+            moved += (
+                self.s.connection()
+                .execute(
+                    update(_L)
+                    .where(_L.c.id.in_(ids[start : start + 1000]), _L.c.status == f.status)
+                    .values(
+                        status="pending",
+                        reason=f"requeued by an operator (was {f.status})",
+                        not_before=None,
+                        sending_until=None,
+                        updated_at=now,
+                    )
+                    .returning(_L.c.id, _L.c.attempt_id)
                 )
-                .returning(LedgerEntry.id, LedgerEntry.attempt_id)
-                .execution_options(synchronize_session=False)
-            ).all()
+                .all()
+            )
         entries = [(i, att, f"{note}; was {f.status}: {chosen[i] or '-'}"[:2000]) for i, att in moved]
         self._log(entries, "pending", "operator", now)
         return len(moved)
@@ -431,17 +449,6 @@ class Ledger(Repo):
             .order_by(LedgerHistory.id)
         )
         return [LedgerChange(h.at, h.status, h.actor, h.attempt_id, h.reason) for h in self.s.scalars(q)]
-
-    def _log(
-        self, entries: Sequence[tuple[int, str | None, str | None]], status: str, actor: str, now: datetime
-    ) -> None:
-        """Append ``(ledger id, attempt, reason)`` changes to ``status`` by ``actor`` to the history."""
-        rows = [
-            {"ledger_id": i, "attempt_id": att, "at": now, "status": status, "actor": actor, "reason": reason}
-            for i, att, reason in entries
-        ]
-        for start in range(0, len(rows), _CHUNK):
-            self.s.execute(insert(LedgerHistory).values(rows[start : start + _CHUNK]))
 
     def for_customer(self, customer_id: str) -> list[LedgerRecord]:
         stmt = select(LedgerEntry).where(LedgerEntry.customer_id == customer_id).order_by(LedgerEntry.id)
