@@ -20,12 +20,17 @@ class Config:
     timezone: str = "Europe/Madrid"
     #: Enrollments (or ledger rows) per batch: one transaction, one task run.
     batch_size: int = 500
-    #: How long an ambiguous send stays ``unknown`` before it is released for one more attempt.
-    reconcile_after_minutes: int = 60
+    #: Opt-in: release an ``unknown`` send (no answer, no webhook evidence) for a resend after this many
+    #: minutes. None (the default): it stays ``unknown`` until evidence or ``posventa retry --unknown``.
+    resend_unknown_after_minutes: int | None = None
     #: Outgoing journey webhooks in flight at once.
     webhook_concurrency: int = 8
     #: Seconds before an outgoing journey webhook counts as unanswered (its outcome is then unknown).
     webhook_timeout: float = 10.0
+    #: The email provider's client timeout (seconds per request) and requests in flight at once: they
+    #: size the lease of a batch being sent (``app.deliver.lease_for``).
+    send_timeout: float = 10.0
+    send_concurrency: int = 1
 
     @property
     def base_url(self) -> str:

@@ -24,10 +24,13 @@ from app.records import (
     EnrollmentRecord,
     Fact,
     FeedbackRecord,
+    LedgerChange,
+    LedgerGroup,
     LedgerRecord,
     LedgerWork,
     Move,
     ReferralFigures,
+    RequeueFilter,
     SuppressionRecord,
 )
 from posventa.events import CustomerIn, Event, OrderIn
@@ -96,10 +99,12 @@ class Sender(Protocol):
 @dataclass(frozen=True)
 class HttpAnswer:
     """``status`` is the HTTP status; None when no answer came (the request may or may not have arrived:
-    an ambiguous outcome, reconciled like an ambiguous email)."""
+    an ambiguous outcome, reconciled like an ambiguous email) — unless ``not_sent`` says the request
+    certainly never left (the connection could not be opened), which is safe to try again."""
 
     status: int | None
     error: str | None = None
+    not_sent: bool = False
 
 
 class HttpClient(Protocol):
@@ -186,7 +191,16 @@ class Ledger(Protocol):
     def recent_promotional(
         self, customer_ids: Sequence[str], since: datetime
     ) -> dict[str, list[datetime]]: ...
-    def claim_pending(self, now: datetime, limit: int, customer: str | None) -> list[LedgerWork]: ...
+    def claim_pending(
+        self,
+        now: datetime,
+        limit: int,
+        customer: str | None,
+        *,
+        attempt: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> list[LedgerWork]: ...
+    def renew_lease(self, attempt: str, until: datetime) -> int: ...
     def get(self, key: str) -> LedgerRecord | None: ...
     def mark(
         self,
@@ -197,10 +211,25 @@ class Ledger(Protocol):
         provider_message_id: str | None = None,
         *,
         now: datetime,
+        attempt: str | None = None,
+        actor: str = "webhook",
     ) -> bool: ...
-    def mark_many(self, moves: Sequence[Move], from_statuses: Sequence[str], *, now: datetime) -> None: ...
-    def mark_stuck_unknown(self, older_than: datetime, now: datetime) -> int: ...
+    def mark_many(
+        self,
+        moves: Sequence[Move],
+        from_statuses: Sequence[str],
+        *,
+        now: datetime,
+        attempt: str | None = None,
+        actor: str = "deliver",
+    ) -> None: ...
+    def expire_leases(self, now: datetime) -> int: ...
     def release_unknown(self, older_than: datetime, now: datetime) -> int: ...
+    def count_by_status(self, kind: str | None = None) -> dict[str, int]: ...
+    def unknown_summary(self) -> list[LedgerGroup]: ...
+    def requeue_candidates(self, f: RequeueFilter) -> list[LedgerGroup]: ...
+    def requeue(self, f: RequeueFilter, now: datetime, note: str) -> int: ...
+    def history(self, key: str) -> list[LedgerChange]: ...
     def for_customer(self, customer_id: str) -> list[LedgerRecord]: ...
     def sent_messages(self) -> list[LedgerRecord]: ...
 

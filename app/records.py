@@ -15,21 +15,33 @@ from typing import Any, NamedTuple
 Fact = dict[str, Any]
 
 #: Allowed ledger moves: pending → sending → sent | failed | skipped, sending → unknown. ``pending →
-#: skipped | failed`` decides without attempting (suppressed, no address). Statuses only move forward, with
-#: one deliberate exception: ``sending → pending`` when nothing was sent (a *definite* transient refusal
-#: such as HTTP 429, or a hold), with ``not_before`` set. An *ambiguous* outcome goes to ``unknown`` and is
-#: reconciled to ``sent`` or ``failed``, never re-queued blindly.
+#: skipped | failed`` decides without attempting (suppressed, no address). Statuses move forward, with
+#: deliberate exceptions, each guarded where it is used:
+#:
+#: * ``sending → pending`` when nothing was sent (a *definite* transient refusal such as HTTP 429, or a
+#:   hold), with ``not_before`` set;
+#: * ``unknown → sent | failed | pending | skipped``: the answer of the attempt itself, arriving after
+#:   its lease expired (the row had become ``unknown``), is definitive and wins — guarded by the attempt
+#:   id, so a late answer of an old attempt never overwrites a newer one; evidence from the provider's
+#:   webhook (``processed``, ``bounce``…) settles it too;
+#: * ``unknown → pending`` otherwise only by an explicit decision: ``posventa retry --unknown`` (it may
+#:   duplicate: the provider may have the message) or the opt-in timer
+#:   ``POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES``;
+#: * ``failed → pending`` by an operator only (:data:`OPERATOR_ONLY`): ``posventa retry`` requeues a send
+#:   the provider rejected (401 after a revoked key…) once the cause is fixed.
+#:
+#: An *ambiguous* outcome goes to ``unknown``; it is never re-queued by a timer unless asked to.
 LEDGER_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "pending": frozenset({"sending", "skipped", "failed"}),
     "sending": frozenset({"sent", "failed", "skipped", "unknown", "pending"}),
-    # unknown → pending: released for a resend once the reconciliation window passed without evidence
-    # (POSVENTA_RECONCILE_AFTER_MINUTES). Deliberate: a customer missing a message forever is worse than
-    # a rare duplicate after an hour of provider silence.
-    "unknown": frozenset({"sent", "failed", "pending"}),
+    "unknown": frozenset({"sent", "failed", "pending", "skipped"}),
     "sent": frozenset(),
-    "failed": frozenset(),
+    "failed": frozenset({"pending"}),
     "skipped": frozenset(),
 }
+
+#: Moves only an operator may ask for (``actor="operator"``): a worker never turns a failure back.
+OPERATOR_ONLY: frozenset[tuple[str, str]] = frozenset({("failed", "pending")})
 
 
 def ledger_key(enrollment_id: int, effect_key: str) -> str:
@@ -95,6 +107,42 @@ class LedgerRecord:
     payload: Mapping[str, Any]
     sent_at: datetime | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerChange:
+    """One line of a ledger row's history: the status it moved to, when, by whom, in which attempt."""
+
+    at: datetime
+    status: str
+    actor: str
+    attempt_id: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class LedgerGroup:
+    """Ledger rows counted by journey, step and reason (``posventa retry --dry-run``, ``unknown`` sends
+    awaiting a decision)."""
+
+    journey_id: str
+    step_id: str
+    reason: str | None
+    count: int
+    oldest: datetime
+
+
+@dataclass(frozen=True)
+class RequeueFilter:
+    """Which rows ``posventa retry`` requeues: ``failed`` rows the provider rejected (or that were never
+    attempted: a render error), or ``unknown`` rows. ``reason`` is a case-insensitive substring of the
+    row's reason; ``since`` compares with the time the row reached its status."""
+
+    status: str = "failed"  # failed | unknown
+    journey: str | None = None
+    step: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

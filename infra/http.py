@@ -17,9 +17,12 @@ class HttpxClient:
 
     def post_json(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> HttpAnswer:
         """The status of the answer; no status when none came (timeout, connection lost): the request may
-        have arrived, so the caller treats the outcome as unknown."""
+        have arrived, so the caller treats the outcome as unknown — unless no connection could be opened
+        (refused, unknown host, connect timeout): then nothing was sent (``not_sent``)."""
         try:
             r = self._client.post(url, json=dict(body), headers=dict(headers))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return HttpAnswer(None, type(exc).__name__, not_sent=True)
         except httpx.HTTPError as exc:
             return HttpAnswer(None, type(exc).__name__)
         return HttpAnswer(r.status_code)

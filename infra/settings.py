@@ -53,15 +53,24 @@ class Settings(BaseSettings):
     #: SendGrid's signed event webhook verification key (public, base64 ECDSA); None = unsigned webhooks
     #: are refused unless the web app says otherwise.
     sendgrid_webhook_public_key: str | None = None
-    sendgrid_asm_group_id: int | None = None
+    #: SendGrid's unsubscribe group (ASM) for promotional mail; transactional mail never joins it.
+    sendgrid_asm_group_id: int | None = Field(default=None, ge=1)
     sendgrid_timeout: float = Field(default=10, gt=0)
     #: Requests in flight at once when personalised messages cannot share a request.
     sendgrid_concurrency: int = Field(default=8, ge=1, le=64)
     #: Optional: a SendGrid dynamic template id (subject {{subject}}, HTML {{{html}}}, text {{{text}}})
     #: through which personalised messages of a step are batched, up to 500 per request.
     sendgrid_passthrough_template_id: str | None = None
-    #: How long a message may stay ``unknown`` (ambiguous provider outcome) before it is reconciled.
-    reconcile_after_minutes: int = Field(default=60, ge=1)
+    # --- exactly once ---
+    #: Where customers' replies go (``reply_to``); unset: to the sender address.
+    reply_to: str | None = None
+    #: Opt-in, and it may duplicate: release an ``unknown`` send (the provider may have it: no answer, no
+    #: webhook evidence) for a resend after this many minutes. Unset (the default), it stays ``unknown``
+    #: until the Event Webhook's evidence settles it or an operator decides (``posventa retry --unknown``).
+    resend_unknown_after_minutes: int | None = Field(default=None, ge=1)
+    #: Retired: it released ``unknown`` sends for a resend after 60 minutes by default (a duplicate
+    #: whenever SendGrid had accepted them). Read only to warn whoever still sets it (``warnings``).
+    reconcile_after_minutes: int | None = None
     batch_size: int = Field(default=500, ge=1, le=10_000)
     #: Prefect API of a running server; None runs Prefect embedded (ephemeral).
     prefect_api_url: str | None = None
@@ -82,6 +91,11 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         zone(value)  # ValueError with a readable message
         return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("database_url", "public_base_url", "sendgrid_host")
     @classmethod
@@ -109,6 +123,17 @@ class Settings(BaseSettings):
             out.append(f"POSVENTA_SENDGRID_API_KEY is not set: email is written to {self.outbox_dir}")
         if self.is_sqlite:
             out.append("the database is SQLite: fine for a demo and one worker, use PostgreSQL for more")
+        if self.reconcile_after_minutes is not None:
+            out.append(
+                "POSVENTA_RECONCILE_AFTER_MINUTES is no longer used: unknown sends stay unknown until "
+                "evidence or `posventa retry --unknown` "
+                "(opt in to a timer: POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES)"
+            )
+        if self.resend_unknown_after_minutes is not None:
+            out.append(
+                "POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES is set: ambiguous sends are resent without evidence "
+                "and may reach a customer twice"
+            )
         return out
 
 

@@ -28,7 +28,9 @@ def config_from(s: Settings) -> Config:
         shop_url=s.shop_url,
         timezone=s.timezone,
         batch_size=s.batch_size,
-        reconcile_after_minutes=s.reconcile_after_minutes,
+        resend_unknown_after_minutes=s.resend_unknown_after_minutes,
+        send_timeout=s.sendgrid_timeout,
+        send_concurrency=s.sendgrid_concurrency if s.sendgrid_api_key else 1,
     )
 
 
@@ -43,6 +45,9 @@ def sender_from(s: Settings) -> Sender:
         timeout=s.sendgrid_timeout,
         concurrency=s.sendgrid_concurrency,
         passthrough_template_id=s.sendgrid_passthrough_template_id,
+        from_name=s.email_from_name,
+        reply_to=s.reply_to,
+        asm_group_id=s.sendgrid_asm_group_id,
     )
 
 

@@ -48,6 +48,10 @@ CATEGORIES = ("transactional", "promotional")
 # (timeout after the request left, 5xx): reconcile it, never resend blindly. pending → skipped | failed
 # when the effect is not attempted (suppressed, no consent, no address). See app.records.LEDGER_TRANSITIONS.
 LEDGER_STATUSES = ("pending", "sending", "sent", "failed", "skipped", "unknown")
+#: Who moved a ledger row (``ledger_history.actor``): the delivering worker (its claim and its provider's
+#: answer), the reconciler (an expired lease, the opt-in resend timer), the provider's event webhook
+#: (evidence), an operator (``posventa retry``).
+LEDGER_ACTORS = ("deliver", "reconcile", "webhook", "operator")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam_report", "dropped", "manual")
 SUPPRESSION_SCOPES = ("all", "promotional")
 SURVEYS = ("nps", "product", "service")
@@ -214,6 +218,20 @@ class LedgerEntry(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # Revision 0004: rows in flight, by lease (the reconciler) and by attempt (lease renewal). Partial:
+        # only the few rows being sent right now are in them.
+        Index(
+            "ix_ledger_sending_until",
+            "sending_until",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
+        Index(
+            "ix_ledger_attempt_id",
+            "attempt_id",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -243,6 +261,46 @@ class LedgerEntry(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: Do not retry before this instant.
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # --- revision 0004: attempts and leases (exactly once with a slow provider; see LedgerHistory) ---
+    #: The delivery attempt that last claimed the row (a UUID, one per claimed batch). The attempt's own
+    #: answer is recorded only while this still names it: a late answer of an older attempt is ignored.
+    attempt_id: Mapped[str | None] = mapped_column(String(36))
+    #: While ``sending``: the attempt's lease. The reconciler turns the row ``unknown`` only after it
+    #: expired; the delivering worker renews it while its provider calls are in flight.
+    sending_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LedgerHistory(Base):
+    """Every status change of a ledger row after it was written: the claim that began an attempt, that
+    attempt's outcome, an expired lease, the provider's evidence, an operator's requeue.
+
+    Why a table of rows and not a JSON list on the ledger row: the history is append-only and read
+    rarely (ops, audits, ``posventa retry``), while the ledger row is on the hot path — appending to a
+    growing JSON value would rewrite it on every move, and dialect-specific JSON updates would be needed
+    in the bulk ``UPDATE … FROM (VALUES …)``. A row per change is one multi-row INSERT per batch, the
+    same on PostgreSQL and SQLite, and queries ("which failures came from the provider's rejection?")
+    stay plain SQL. ``posventa retry`` relies on it: only a failure whose *latest* change was recorded by
+    the delivering worker (a rejection before acceptance, never a bounce reported afterwards) is
+    requeued. Rows written before revision 0004 have no history; the migration backfills one line for
+    the failures it can attribute to a rejection from their reason.
+    """
+
+    __tablename__ = "ledger_history"
+    __table_args__ = (
+        one_of("status", LEDGER_STATUSES),
+        one_of("actor", LEDGER_ACTORS),
+        Index("ix_ledger_history_ledger_id_id", "ledger_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    ledger_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("ledger.id"))
+    #: The attempt the change belongs to (None for evidence and operator actions on no attempt).
+    attempt_id: Mapped[str | None] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The status the row moved to.
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Suppression(Base):

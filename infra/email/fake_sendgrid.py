@@ -94,6 +94,9 @@ class StoredMessage:
     dynamic_template_data: Mapping[str, Any] | None
     asm_group_id: int | None
     request_index: int
+    from_name: str | None = None
+    reply_to: str | None = None
+    reply_to_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,8 @@ class FakeSendGrid:
         self._messages: list[StoredMessage] = []
         self._requests: list[RecordedRequest] = []
         self._webhook_key = webhook_private_key or ec.generate_private_key(ec.SECP256R1())
+        #: Seconds every mail/send request waits before it is answered (``delay_every``).
+        self._delay = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -218,11 +223,12 @@ class FakeSendGrid:
             return len(self._requests)
 
     def reset(self) -> None:
-        """Forget messages, requests and pending faults (the webhook key stays)."""
+        """Forget messages, requests, pending faults and the delay (the webhook key stays)."""
         with self._lock:
             self._messages.clear()
             self._requests.clear()
             self._faults.clear()
+            self._delay = 0.0
 
     # -- fault injection ------------------------------------------------------------------------------
 
@@ -243,6 +249,13 @@ class FakeSendGrid:
         """Reply ``seconds`` late. By default the request is stored before the wait, like a real timeout
         after queuing; with ``store=False`` it is lost and the late reply is a 504."""
         self._push(count, _Fault("slow", seconds=seconds, store=store))
+
+    def delay_every(self, seconds: float) -> None:
+        """From now on, answer every mail/send request ``seconds`` late (after validating and storing it,
+        like a slow provider that has already queued the message); 0 turns the delay off. Unlike
+        :meth:`slow_next` it is not used up, and combines with the other faults."""
+        with self._lock:
+            self._delay = max(0.0, seconds)
 
     def drop_next(self, count: int = 1, *, store: bool = False) -> None:
         """Read the whole request, then close the connection without any reply."""
@@ -281,6 +294,10 @@ class FakeSendGrid:
         stored = 0
         if not sandbox and (fault is None or fault.kind == "status" or fault.store):
             stored = self._store(body, message_id)
+        with self._lock:
+            delay = self._delay
+        if delay:
+            self._stop.wait(delay)
         if fault is not None and fault.kind == "drop":
             return self._record(_Outcome(None), count, stored, fault)
         if fault is not None and fault.kind == "slow":
@@ -324,6 +341,8 @@ class FakeSendGrid:
         content = {c["type"]: c["value"] for c in body.get("content") or []}
         categories = tuple(body.get("categories") or ())
         asm = body.get("asm") or {}
+        sender = body["from"]
+        reply_to = body.get("reply_to") or {}
         records: list[StoredMessage] = []
         with self._lock:
             request_index = len(self._requests)
@@ -349,6 +368,9 @@ class FakeSendGrid:
                             dynamic_template_data=item.get("dynamic_template_data"),
                             asm_group_id=asm.get("group_id"),
                             request_index=request_index,
+                            from_name=(item.get("from") or sender).get("name"),
+                            reply_to=reply_to.get("email"),
+                            reply_to_name=reply_to.get("name"),
                         )
                     )
             self._messages.extend(records)

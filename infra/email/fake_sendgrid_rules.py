@@ -90,6 +90,16 @@ def validate(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         )
     elif not _ADDRESS.fullmatch(sender["email"]):
         errors.append(("The from email does not contain a valid address.", "from.email"))
+    reply_to = body.get("reply_to")
+    if reply_to is not None and (
+        not isinstance(reply_to, dict)
+        or not isinstance(reply_to.get("email"), str)
+        or not _ADDRESS.fullmatch(reply_to["email"])
+    ):
+        errors.append(("The reply_to email does not contain a valid address.", "reply_to.email"))
+    asm = body.get("asm")
+    if asm is not None and (not isinstance(asm, dict) or type(asm.get("group_id")) is not int):
+        errors.append(("The asm.group_id must be an integer.", "asm.group_id"))
     if not has_template and not body.get("subject") and not every_subject:
         errors.append(
             (

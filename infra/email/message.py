@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from email.utils import parseaddr
 
 from app.ports import Outcome, OutgoingEmail, Sender, SendResult, mask_email
 
@@ -19,6 +20,7 @@ __all__ = [
     "OutgoingEmail",
     "SendResult",
     "Sender",
+    "mailbox",
     "mask_email",
     "message_problems",
     "valid_address",
@@ -40,6 +42,15 @@ def valid_address(address: str) -> bool:
     if len(address) > 254 or not _ADDRESS.fullmatch(address):
         return False
     return len(address.rsplit("@", 1)[0]) <= 64
+
+
+def mailbox(text: str) -> tuple[str, str | None]:
+    """``Soporte <ayuda@tienda.example>`` or a bare address → (address, display name or None); ValueError
+    when it holds no valid address (a setting such as ``POSVENTA_REPLY_TO``)."""
+    name, address = parseaddr(text.strip())
+    if not valid_address(address) or "\r" in name or "\n" in name:
+        raise ValueError(f"not an email address: {mask_email(text.strip())}")
+    return address, name.strip() or None
 
 
 def message_problems(message: OutgoingEmail) -> list[str]:

@@ -27,10 +27,12 @@ from infra.email.message import (
     SendResult,
     categories,
     custom_args,
+    mailbox,
     mask_email,
     message_problems,
     unique_by_key,
 )
+from posventa.errors import ConfigError
 
 __all__ = ["FileOutboxSender", "outbox_stem"]
 
@@ -58,10 +60,15 @@ class FileOutboxSender:
         directory: Path | str,
         from_email: str = "posventa@localhost",
         from_name: str | None = "Posventa",
+        reply_to: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.from_email = from_email
         self.from_name = from_name
+        try:
+            self.reply_to = mailbox(reply_to) if reply_to else None
+        except ValueError as exc:
+            raise ConfigError(f"outbox reply_to: {exc}") from None
 
     def __repr__(self) -> str:
         return f"FileOutboxSender({str(self.directory)!r})"
@@ -125,6 +132,8 @@ class FileOutboxSender:
         eml = EmailMessage()
         eml["From"] = Address(self.from_name or "", addr_spec=self.from_email)
         eml["To"] = Address(message.to_name or "", addr_spec=message.to_email)
+        if self.reply_to is not None:
+            eml["Reply-To"] = Address(self.reply_to[1] or "", addr_spec=self.reply_to[0])
         eml["Subject"] = message.subject
         eml["Date"] = formatdate(localtime=False, usegmt=True)
         eml["Message-ID"] = f"<{stem}@posventa.outbox>"

@@ -39,6 +39,7 @@ from infra.email.message import (
     SendResult,
     categories,
     custom_args,
+    mailbox,
     mask_email,
     message_problems,
     unique_by_key,
@@ -46,11 +47,12 @@ from infra.email.message import (
 )
 from posventa.errors import ConfigError
 
-__all__ = ["SENDGRID_MAX_PERSONALIZATIONS", "SendGridSender", "quiet_http_client_logging"]
+__all__ = ["SENDGRID_HOST", "SENDGRID_MAX_PERSONALIZATIONS", "SendGridSender", "quiet_http_client_logging"]
 
 logger = logging.getLogger("posventa.email.sendgrid")
 
 SENDGRID_MAX_PERSONALIZATIONS = 1000
+SENDGRID_HOST = "https://api.sendgrid.com"
 _HTTP_CLIENT_LOGGERS = ("python_http_client", "python_http_client.client")
 _BEARER = re.compile(r"Bearer\s+[^\s'\",}]+")
 _ADDRESS_IN_TEXT = re.compile(r"[^\s@'\"<>(),;:]+@[A-Za-z0-9.-]+")
@@ -109,7 +111,7 @@ class SendGridSender:
         api_key: str,
         from_email: str,
         from_name: str | None = None,
-        host: str = "https://api.sendgrid.com",
+        host: str = SENDGRID_HOST,
         timeout: float = 10.0,
         asm_group_id: int | None = None,
         max_batch: int = 500,
@@ -117,6 +119,7 @@ class SendGridSender:
         *,
         concurrency: int = 1,
         passthrough_template_id: str | None = None,
+        reply_to: str | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -130,6 +133,10 @@ class SendGridSender:
             raise ConfigError("SendGrid timeout must be positive: without one a hung server hangs us")
         if not 1 <= max_batch <= SENDGRID_MAX_PERSONALIZATIONS:
             raise ConfigError(f"max_batch must be between 1 and {SENDGRID_MAX_PERSONALIZATIONS}")
+        try:
+            self.reply_to = mailbox(reply_to) if reply_to else None
+        except ValueError as exc:
+            raise ConfigError(f"SendGrid reply_to: {exc}") from None
         self._api_key = api_key.strip()
         self.from_email = from_email
         self.from_name = from_name
@@ -244,6 +251,8 @@ class SendGridSender:
             "from": _address(self.from_email, self.from_name),
             "categories": categories(first),
         }
+        if self.reply_to is not None:
+            body["reply_to"] = _address(*self.reply_to)
         if first.sendgrid_template_id is not None:
             body["template_id"] = first.sendgrid_template_id
         else:

@@ -53,3 +53,15 @@ def test_get_settings_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         assert get_settings() is get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_exactly_once_settings_warn_about_resends() -> None:
+    from infra.settings import make_settings
+
+    quiet = make_settings()
+    assert not [w for w in quiet.warnings() if "UNKNOWN" in w or "RECONCILE" in w]
+    assert quiet.resend_unknown_after_minutes is None  # no timer-based resend by default
+    opted = make_settings(resend_unknown_after_minutes=90, reconcile_after_minutes=60)
+    found = opted.warnings()
+    assert any("POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES is set" in w and "twice" in w for w in found)
+    assert any("POSVENTA_RECONCILE_AFTER_MINUTES is no longer used" in w for w in found)

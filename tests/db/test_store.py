@@ -224,14 +224,14 @@ def test_reconciling_stuck_and_unknown_rows(tx: SqlTx) -> None:
     eid = enrollment(tx, "k1")
     stuck = ledger_row(tx, eid, "a")
     hook = ledger_row(tx, eid, "hook", kind="action", channel=None, template=None, category=None)
-    tx.ledger.claim_pending(T0, 10, None)
+    tx.ledger.claim_pending(T0, 10, None, lease_until=T0 + timedelta(minutes=15))
     tx.ledger.mark(hook, ["sending"], "unknown", reason="webhook: ReadTimeout", now=T0)
-    # The worker died mid-call: the row stays "sending" and is found as stuck, then marked unknown.
-    assert tx.ledger.mark_stuck_unknown(T0 - timedelta(minutes=1), T0) == 0
+    # The worker died mid-call: the row stays "sending" until its lease runs out, then becomes unknown.
+    assert tx.ledger.expire_leases(T0 + timedelta(minutes=14)) == 0
     later = T0 + timedelta(minutes=30)
-    assert tx.ledger.mark_stuck_unknown(later - timedelta(minutes=15), later) == 1
+    assert tx.ledger.expire_leases(later) == 1
     assert tx.ledger.get(stuck).status == "unknown"  # type: ignore[union-attr]
-    # Unknown rows past the window go back to pending, messages and webhooks alike.
+    # Unknown rows past the (opt-in) window go back to pending, messages and webhooks alike.
     assert tx.ledger.release_unknown(later - timedelta(hours=1), later) == 0
     assert tx.ledger.release_unknown(later, later) == 1  # the webhook row (unknown since T0)
     assert tx.ledger.get(hook).status == "pending"  # type: ignore[union-attr]

@@ -9,7 +9,6 @@ from typing import Any
 from app.ports import HttpClient
 from app.services import Services
 from infra.email.fake_sendgrid import FakeSendGrid
-from infra.email.sendgrid_sender import SendGridSender
 from infra.settings import make_settings
 from infra.wiring import build_services
 
@@ -25,16 +24,23 @@ def make_services(
     http: HttpClient | None = None,
     **extra: Any,
 ) -> Services:
+    """Services wired from settings as a deployment is (``infra.wiring``): the real SendGrid client
+    against the loopback fake, so what the settings say is what reaches the wire."""
+    values: dict[str, Any] = {
+        "sendgrid_api_key": "SG.test",
+        "sendgrid_timeout": 2.0,
+        "sendgrid_concurrency": 1,  # one request at a time, as the sender's own default
+        **extra,
+    }
     settings = make_settings(
         database_url=url,
         journeys_dir=str(ROOT / "journeys"),
         outbox_dir=str(tmp / "outbox"),
         secret_key="k" * 40,
         sendgrid_host=fake.url,
-        **extra,
+        **values,
     )
-    sender = SendGridSender("SG.test", settings.email_from, host=fake.url, timeout=2.0)
-    return build_services(settings, sender=sender, plans=plans, http=http)
+    return build_services(settings, plans=plans, http=http)
 
 
 def order_placed(

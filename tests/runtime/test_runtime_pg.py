@@ -186,9 +186,10 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert 0 < killed_at < n
     before = sent_keys(fake)
     fake.reset()  # forget the slow-response fault (and the record, kept in `before`)
-    # The next run: stuck 'sending' rows become 'unknown' (never resent blindly), the rest goes out.
+    # The next run: 'sending' rows whose lease ran out become 'unknown' (never resent blindly), the rest
+    # goes out.
     later = T0 + timedelta(minutes=30)
-    svc.reconcile.run(later, stuck_after=timedelta(minutes=10))
+    svc.reconcile.run(later)
     svc.sweep(later)
     keys = before + sent_keys(fake)
     assert set(keys.values()) == {1}, "a message was sent twice"
@@ -202,19 +203,23 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
 
 
 def test_ambiguous_send_is_reconciled_not_resent_blindly(svc: Services, fake: FakeSendGrid) -> None:
+    from app.records import RequeueFilter
+
     svc.ingest.apply([order_placed(7)], "api", now=T0)
     fake.fail_next(503, store=True)  # SendGrid may have queued it: the outcome is unknown
     svc.sweep(T0)
     [row] = ledger(svc, step_id="thank_you")
     assert row.status == "unknown"
-    # Sweeps inside the window never resend it.
-    svc.sweep(T0 + timedelta(minutes=10))
-    svc.reconcile.run(T0 + timedelta(minutes=30))
-    svc.sweep(T0 + timedelta(minutes=30))
+    # Without evidence no timer resends it, inside the old window or long after it.
+    for minutes in (10, 30, 61 + 30, 3 * 24 * 60):
+        svc.reconcile.run(T0 + timedelta(minutes=minutes))
+        svc.sweep(T0 + timedelta(minutes=minutes))
     assert len(fake.messages) == 1
-    # Past the window with no webhook evidence, it is released and sent once more.
-    svc.reconcile.run(T0 + timedelta(minutes=61 + 30))
-    svc.sweep(T0 + timedelta(minutes=61 + 30))
+    # An operator's explicit decision (posventa retry --unknown) sends it once more.
+    later = T0 + timedelta(days=4)
+    with svc.store.begin() as tx:
+        assert tx.ledger.requeue(RequeueFilter(status="unknown"), later, "test") == 1
+    svc.sweep(later)
     [row] = ledger(svc, step_id="thank_you")
     assert row.status == "sent" and len(fake.messages) == 2
 

@@ -49,9 +49,11 @@ def test_concurrency_is_bounded(sqlite_url: str, tmp_path: Path, endpoint: Endpo
     svc.store.dispose()  # type: ignore[attr-defined]
 
 
-def test_an_unanswered_webhook_is_unknown_then_released_and_sent_once_more(
+def test_an_unanswered_webhook_stays_unknown_until_an_operator_requeues_it(
     sqlite_url: str, tmp_path: Path, endpoint: Endpoint
 ) -> None:
+    from app.records import RequeueFilter
+
     plan = journey(CRM.format(url=endpoint.url), "crm")
     svc = make_services(sqlite_url, tmp_path, {plan.id: plan})
     svc.ingest.apply([order_placed("ana")], "api", T0)
@@ -59,14 +61,16 @@ def test_an_unanswered_webhook_is_unknown_then_released_and_sent_once_more(
     svc.sweep(T0)
     [row] = ledger(svc, step_id="notify")
     assert row.status == "unknown" and row.reason.startswith("webhook: ")
-    # Inside the reconciliation window nothing is resent...
-    svc.reconcile.run(T0 + timedelta(minutes=30))
-    svc.sweep(T0 + timedelta(minutes=30))
+    # However long it waits, nothing is resent without a decision: the endpoint may have processed it.
+    for minutes in (30, 61, 24 * 60):
+        svc.reconcile.run(T0 + timedelta(minutes=minutes))
+        svc.sweep(T0 + timedelta(minutes=minutes))
     assert len(endpoint.requests) == 1
-    # ...past it, the row is released and posted again, under the same idempotency key.
+    # An operator requeues it: posted again, under the same idempotency key.
     endpoint.drop = False
-    assert svc.reconcile.run(T0 + timedelta(minutes=61))["released"] == 1
-    svc.sweep(T0 + timedelta(minutes=61))
+    with svc.store.begin() as tx:
+        assert tx.ledger.requeue(RequeueFilter(status="unknown"), T0 + timedelta(days=1), "test") == 1
+    svc.sweep(T0 + timedelta(days=1))
     [row] = ledger(svc, step_id="notify")
     assert row.status == "sent"
     assert [h["idempotency-key"] for h, _ in endpoint.requests] == [row.key, row.key]

@@ -131,14 +131,23 @@ def test_provider_evidence_settles_an_ambiguous_send(svc: Services) -> None:
     assert (row.status, row.provider_message_id) == ("sent", "msg-1")
 
 
-def test_reconcile_releases_unknown_messages_after_the_window(svc: Services, tmp_path: Path) -> None:
+def test_reconcile_keeps_unknown_messages_unknown_unless_opted_in(
+    svc: Services, sqlite_url: str, tmp_path: Path, shipped: dict[str, Any]
+) -> None:
     svc.ingest.apply([order_placed("ana")], "api", T0)
     svc.advance.run(T0)
     with svc.store.begin() as tx:  # a worker claimed the row and died mid-call
-        tx.ledger.claim_pending(T0, 10, None)
-    assert svc.reconcile.run(T0 + timedelta(minutes=5)) == {"marked_unknown": 0, "released": 0}
-    assert svc.reconcile.run(T0 + timedelta(minutes=20)) == {"marked_unknown": 1, "released": 0}
+        tx.ledger.claim_pending(T0, 10, None, lease_until=T0 + timedelta(minutes=10))
+    assert svc.reconcile.run(T0 + timedelta(minutes=5)) == {"marked_unknown": 0, "released": 0, "unknown": 0}
+    assert svc.reconcile.run(T0 + timedelta(minutes=20)) == {"marked_unknown": 1, "released": 0, "unknown": 1}
     assert svc.sweep(T0 + timedelta(minutes=30)).total("sent") == 0  # unknown: never resent blindly
-    assert svc.reconcile.run(T0 + timedelta(minutes=81)) == {"marked_unknown": 0, "released": 1}
-    assert svc.sweep(T0 + timedelta(minutes=82)).total("sent") == 1
+    # Without evidence it stays unknown, however long: SendGrid may have it.
+    assert svc.reconcile.run(T0 + timedelta(days=3)) == {"marked_unknown": 0, "released": 0, "unknown": 1}
+    assert svc.sweep(T0 + timedelta(days=3)).total("sent") == 0
+    # An installation that opted in to the resend timer releases it once the window passed.
+    plans = {"post_purchase": shipped["post_purchase"]}
+    opted = make_services(sqlite_url, tmp_path, plans, resend_unknown_after_minutes=60)
+    assert opted.reconcile.run(T0 + timedelta(days=3, minutes=1))["released"] == 1
+    assert opted.sweep(T0 + timedelta(days=3, minutes=2)).total("sent") == 1
     assert [r.status for r in ledger(svc)] == ["sent"]
+    opted.store.dispose()  # type: ignore[attr-defined]

@@ -1,24 +1,55 @@
 """The step ledger and message outbox: one row per effect under its derived key, moved forward only by
-guarded ``UPDATE … WHERE key = :k AND status IN (:from)`` (:data:`app.records.LEDGER_TRANSITIONS`)."""
+guarded ``UPDATE … WHERE key = :k AND status IN (:from)`` (:data:`app.records.LEDGER_TRANSITIONS`), each
+move after the row was written recorded in ``ledger_history``: the claim that began an attempt (with its
+id and lease), the attempt's outcome, an expired lease, the provider's evidence, an operator's requeue."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, bindparam, column, func, or_, select, update
-from sqlalchemy import cast as sql_cast
-from sqlalchemy import values as sa_values
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    String,
+    Text,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.records import LEDGER_TRANSITIONS, LedgerRecord, LedgerWork, Move
-from infra.db.models import LedgerEntry
-from infra.db.store._base import Repo, aware, rowcount
+from app.records import (
+    LEDGER_TRANSITIONS,
+    OPERATOR_ONLY,
+    LedgerChange,
+    LedgerGroup,
+    LedgerRecord,
+    LedgerWork,
+    Move,
+    RequeueFilter,
+)
+from infra.db.models import LEDGER_ACTORS, LedgerEntry, LedgerHistory
+from infra.db.store._base import Repo, aware, rowcount, table
 from infra.db.store.journeys import held_journeys
 from infra.db.types import UTCDateTime
 
 _CHUNK = 500  # rows per multi-row INSERT
+#: The lease of a claim whose caller gives none (the deliverer always does): the rule before leases.
+DEFAULT_LEASE = timedelta(minutes=15)
+#: What ``posventa retry`` may move back to ``pending``.
+REQUEUABLE = ("failed", "unknown")
+_L, _H = table(LedgerEntry), table(LedgerHistory)
+_HISTORY_COLUMNS = ("ledger_id", "attempt_id", "at", "status", "actor", "reason")
 
 
 def record(r: LedgerEntry) -> LedgerRecord:
@@ -38,16 +69,35 @@ def record(r: LedgerEntry) -> LedgerRecord:
     )
 
 
-def _check(from_statuses: Sequence[str], to_status: str) -> tuple[str, ...]:
+def _check(from_statuses: Sequence[str], to_status: str, actor: str) -> tuple[str, ...]:
     froms = tuple(from_statuses)
     if not froms:
         raise ValueError("from_statuses is empty")
+    if actor not in LEDGER_ACTORS:
+        raise ValueError(f"unknown ledger actor {actor!r}")
     for src in froms:
         if src not in LEDGER_TRANSITIONS:
             raise ValueError(f"unknown ledger status {src!r}")
         if to_status not in LEDGER_TRANSITIONS[src]:
             raise ValueError(f"ledger status cannot move from {src!r} to {to_status!r}")
+        if (src, to_status) in OPERATOR_ONLY and actor != "operator":
+            raise ValueError(f"ledger status cannot move from {src!r} to {to_status!r} except by an operator")
     return froms
+
+
+def _moved_values(to_status: str, now: datetime) -> dict[str, Any]:
+    """What every move sets: status, time, ``sent_at`` on ``sent``; leaving ``sending`` drops the lease."""
+    values: dict[str, Any] = {"status": to_status, "updated_at": aware(now, "now")}
+    if to_status == "sent":
+        values["sent_at"] = now
+    if to_status != "sending":
+        values["sending_until"] = None
+    return values
+
+
+def aware_utc(value: datetime) -> datetime:
+    """An aggregate over a UTC column comes back naive on SQLite (no type processing): make it aware."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class Ledger(Repo):
@@ -76,10 +126,20 @@ class Ledger(Repo):
             out[cid].append(at)
         return dict(out)
 
-    def claim_pending(self, now: datetime, limit: int, customer: str | None) -> list[LedgerWork]:
+    def claim_pending(
+        self,
+        now: datetime,
+        limit: int,
+        customer: str | None,
+        *,
+        attempt: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> list[LedgerWork]:
         """Claim up to ``limit`` pending rows due at ``now`` (``FOR UPDATE SKIP LOCKED``) and mark them
-        ``sending`` — the caller commits *before* any provider call. ``updated_at`` is the caller's
-        clock: the reconciler compares it with its own (virtual in the demo and tests)."""
+        ``sending`` under ``attempt`` (a new UUID when not given) with a lease until ``lease_until``
+        (:data:`DEFAULT_LEASE` from ``now`` when not given) — the caller commits *before* any provider
+        call. ``updated_at`` and the lease are on the caller's clock: the reconciler compares them with its
+        own (virtual in the demo and tests)."""
         q = select(LedgerEntry).where(
             LedgerEntry.status == "pending",
             or_(LedgerEntry.not_before.is_(None), LedgerEntry.not_before <= now),
@@ -90,12 +150,18 @@ class Ledger(Repo):
         rows = list(self.s.scalars(q.order_by(LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)))
         if not rows:
             return []
-        self.s.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.id.in_([r.id for r in rows]))
-            .values(status="sending", attempts=LedgerEntry.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
+        claim = (
+            update(_L)
+            .where(_L.c.id.in_([r.id for r in rows]))
+            .values(
+                status="sending",
+                attempts=_L.c.attempts + 1,
+                updated_at=now,
+                attempt_id=attempt or str(uuid.uuid4()),
+                sending_until=lease_until or now + DEFAULT_LEASE,
+            )
         )
+        self._moved(claim, "sending", "deliver", now)
         return [
             LedgerWork(
                 r.key,
@@ -109,6 +175,12 @@ class Ledger(Repo):
             )
             for r in rows
         ]
+
+    def renew_lease(self, attempt: str, until: datetime) -> int:
+        """Extend the lease of ``attempt``'s rows still ``sending`` (the worker is alive and its provider
+        calls are in flight); returns how many rows it holds."""
+        renew = update(_L).where(_L.c.attempt_id == attempt, _L.c.status == "sending")
+        return rowcount(self.s.connection().execute(renew.values(sending_until=until)))
 
     def get(self, key: str) -> LedgerRecord | None:
         stmt = select(LedgerEntry).where(LedgerEntry.key == key).execution_options(populate_existing=True)
@@ -124,116 +196,261 @@ class Ledger(Repo):
         provider_message_id: str | None = None,
         *,
         now: datetime,
+        attempt: str | None = None,
+        actor: str = "webhook",
     ) -> bool:
         """Move one row from one of ``from_statuses`` to ``to_status``; True if it moved.
 
         Two workers racing on the same row cannot both move it, and a row already further along is left
-        alone. Asking for a move :data:`LEDGER_TRANSITIONS` does not allow (backwards) is a bug: ValueError.
-        Moving to ``sent`` stamps ``sent_at``.
+        alone; with ``attempt``, only a row still claimed by that attempt moves. Asking for a move
+        :data:`LEDGER_TRANSITIONS` does not allow (backwards) is a bug: ValueError. Moving to ``sent``
+        stamps ``sent_at``. ``actor`` is who decided (by default the provider's evidence, the one caller
+        outside delivery); the move is written to the row's history.
         """
-        froms = _check(from_statuses, to_status)
-        values: dict[str, Any] = {"status": to_status, "updated_at": aware(now, "now")}
+        froms = _check(from_statuses, to_status, actor)
+        values = _moved_values(to_status, now)
         if reason is not None:
             values["reason"] = reason
         if provider_message_id is not None:
             values["provider_message_id"] = provider_message_id
-        if to_status == "sent":
-            values["sent_at"] = now
-        stmt = (
-            update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.status.in_(froms)).values(**values)
-        )
-        return rowcount(self.s.execute(stmt)) == 1
+        guard: list[ColumnElement[bool]] = [_L.c.key == key, _L.c.status.in_(froms)]
+        if attempt is not None:
+            guard.append(_L.c.attempt_id == attempt)
+        stmt = update(_L).where(*guard).values(**values)
+        return self._moved(stmt, to_status, actor, now, literal(reason, Text())) == 1
 
-    def mark_many(self, moves: Sequence[Move], from_statuses: Sequence[str], *, now: datetime) -> None:
-        """:meth:`mark` for a batch: one statement per target status (and thousand rows) instead of one
-        round trip per row. ``reason``, ``provider_message_id`` and ``not_before`` keep their old value
-        when the move gives none. Drivers do not report reliable row counts here, so nothing is returned:
-        a row already elsewhere stays there."""
+    def mark_many(
+        self,
+        moves: Sequence[Move],
+        from_statuses: Sequence[str],
+        *,
+        now: datetime,
+        attempt: str | None = None,
+        actor: str = "deliver",
+    ) -> None:
+        """:meth:`mark` for a batch: one statement per target status on PostgreSQL instead of one round
+        trip per row. ``reason``, ``provider_message_id`` and ``not_before`` keep their old value when the
+        move gives none. With ``attempt``, only rows still claimed by that attempt move: the delivering
+        worker records its own answers, and a late answer of an attempt that has since been replaced
+        changes nothing. A row already elsewhere stays there; the rows that moved are written to their
+        history (the move's reason with each)."""
         by_status: dict[str, list[Move]] = {}
         for mv in moves:
             by_status.setdefault(mv.to_status, []).append(mv)
         for to_status, group in by_status.items():
-            froms = _check(from_statuses, to_status)
-            values: dict[str, Any] = {"status": to_status, "updated_at": aware(now, "now")}
-            if to_status == "sent":
-                values["sent_at"] = now
-            guard = or_(*(LedgerEntry.status == f for f in froms))
+            froms = _check(from_statuses, to_status, actor)
+            guard: list[ColumnElement[bool]] = [_L.c.status.in_(froms)]
+            if attempt is not None:
+                guard.append(_L.c.attempt_id == attempt)
             if self.is_postgres:
-                self._update_from_values(group, values, guard)
-                continue
-            stmt = (
-                update(LedgerEntry)
-                # Equalities, not IN: an expanding IN cannot be used in an executemany.
-                .where(LedgerEntry.key == bindparam("b_key"), guard)
-                .values(
-                    **values,
-                    reason=func.coalesce(bindparam("b_reason", type_=Text()), LedgerEntry.reason),
-                    provider_message_id=func.coalesce(
-                        bindparam("b_pid", type_=String()), LedgerEntry.provider_message_id
-                    ),
-                    not_before=func.coalesce(
-                        bindparam("b_not_before", type_=UTCDateTime()), LedgerEntry.not_before
-                    ),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            params = [
-                {
-                    "b_key": mv.key,
-                    "b_reason": mv.reason,
-                    "b_pid": mv.provider_message_id,
-                    "b_not_before": mv.not_before,
-                }
-                for mv in group
-            ]
-            self.s.connection().execute(stmt, params)
+                self._mark_unnest(group, to_status, guard, actor, now)
+            else:
+                self._mark_each(group, to_status, guard, actor, now)
 
-    def _update_from_values(self, group: list[Move], values: dict[str, Any], guard: Any) -> None:
-        """PostgreSQL: ``UPDATE … FROM (VALUES …)``, one statement per thousand rows."""
-        rows = [(mv.key, mv.reason, mv.provider_message_id, mv.not_before) for mv in group]
-        for start in range(0, len(rows), 1000):
-            v = sa_values(
-                column("k", String()),
-                column("r", Text()),
-                column("p", String()),
-                column("nb", DateTime(timezone=True)),
-                name="moves",
-            ).data(rows[start : start + 1000])
-            self.s.execute(
-                update(LedgerEntry)
-                .where(LedgerEntry.key == v.c.k, guard)
-                .values(
-                    **values,
-                    reason=func.coalesce(sql_cast(v.c.r, Text()), LedgerEntry.reason),
-                    provider_message_id=func.coalesce(
-                        sql_cast(v.c.p, String()), LedgerEntry.provider_message_id
-                    ),
-                    not_before=func.coalesce(
-                        sql_cast(v.c.nb, DateTime(timezone=True)), LedgerEntry.not_before
-                    ),
-                )
-                .execution_options(synchronize_session=False)
+    def _mark_unnest(
+        self, group: list[Move], to_status: str, guard: list[Any], actor: str, now: datetime
+    ) -> None:
+        """PostgreSQL: ``UPDATE … FROM unnest(:keys, :reasons, :ids, :not_befores)`` with the history
+        INSERT in the same statement — arrays as parameters, so the statement is compiled once and
+        cached whatever the batch size."""
+        moves = (
+            func.unnest(
+                bindparam("keys", [mv.key for mv in group], type_=ARRAY(String())),
+                bindparam("reasons", [mv.reason for mv in group], type_=ARRAY(Text())),
+                bindparam("pids", [mv.provider_message_id for mv in group], type_=ARRAY(String())),
+                bindparam("nbs", [mv.not_before for mv in group], type_=ARRAY(DateTime(timezone=True))),
             )
-
-    def mark_stuck_unknown(self, older_than: datetime, now: datetime) -> int:
-        """Rows left ``sending`` since before ``older_than``: their worker died mid-call, so the outcome is
-        unknown — to be reconciled, never resent blindly."""
-        stuck = self.s.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.status == "sending", LedgerEntry.updated_at < older_than)
-            .values(status="unknown", reason="worker stopped while sending", updated_at=now)
+            .table_valued("k", "r", "p", "nb")
+            .render_derived(name="moves")
         )
-        return rowcount(stuck)
+        stmt = (
+            update(_L)
+            .where(_L.c.key == moves.c.k, *guard)
+            .values(
+                **_moved_values(to_status, now),
+                reason=func.coalesce(moves.c.r, _L.c.reason),
+                provider_message_id=func.coalesce(moves.c.p, _L.c.provider_message_id),
+                not_before=func.coalesce(moves.c.nb, _L.c.not_before),
+            )
+        )
+        self._moved(stmt, to_status, actor, now, moves.c.r)
+
+    def _mark_each(
+        self, group: list[Move], to_status: str, guard: list[Any], actor: str, now: datetime
+    ) -> None:
+        """SQLite: one ``UPDATE … RETURNING`` per row (in process, cheap; an executemany returns nothing)."""
+        stmt = (
+            update(_L)
+            .where(_L.c.key == bindparam("b_key"), *guard)
+            .values(
+                **_moved_values(to_status, now),
+                reason=func.coalesce(bindparam("b_reason", type_=Text()), _L.c.reason),
+                provider_message_id=func.coalesce(
+                    bindparam("b_pid", type_=String()), _L.c.provider_message_id
+                ),
+                not_before=func.coalesce(bindparam("b_not_before", type_=UTCDateTime()), _L.c.not_before),
+            )
+            .returning(_L.c.id, _L.c.attempt_id, bindparam("b_reason", type_=Text()))
+        )
+        conn = self.s.connection()
+        moved: list[Any] = []
+        for mv in group:
+            params = {"b_key": mv.key, "b_reason": mv.reason, "b_pid": mv.provider_message_id}
+            moved += conn.execute(stmt, {**params, "b_not_before": mv.not_before}).all()
+        self._log(moved, to_status, actor, now)
+
+    def expire_leases(self, now: datetime) -> int:
+        """Rows still ``sending`` whose lease expired before ``now``: their worker died mid-call (or
+        stopped renewing), so the outcome is unknown — never resent blindly. A live attempt's rows are
+        left alone, and should its answer still come, it is recorded (:meth:`mark_many` with its
+        attempt)."""
+        reason = "lease expired: the delivering worker stopped before recording the provider's answer"
+        stmt = (
+            update(_L)
+            .where(_L.c.status == "sending", or_(_L.c.sending_until.is_(None), _L.c.sending_until < now))
+            .values(status="unknown", reason=reason, updated_at=now, sending_until=None)
+        )
+        return self._moved(stmt, "unknown", "reconcile", now, literal(reason, Text()))
 
     def release_unknown(self, older_than: datetime, now: datetime) -> int:
-        """``unknown`` rows (messages and webhooks) untouched since before ``older_than``: no evidence
-        came in the window, so they go back to ``pending`` for one more attempt."""
-        released = self.s.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.status == "unknown", LedgerEntry.updated_at < older_than)
-            .values(status="pending", reason="released after reconciliation window", updated_at=now)
+        """``unknown`` rows (messages and webhooks) untouched since before ``older_than`` go back to
+        ``pending`` for one more attempt. Only with the opt-in ``POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES``:
+        without evidence this may send a message the provider already has."""
+        reason = "released for a resend: no evidence within POSVENTA_RESEND_UNKNOWN_AFTER_MINUTES"
+        stmt = (
+            update(_L)
+            .where(_L.c.status == "unknown", _L.c.updated_at < older_than)
+            .values(status="pending", reason=reason, updated_at=now, not_before=None)
         )
-        return rowcount(released)
+        return self._moved(stmt, "pending", "reconcile", now, literal(reason, Text()))
+
+    def _moved(
+        self, stmt: Update, status: str, actor: str, now: datetime, reason: ColumnElement[Any] | None = None
+    ) -> int:
+        """Run a guarded ``UPDATE`` of ledger rows and write one history line per row it moved (to
+        ``status``, by ``actor``, with ``reason``); returns how many moved. On PostgreSQL both are one
+        statement (``WITH moved AS (UPDATE … RETURNING …) INSERT INTO ledger_history …``)."""
+        returning = (_L.c.id, _L.c.attempt_id, (reason if reason is not None else null()).label("reason"))
+        if self.is_postgres:
+            moved = stmt.returning(*returning).cte("moved")
+            line = select(
+                moved.c.id,
+                moved.c.attempt_id,
+                literal(now, UTCDateTime()),
+                literal(status, String()),
+                literal(actor, String()),
+                moved.c.reason,
+            )
+            return rowcount(self.s.connection().execute(insert(_H).from_select(_HISTORY_COLUMNS, line)))
+        rows = self.s.connection().execute(stmt.returning(*returning)).all()
+        self._log(rows, status, actor, now)
+        return len(rows)
+
+    def _log(self, entries: Sequence[Any], status: str, actor: str, now: datetime) -> None:
+        """Append ``(ledger id, attempt, reason)`` changes to ``status`` by ``actor`` to the history."""
+        if entries:
+            lines = [
+                dict(zip(_HISTORY_COLUMNS, (i, att, now, status, actor, why), strict=True))
+                for i, att, why in entries
+            ]
+            self.s.connection().execute(insert(_H), lines)
+
+    # -- what ops see and decide ----------------------------------------------------------------------
+
+    def count_by_status(self, kind: str | None = None) -> dict[str, int]:
+        """How many rows are in each status (``posventa status``: ``unknown`` sends awaiting a decision,
+        ``sending`` in flight, ``failed``…); ``kind`` is ``message`` or ``action`` (both when None)."""
+        q = select(LedgerEntry.status, func.count()).group_by(LedgerEntry.status)
+        if kind is not None:
+            q = q.where(LedgerEntry.kind == kind)
+        return {status: int(n) for status, n in self.s.execute(q)}
+
+    def unknown_summary(self) -> list[LedgerGroup]:
+        """The ``unknown`` rows (sent or not: nobody knows) by journey, step and reason, oldest first
+        within each: what ``posventa retry --unknown`` would decide about."""
+        return self.requeue_candidates(RequeueFilter(status="unknown"))
+
+    def requeue_candidates(self, f: RequeueFilter) -> list[LedgerGroup]:
+        """The rows :meth:`requeue` would move, counted by journey, step and reason."""
+        oldest = func.min(LedgerEntry.updated_at)
+        q = (
+            select(LedgerEntry.journey_id, LedgerEntry.step_id, LedgerEntry.reason, func.count(), oldest)
+            .where(*self._requeue_filter(f))
+            .group_by(LedgerEntry.journey_id, LedgerEntry.step_id, LedgerEntry.reason)
+            .order_by(LedgerEntry.journey_id, LedgerEntry.step_id, func.count().desc(), LedgerEntry.reason)
+        )
+        return [LedgerGroup(j, s, r, int(n), aware_utc(at)) for j, s, r, n, at in self.s.execute(q)]
+
+    def requeue(self, f: RequeueFilter, now: datetime, note: str) -> int:
+        """An operator's decision: move the rows matching ``f`` back to ``pending`` (due now) under their
+        own key, so each is still sent at most once more. ``failed`` rows qualify only when their latest
+        change was the delivering worker's (a rejection before the provider accepted them: 401, 403,
+        400…, or a template that did not render), never a bounce reported after acceptance. Each move is
+        written to the row's history with ``note``; returns how many moved."""
+        if f.status not in REQUEUABLE:
+            raise ValueError(f"only {' and '.join(REQUEUABLE)} rows can be requeued, not {f.status!r}")
+        _check([f.status], "pending", "operator")
+        q = (
+            select(LedgerEntry.id, LedgerEntry.reason)
+            .where(*self._requeue_filter(f))
+            .order_by(LedgerEntry.id)
+        )
+        if self.is_postgres:
+            q = q.with_for_update(of=LedgerEntry)
+        chosen: dict[int, str | None] = {i: r for i, r in self.s.execute(q)}
+        moved: list[Any] = []
+        ids = sorted(chosen)
+        for start in range(0, len(ids), 1000):
+            moved += (
+                self.s.connection()
+                .execute(
+                    update(_L)
+                    .where(_L.c.id.in_(ids[start : start + 1000]), _L.c.status == f.status)
+                    .values(
+                        status="pending",
+                        reason=f"requeued by an operator (was {f.status})",
+                        not_before=None,
+                        sending_until=None,
+                        updated_at=now,
+                    )
+                    .returning(_L.c.id, _L.c.attempt_id)
+                )
+                .all()
+            )
+        entries = [(i, att, f"{note}; was {f.status}: {chosen[i] or '-'}"[:2000]) for i, att in moved]
+        self._log(entries, "pending", "operator", now)
+        return len(moved)
+
+    def _requeue_filter(self, f: RequeueFilter) -> list[Any]:
+        where: list[Any] = [LedgerEntry.status == f.status]
+        if f.status == "failed":
+            latest = (
+                select(LedgerHistory.actor)
+                .where(LedgerHistory.ledger_id == LedgerEntry.id)
+                .order_by(LedgerHistory.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            where.append(latest == "deliver")
+        if f.journey:
+            where.append(LedgerEntry.journey_id == f.journey)
+        if f.step:
+            where.append(LedgerEntry.step_id == f.step)
+        if f.reason:
+            where.append(func.lower(LedgerEntry.reason).contains(f.reason.lower(), autoescape=True))
+        if f.since is not None:
+            where.append(LedgerEntry.updated_at >= aware(f.since, "since"))
+        return where
+
+    def history(self, key: str) -> list[LedgerChange]:
+        """Every change of one row after it was written, oldest first."""
+        q = (
+            select(LedgerHistory)
+            .join(LedgerEntry, LedgerEntry.id == LedgerHistory.ledger_id)
+            .where(LedgerEntry.key == key)
+            .order_by(LedgerHistory.id)
+        )
+        return [LedgerChange(h.at, h.status, h.actor, h.attempt_id, h.reason) for h in self.s.scalars(q)]
 
     def for_customer(self, customer_id: str) -> list[LedgerRecord]:
         stmt = select(LedgerEntry).where(LedgerEntry.customer_id == customer_id).order_by(LedgerEntry.id)

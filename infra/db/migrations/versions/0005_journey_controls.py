@@ -2,7 +2,7 @@
 installation flags.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 
 ``journeys`` says which compiled version new entrants get (the files in ``journeys/`` are drafts until
@@ -11,7 +11,7 @@ claims skip paused journeys. ``journey_publications`` keeps every publication. `
 ``posventa send-test`` messages for its rate limit (they are never ledger rows). ``installation`` holds
 facts about the database itself: the production mark, the virtual clock of a walked-through customer.
 
-A database upgraded from 0003 has no ``journeys`` rows: the first process to start publishes the journey
+A database upgraded from 0004 has no ``journeys`` rows: the first process to start publishes the journey
 files (as every process did before), and from then on only ``posventa publish`` changes what runs.
 Types are spelled out (frozen history), as in 0001.
 """
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
