@@ -64,9 +64,9 @@ class Enroller:
         event = {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data}
         for plan in self.plans.values():
             trig = plan.trigger
-            if trig.get("event") != ev.type:
+            if trig.event != ev.type:
                 continue
-            if trig.get("when") and not _holds(trig["when"], _context(plan, customer, order, event)):
+            if trig.when and not _holds(trig.when, _context(plan, customer, order, event)):
                 continue
             key = self._entry_key(tx, plan, ev.id, ev.customer_id, ev.order_id, ev.occurred_at)
             if key is not None:
@@ -84,13 +84,13 @@ class Enroller:
         """The entry rule as a key: once per order, per occurrence, per customer (with a cooldown, a
         numbered key per re-entry). None: not now."""
         rule = plan.entry
-        if rule["once_per"] == "order":
+        if rule.once_per == "order":
             return f"order:{order_id}" if order_id else None
-        if rule["once_per"] == "occurrence":
+        if rule.once_per == "occurrence":
             return f"occurrence:{occurrence}"
-        if rule.get("cooldown_s"):
+        if rule.cooldown_s:
             last = tx.enrollments.last_entered(plan.id, customer_id)
-            if last is not None and now - last < timedelta(seconds=rule["cooldown_s"]):
+            if last is not None and now - last < timedelta(seconds=rule.cooldown_s):
                 return None
             return f"customer:{customer_id}:{tx.enrollments.count(plan.id, customer_id)}"
         return f"customer:{customer_id}"
@@ -119,7 +119,7 @@ class Enroller:
         stats = Stats()
         for plan in self.plans.values():
             trig = plan.trigger
-            if not (trig.get("date") or trig.get("segment")):
+            if not (trig.date or trig.segment):
                 continue
             with self.store.begin() as tx:
                 n = self._enroll_plan(tx, plan, now)
@@ -130,13 +130,13 @@ class Enroller:
         """Enroll everyone whose date (± offset) falls in the last few days (``CATCH_UP``), or who is in
         the segment."""
         trig = plan.trigger
-        offset = timedelta(seconds=trig.get("offset_s") or 0)
+        offset = timedelta(seconds=trig.offset_s)
         today = now.date()
         count = 0
 
         def admit(c: Fact, o: Fact | None, occurrence: str) -> None:
             nonlocal count
-            condition = trig.get("segment") or trig.get("when")
+            condition = trig.segment or trig.when
             if condition and not _holds(condition, _context(plan, c, o, {})):
                 return
             order_id = o["id"] if o else None
@@ -147,15 +147,16 @@ class Enroller:
         def in_window(due: date) -> bool:
             return today - CATCH_UP < due <= today
 
-        if trig.get("segment"):
+        if trig.segment:
             for c in list(tx.customers.all_facts()):
                 admit(c, None, f"segment:{c['id']}")
             return count
-        root, _, fname = trig["date"].partition(".")
+        assert trig.date is not None
+        root, _, fname = trig.date.partition(".")
         if root == "customer":
             for c in list(tx.customers.with_birthday()):
                 birthday = date.fromisoformat(c["birthday"])
-                years = (today.year - 1, today.year, today.year + 1) if trig.get("yearly") else (None,)
+                years = (today.year - 1, today.year, today.year + 1) if trig.yearly else (None,)
                 for year in years:
                     d = birthday if year is None else _in_year(birthday, year)
                     if in_window(d + offset):

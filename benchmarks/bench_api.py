@@ -118,7 +118,7 @@ def _serve(url: str, port: int) -> None:
 
     from infra.settings import make_settings
     from infra.wiring import build_services
-    from posventa.plan import compile_file
+    from posventa.compile import compile_file
     from web.app import create_app
     from web.limits import Limits
 

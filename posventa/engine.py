@@ -19,12 +19,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from posventa.errors import EngineError, ExpressionError
 from posventa.expressions import compile_condition
 from posventa.facts import Facts, derive_order
-from posventa.plan import JourneyPlan
+from posventa.plan import (
+    ActionStep,
+    BranchStep,
+    DateRef,
+    ExitStep,
+    GotoStep,
+    JourneyPlan,
+    RepeatStep,
+    SendStep,
+    SplitStep,
+    Step,
+    WaitForStep,
+    WaitStep,
+)
 from posventa.timeutil import in_quiet_hours, next_local_time, parse_clock, parse_date, parse_instant, zone
 
 Status = Literal["active", "waiting", "held", "completed", "exited", "converted"]
@@ -32,6 +45,8 @@ ENDED = frozenset({"completed", "exited", "converted"})
 #: How often a held (complaint) or undecidable enrollment is looked at again, besides event wake-ups.
 RECHECK = timedelta(hours=6)
 MAX_TRANSITIONS = 500
+#: What running a step gives: the next step id, None at the end of the journey, False to stay on it.
+Next = str | None | Literal[False]
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,7 @@ class _Run:
         self.due: datetime | None = None
         self.sent_promotional: list[datetime] = []
         self.tz: str = facts.default_timezone
-        for candidate in (facts.customer.get("timezone"), plan.policy.get("default_timezone")):
+        for candidate in (facts.customer.get("timezone"), plan.policy.default_timezone):
             if candidate:
                 try:
                     zone(candidate)
@@ -258,15 +273,15 @@ class _Run:
         inst = parse_instant(raw) if isinstance(raw, str) and "T" in raw else None
         return inst or parse_date(raw)
 
-    def resolve_date(self, ref: Mapping[str, Any]) -> datetime | None:
-        value = self.date_field(ref["field"])
+    def resolve_date(self, ref: DateRef) -> datetime | None:
+        value = self.date_field(ref.field)
         if value is None:
             return None
         if isinstance(value, datetime):
             base = value
         else:  # a calendar date means its start in the customer's zone
             base = datetime(value.year, value.month, value.day, tzinfo=zone(self.tz)).astimezone(UTC)
-        return base + timedelta(seconds=ref.get("offset_s") or 0)
+        return base + timedelta(seconds=ref.offset_s)
 
     # -- exits ---------------------------------------------------------------------------------------
     def matches_order(self, ev: Mapping[str, Any]) -> bool:
@@ -278,16 +293,12 @@ class _Run:
         for ev in self.facts.events:
             if ev["occurred_at"] < self.entered_at:
                 continue
-            goal = ex.get("goal")
-            if goal and ev["type"] == goal["event"] and self.holds(goal.get("when"), ev):
+            goal = ex.goal
+            if goal and ev["type"] == goal.event and self.holds(goal.when, ev):
                 self.end("converted", f"goal:{ev['type']}")
                 return True
-            for rule in ex.get("on", ()):
-                if (
-                    ev["type"] == rule["event"]
-                    and self.matches_order(ev)
-                    and self.holds(rule.get("when"), ev)
-                ):
+            for rule in ex.on:
+                if ev["type"] == rule.event and self.matches_order(ev) and self.holds(rule.when, ev):
                     self.end("exited", f"event:{ev['type']}")
                     return True
         return False
@@ -311,7 +322,7 @@ class _Run:
             spec = self.plan.steps.get(self.step)
             if spec is None:
                 raise EngineError(f"step '{self.step}' is not in plan {self.plan.id}@{self.plan.version}")
-            nxt = getattr(self, "_" + spec["type"])(self.step, spec)
+            nxt = self.step_once(self.step, spec)
             if nxt is False:  # stays on this step; self.due says when to look again
                 return
             if self.status in ENDED:
@@ -319,16 +330,43 @@ class _Run:
             self.step = nxt
         raise EngineError(f"journey {self.plan.id}: more than {MAX_TRANSITIONS} steps in one advance")
 
+    def step_once(self, sid: str, spec: Step) -> Next:
+        """Run one step: the next step id, None at the end, or False to stay on this step."""
+        match spec:
+            case SendStep():
+                return self._send(sid, spec)
+            case WaitStep():
+                return self._wait(sid, spec)
+            case WaitForStep():
+                return self._wait_for(sid, spec)
+            case BranchStep():
+                return self._branch(sid, spec)
+            case SplitStep():
+                return self._split(sid, spec)
+            case ActionStep():
+                return self._action(sid, spec)
+            case GotoStep():
+                self.done(sid)
+                return spec.target
+            case ExitStep():
+                self.done(sid)
+                self.end("exited", spec.reason)
+                return None
+            case RepeatStep():
+                return self._repeat(sid, spec)
+            case _:
+                assert_never(spec)
+
     def occurrence(self, sid: str) -> int:
         return self.visits.get(sid, 0)
 
     def done(self, sid: str) -> None:
         self.visits[sid] = self.visits.get(sid, 0) + 1
 
-    # -- step types (each returns the next step id, None at the end, or False to stay) ---------------
-    def _send(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
+    # -- step kinds (each returns the next step id, None at the end, or False to stay) ---------------
+    def _send(self, sid: str, spec: SendStep) -> Next:
         occ = self.occurrence(sid)
-        promo = spec["category"] == "promotional"
+        promo = spec.promotional
         pol = self.plan.policy
         skip = None
         if not self.facts.customer.get("email"):
@@ -340,55 +378,46 @@ class _Run:
         ):
             skip = "unsubscribed"
         if skip:
-            self.effects.append(Skip(sid, occ, skip, spec["category"], spec["template"]))
+            self.effects.append(Skip(sid, occ, skip, spec.category, spec.template))
             self.trace.append(f"{sid}: skipped ({skip})")
             self.done(sid)
-            return spec["next"]
-        if promo and pol.get("hold_promotions_during_complaint", True) and self.facts.open_complaint:
+            return spec.next
+        if promo and pol.hold_promotions_during_complaint and self.facts.open_complaint:
             self.status, self.due = "held", self.now + RECHECK
             self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, self.due))
             self.trace.append(f"{sid}: held (open complaint)")
             return False
-        quiet = pol.get("quiet_hours")
-        if quiet and (promo or quiet.get("applies_to") == "all"):
-            until = in_quiet_hours(self.now, parse_clock(quiet["start"]), parse_clock(quiet["end"]), self.tz)
+        quiet = pol.quiet_hours
+        if quiet and (promo or quiet.applies_to == "all"):
+            until = in_quiet_hours(self.now, parse_clock(quiet.start), parse_clock(quiet.end), self.tz)
             if until is not None:
                 self.status, self.due = "waiting", until
                 self.deferrals.append(Deferral(sid, DeferralReason.QUIET_HOURS, until))
                 self.trace.append(f"{sid}: deferred to {until.isoformat()} (quiet hours)")
                 return False
-        cap = pol.get("frequency_cap")
+        cap = pol.frequency_cap
         if cap and promo:
-            window = timedelta(seconds=cap["per_s"])
+            window = timedelta(seconds=cap.per_s)
             recent = sorted(
                 t for t in [*self.facts.recent_promotional, *self.sent_promotional] if t > self.now - window
             )
-            if len(recent) >= cap["max"]:
-                until = recent[len(recent) - cap["max"]] + window
+            if len(recent) >= cap.max:
+                until = recent[len(recent) - cap.max] + window
                 self.status, self.due = "waiting", until
                 self.deferrals.append(Deferral(sid, DeferralReason.FREQUENCY_CAP, until))
                 self.trace.append(f"{sid}: deferred to {until.isoformat()} (frequency cap)")
                 return False
-        locales = pol["locales"]
         locale = self.facts.customer.get("locale")
-        locale = locale if locale in locales else pol["default_locale"]
+        locale = locale if locale in pol.locales else pol.default_locale
         self.effects.append(
-            Send(
-                sid,
-                occ,
-                spec["template"],
-                spec["channel"],
-                spec["category"],
-                str(locale),
-                spec.get("sendgrid_template_id"),
-            )
+            Send(sid, occ, spec.template, spec.channel, spec.category, str(locale), spec.sendgrid_template_id)
         )
         if promo:
             self.sent_promotional.append(self.now)
-        self.trace.append(f"{sid}: send {spec['template']} [{locale}]")
+        self.trace.append(f"{sid}: send {spec.template} [{locale}]")
         self.status = "active"
         self.done(sid)
-        return spec["next"]
+        return spec.next
 
     def _arrive(self, sid: str) -> bool:
         """Record arrival at a waiting step; True on first arrival."""
@@ -402,44 +431,45 @@ class _Run:
         self.status = "active"
         self.done(sid)
 
-    def _wait(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
+    def _wait(self, sid: str, spec: WaitStep) -> Next:
         if self._arrive(sid):
             target: datetime | None = self.now
-            if spec.get("duration_s"):
-                target = self.now + timedelta(seconds=spec["duration_s"])
-            elif spec.get("until_date"):
-                target = self.resolve_date(spec["until_date"])
+            if spec.duration_s:
+                target = self.now + timedelta(seconds=spec.duration_s)
+            elif spec.until_date:
+                target = self.resolve_date(spec.until_date)
                 if target is None:
-                    self.end("exited", f"missing-date:{spec['until_date']['field']}")
+                    self.end("exited", f"missing-date:{spec.until_date.field}")
                     return None
-            if spec.get("at") or spec.get("weekdays"):
-                at = parse_clock(spec["at"]) if spec.get("at") else None
-                days = frozenset(spec["weekdays"]) if spec.get("weekdays") else None
+            if spec.at or spec.weekdays:
+                at = parse_clock(spec.at) if spec.at else None
+                days = frozenset(spec.weekdays) if spec.weekdays else None
                 target = next_local_time(max(target or self.now, self.now), at, days, self.tz)
             self.wait_until = target
         assert self.wait_until is not None
         if self.now >= self.wait_until:
             self.trace.append(f"{sid}: waited until {self.wait_until.isoformat()}")
             self._leave(sid)
-            return spec["next"]
+            return spec.next
         self.status, self.due = "waiting", self.wait_until
         return False
 
-    def _wait_for(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
+    def _wait_for(self, sid: str, spec: WaitForStep) -> Next:
         if self._arrive(sid):
             # A deadline wins when its date is known; the timeout covers an unknown date. A date that is
             # needed and unknown ends the journey (as in `wait`) rather than firing the timeout path at once.
-            until = self.resolve_date(spec["deadline"]) if spec.get("deadline") else None
-            if until is None and spec.get("timeout_s"):
-                until = self.now + timedelta(seconds=spec["timeout_s"])
+            until = self.resolve_date(spec.deadline) if spec.deadline else None
+            if until is None and spec.timeout_s:
+                until = self.now + timedelta(seconds=spec.timeout_s)
             if until is None:
-                self.end("exited", f"missing-date:{spec['deadline']['field']}")
+                assert spec.deadline is not None  # the language requires a timeout or a deadline
+                self.end("exited", f"missing-date:{spec.deadline.field}")
                 return None
             self.wait_until = until
         assert self.wait_until is not None
         for ev in self.facts.events:
             if (
-                ev["type"] != spec["event"]
+                ev["type"] != spec.event
                 or ev["id"] in self.consumed
                 or ev["occurred_at"] < self.entered_at
                 or ev["occurred_at"] > self.wait_until
@@ -447,7 +477,7 @@ class _Run:
                 or not self.matches_order(ev)
             ):
                 continue
-            if spec.get("match") and not self.holds(spec["match"], ev):
+            if spec.match and not self.holds(spec.match, ev):
                 continue
             self.consumed.append(ev["id"])
             self.event = {
@@ -459,67 +489,58 @@ class _Run:
             }
             self.trace.append(f"{sid}: got {ev['type']}")
             self._leave(sid)
-            return spec["next"]
+            return spec.next
         if self.now >= self.wait_until:
             self.trace.append(f"{sid}: timed out")
             self._leave(sid)
-            return spec["on_timeout"]
+            return spec.on_timeout
         self.status, self.due = "waiting", self.wait_until
         return False
 
-    def _branch(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
+    def _branch(self, sid: str, spec: BranchStep) -> Next:
         self.done(sid)
-        for case in spec["cases"]:
-            if self.holds(case["when"]):
-                self.trace.append(f"{sid}: {case['when']} → {case['goto']}")
-                return case["goto"]
-        self.trace.append(f"{sid}: otherwise → {spec['otherwise']}")
-        return spec["otherwise"]
+        for case in spec.cases:
+            if self.holds(case.when):
+                self.trace.append(f"{sid}: {case.when} → {case.goto}")
+                return case.goto
+        self.trace.append(f"{sid}: otherwise → {spec.otherwise}")
+        return spec.otherwise
 
-    def _split(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
+    def _split(self, sid: str, spec: SplitStep) -> Next:
         self.done(sid)
         point = bucket(self.plan.id, str(self.facts.customer.get("id")), sid)
-        if point < spec["holdout"]:
+        if point < spec.holdout:
             self.variant = "holdout"
             self.end("exited", "holdout")
             return None
-        total = sum(v["weight"] for v in spec["variants"])
-        scaled = (point - spec["holdout"]) / (100 - spec["holdout"]) * total
+        total = sum(v.weight for v in spec.variants)
+        scaled = (point - spec.holdout) / (100 - spec.holdout) * total
         acc = 0.0
-        chosen = spec["variants"][-1]
-        for v in spec["variants"]:
-            acc += v["weight"]
+        chosen = spec.variants[-1]
+        for v in spec.variants:
+            acc += v.weight
             if scaled < acc:
                 chosen = v
                 break
-        self.variant = chosen["name"]
-        self.trace.append(f"{sid}: variant {chosen['name']}")
-        return chosen["goto"]
+        self.variant = chosen.name
+        self.trace.append(f"{sid}: variant {chosen.name}")
+        return chosen.goto
 
-    def _action(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
-        self.effects.append(Act(sid, self.occurrence(sid), spec["action"], spec["params"]))
-        self.trace.append(f"{sid}: {spec['action']}")
+    def _action(self, sid: str, spec: ActionStep) -> Next:
+        self.effects.append(Act(sid, self.occurrence(sid), spec.action, spec.params))
+        self.trace.append(f"{sid}: {spec.action}")
         self.done(sid)
-        return spec["next"]
+        return spec.next
 
-    def _goto(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
-        self.done(sid)
-        return spec["target"]
-
-    def _exit(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
-        self.done(sid)
-        self.end("exited", spec["reason"])
-        return None
-
-    def _repeat(self, sid: str, spec: Mapping[str, Any]) -> str | bool | None:
+    def _repeat(self, sid: str, spec: RepeatStep) -> Next:
         self.done(sid)
         count = self.loops.get(sid, 1)
-        if count < spec["times"]:
+        if count < spec.times:
             self.loops[sid] = count + 1
-            self.trace.append(f"{sid}: round {count + 1} of {spec['times']}")
-            return spec["from"]
+            self.trace.append(f"{sid}: round {count + 1} of {spec.times}")
+            return spec.from_
         self.loops[sid] = 1
-        return spec["next"]
+        return spec.next
 
     def result(self) -> Advance:
         state = State(

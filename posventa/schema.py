@@ -362,6 +362,10 @@ class RepeatStep(_Linear):
     times: int = Field(ge=2, le=100)
 
 
+#: The step models, as a plain union (``match`` narrows it; the annotated :data:`Step` validates).
+StepModel = (
+    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ActionStep | GotoStep | ExitStep | RepeatStep
+)
 Step = Annotated[
     SendStep
     | WaitStep

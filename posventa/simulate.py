@@ -22,7 +22,7 @@ from typing import Any
 
 from posventa.engine import Act, Facts, Send, Skip, State, advance, derive_order
 from posventa.errors import PosventaError
-from posventa.plan import JourneyPlan
+from posventa.plan import JourneyPlan, WaitForStep
 from posventa.timeutil import parse_duration, parse_instant
 
 EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -219,23 +219,23 @@ def _trigger_time(
     plan: JourneyPlan, world: _World, start: datetime
 ) -> tuple[datetime, dict[str, Any] | None] | None:
     trig = plan.trigger
-    if trig.get("event"):
+    if trig.event:
         for ev in world.events:
-            if ev["type"] == trig["event"] and ev.get("order_id") == world.order["id"]:
+            if ev["type"] == trig.event and ev.get("order_id") == world.order["id"]:
                 return ev["occurred_at"], ev
         return None
-    if trig.get("date"):
-        root, _, key = trig["date"].partition(".")
+    if trig.date:
+        root, _, key = trig.date.partition(".")
         src = world.customer if root == "customer" else (derive_order(world.order_at(world.end)) or {})
         raw = src.get(key)
         if not raw:
             return None
         d = date.fromisoformat(str(raw)[:10])
-        if trig.get("yearly"):
+        if trig.yearly:
             d = d.replace(year=start.year)
             if datetime(d.year, d.month, d.day, tzinfo=UTC) < start:
                 d = d.replace(year=start.year + 1)
-        at = datetime(d.year, d.month, d.day, 2, tzinfo=UTC) + timedelta(seconds=trig.get("offset_s") or 0)
+        at = datetime(d.year, d.month, d.day, 2, tzinfo=UTC) + timedelta(seconds=trig.offset_s)
         return max(at, start), None
     return start, None  # segment: everyone in the synthetic population matches
 
@@ -252,10 +252,10 @@ def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Res
         state = State(
             **{**state.__dict__, "event": {"type": trigger_event["type"], "data": trigger_event["data"]}}
         )
-    wakers = {s["event"] for s in plan.steps.values() if s["type"] == "wait_for"}
-    wakers |= {r["event"] for r in plan.exit.get("on", ())} | {"ticket.resolved"}
-    if plan.exit.get("goal"):
-        wakers.add(plan.exit["goal"]["event"])
+    wakers = {s.event for s in plan.steps.values() if isinstance(s, WaitForStep)}
+    wakers |= {r.event for r in plan.exit.on} | {"ticket.resolved"}
+    if plan.exit.goal:
+        wakers.add(plan.exit.goal.event)
     promo_times: list[datetime] = []
     tickets: list[datetime] = []  # resolution times of open tickets
     detractor = False
@@ -312,8 +312,9 @@ def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Res
             if "condition treated as false" in line:
                 timeline.entries.append((now, line))
         state = adv.state
-        if state.wait_step and plan.steps[state.wait_step]["type"] == "wait_for":
-            world.react(plan.steps[state.wait_step]["event"], now)
+        waiting = plan.steps[state.wait_step] if state.wait_step else None
+        if isinstance(waiting, WaitForStep):
+            world.react(waiting.event, now)
         if adv.status in ("completed", "exited", "converted"):
             result.outcomes[f"{adv.status}: {state.reason}"] += 1
             timeline.entries.append((now, f"{adv.status} ({state.reason})"))
@@ -435,7 +436,7 @@ def report(result: Result, show_customer: int = 0) -> str:
         spec = plan.steps[sid]
         skipped = sum(n for (s, _), n in result.skips.items() if s == sid)
         lines.append(
-            f"{sid:<28}{spec['type']:<10}{result.visits[sid]:>8}{result.sends[sid]:>8}"
+            f"{sid:<28}{spec.TYPE:<10}{result.visits[sid]:>8}{result.sends[sid]:>8}"
             f"{skipped:>9}{result.actions[sid]:>9}"
         )
     if result.skips:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from core_helpers import REPO
 
+from posventa.compile import compile_file
 from posventa.errors import PosventaError
-from posventa.plan import JourneyPlan, compile_file
+from posventa.plan import JourneyPlan
 from posventa.simulate import Result, load_script, report, simulate
 
 REFERRAL_STEPS = ("referral_ask", "referral_ask_incentive")

@@ -20,7 +20,8 @@ from infra.db.session import make_engine, session_factory
 from infra.db.store import SqlStore
 from infra.email.outbox import FileOutboxSender
 from infra.http import HttpxClient
-from posventa.plan import JourneyPlan, compile_checked
+from posventa.compile import compile_checked
+from posventa.plan import JourneyPlan
 from posventa.templates import Templates
 from posventa.validate import check_text
 
