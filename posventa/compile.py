@@ -30,7 +30,11 @@ def _date_ref(ref: s.DateRef | None) -> p.DateRef | None:
 
 def _action(step: s.ActionStep, nxt: str | None) -> p.ActionStep:
     if step.set_attribute is not None:
-        return p.ActionStep("set_attribute", MappingProxyType(dict(step.set_attribute)), nxt)
+        values = {
+            name: {"from": value.from_} if isinstance(value, s.CopyFrom) else value
+            for name, value in step.set_attribute.items()
+        }
+        return p.ActionStep("set_attribute", MappingProxyType(values), nxt)
     if step.open_ticket is not None:
         return p.ActionStep("open_ticket", MappingProxyType(step.open_ticket.model_dump()), nxt)
     assert step.webhook is not None  # the model checks that exactly one action is given
@@ -42,7 +46,14 @@ def compile_step(step: s.StepModel, edges: dict[str, str]) -> p.Step:
     nxt = edges.get("next")
     match step:
         case s.SendStep():
-            return p.SendStep(step.template, step.channel, step.category, step.sendgrid_template_id, nxt)
+            return p.SendStep(
+                step.template,
+                step.channel,
+                step.category,
+                step.sendgrid_template_id,
+                nxt,
+                expires_after_s=_secs(step.expires_after),
+            )
         case s.WaitStep():
             weekdays = tuple(WEEKDAYS.index(d) for d in step.weekdays) if step.weekdays else None
             return p.WaitStep(_secs(step.duration), _date_ref(step.until_date), step.at, weekdays, nxt)
@@ -55,7 +66,7 @@ def compile_step(step: s.StepModel, edges: dict[str, str]) -> p.Step:
             return p.BranchStep(cases, edges.get("otherwise"))
         case s.SplitStep():
             variants = tuple(p.Variant(v.name, v.weight, v.goto) for v in step.variants)
-            return p.SplitStep(variants, step.holdout)
+            return p.SplitStep(variants, step.holdout_percent, holdout_goto=step.holdout_goto)
         case s.ActionStep():
             return _action(step, nxt)
         case s.GotoStep():
@@ -68,7 +79,7 @@ def compile_step(step: s.StepModel, edges: dict[str, str]) -> p.Step:
             assert_never(step)
 
 
-def _policy(pol: s.Policy) -> p.Policy:
+def _policy(pol: s.Policy, trigger: s.Trigger) -> p.Policy:
     quiet = pol.quiet_hours
     cap = pol.frequency_cap
     return p.Policy(
@@ -78,6 +89,8 @@ def _policy(pol: s.Policy) -> p.Policy:
         default_locale=pol.default_locale,
         locales=tuple(pol.locales),
         default_timezone=pol.default_timezone,
+        # The stale guard applies to events; a date or segment plan keeps its format-1 JSON.
+        stale_after_s=_secs(pol.stale_after) if trigger.event else None,
     )
 
 
@@ -103,7 +116,7 @@ def compile_checked(checked: Checked) -> JourneyPlan:
         trigger=trigger,
         entry=p.Entry(j.entry.once_per, _secs(j.entry.cooldown)),
         exit=p.Exit(rules, goal),
-        policy=_policy(j.policy),
+        policy=_policy(j.policy, j.trigger),
         start=checked.steps[0].id,
         steps=MappingProxyType({step.id: compile_step(step, edges[step.id]) for step in checked.steps}),
         order=tuple(step.id for step in checked.steps),

@@ -9,21 +9,27 @@ Policy lives here too, because it decides *whether* a step may happen now:
 * an address suppressed for everything (bounce, spam report, unsubscribe from all) → sends are recorded as
   skipped with the reason; promotional sends are also skipped when the customer left promotional mail;
 * promotional steps wait (status ``held``) while the customer has an open complaint;
-* quiet hours and the frequency cap *defer* a send to the next allowed moment, never drop it.
+* quiet hours and the frequency cap *defer* a send to the next allowed moment, never drop it — unless
+  the send has ``expires_after`` and would go out later than that: then it is skipped as ``expired``.
+
+Time. The journey keeps its own clock (``State.since``): the moment the current step became due. The first
+step is due when the triggering event happened (not when a worker got to it), a wait ends a fixed time
+after the previous step, a ``wait_for`` that receives an event continues from the event's
+``occurred_at``, and a message that goes out restarts the clock at the moment it went. Nothing is ever
+sent in the past: a step due before ``now`` happens ``now``; a send that is too late for its
+``expires_after`` is skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal, assert_never
 
 from posventa.errors import EngineError, ExpressionError
 from posventa.expressions import compile_condition
-from posventa.facts import Facts, derive_order
+from posventa.facts import Facts, derive_item, derive_order
 from posventa.plan import (
     ActionStep,
     BranchStep,
@@ -38,155 +44,25 @@ from posventa.plan import (
     WaitForStep,
     WaitStep,
 )
+from posventa.state import (
+    ENDED,
+    Act,
+    Advance,
+    Deferral,
+    DeferralReason,
+    Effect,
+    Send,
+    Skip,
+    State,
+    Status,
+)
 from posventa.timeutil import in_quiet_hours, next_local_time, parse_clock, parse_date, parse_instant, zone
 
-Status = Literal["active", "waiting", "held", "completed", "exited", "converted"]
-ENDED = frozenset({"completed", "exited", "converted"})
 #: How often a held (complaint) or undecidable enrollment is looked at again, besides event wake-ups.
 RECHECK = timedelta(hours=6)
 MAX_TRANSITIONS = 500
 #: What running a step gives: the next step id, None at the end of the journey, False to stay on it.
 Next = str | None | Literal[False]
-
-
-@dataclass(frozen=True)
-class State:
-    """An enrollment's position in its plan. Serialised as JSON in the enrollments table."""
-
-    step: str | None
-    status: Status
-    entered_at: datetime
-    visits: Mapping[str, int] = field(default_factory=dict)
-    loops: Mapping[str, int] = field(default_factory=dict)
-    wait_step: str | None = None
-    wait_since: datetime | None = None
-    wait_until: datetime | None = None
-    consumed: tuple[str, ...] = ()
-    event: Mapping[str, Any] | None = None
-    variant: str | None = None
-    reason: str | None = None
-
-    @classmethod
-    def start(cls, plan: JourneyPlan, entered_at: datetime) -> State:
-        return cls(step=plan.start, status="active", entered_at=entered_at)
-
-    def to_json(self) -> dict[str, Any]:
-        def iso(d: datetime | None) -> str | None:
-            return None if d is None else d.astimezone(UTC).isoformat()
-
-        return {
-            "step": self.step,
-            "status": self.status,
-            "entered_at": iso(self.entered_at),
-            "visits": dict(self.visits),
-            "loops": dict(self.loops),
-            "wait_step": self.wait_step,
-            "wait_since": iso(self.wait_since),
-            "wait_until": iso(self.wait_until),
-            "consumed": list(self.consumed),
-            "event": None if self.event is None else dict(self.event),
-            "variant": self.variant,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> State:
-        def inst(v: Any) -> datetime | None:
-            return parse_instant(v) if v else None
-
-        entered = inst(d["entered_at"])
-        assert entered is not None
-        return cls(
-            step=d.get("step"),
-            status=d["status"],
-            entered_at=entered,
-            visits=dict(d.get("visits", {})),
-            loops=dict(d.get("loops", {})),
-            wait_step=d.get("wait_step"),
-            wait_since=inst(d.get("wait_since")),
-            wait_until=inst(d.get("wait_until")),
-            consumed=tuple(d.get("consumed", ())),
-            event=d.get("event"),
-            variant=d.get("variant"),
-            reason=d.get("reason"),
-        )
-
-
-@dataclass(frozen=True)
-class Send:
-    step: str
-    occurrence: int
-    template: str
-    channel: str
-    category: str
-    locale: str
-    sendgrid_template_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.step}:{self.occurrence}"
-
-
-@dataclass(frozen=True)
-class Act:
-    step: str
-    occurrence: int
-    action: str
-    params: Mapping[str, Any]
-
-    @property
-    def key(self) -> str:
-        return f"{self.step}:{self.occurrence}"
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A step that was due but will not happen for this customer (recorded in the ledger as skipped)."""
-
-    step: str
-    occurrence: int
-    reason: str
-    category: str | None = None
-    template: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.step}:{self.occurrence}"
-
-
-Effect = Send | Act | Skip
-
-
-class DeferralReason(StrEnum):
-    """Why a due send did not happen now but will later. Reported to ops (run statistics), so the values
-    are stable: add new ones, never rename one."""
-
-    QUIET_HOURS = "quiet_hours"
-    FREQUENCY_CAP = "frequency_cap"
-    COMPLAINT_HOLD = "complaint_hold"
-
-
-@dataclass(frozen=True)
-class Deferral:
-    """A send that waits: quiet hours and the frequency cap until ``until``; a complaint hold until the
-    complaint is resolved (``until`` is then only when the engine looks again)."""
-
-    step: str
-    reason: DeferralReason
-    until: datetime
-
-
-@dataclass(frozen=True)
-class Advance:
-    state: State
-    effects: tuple[Effect, ...]
-    next_due_at: datetime | None
-    trace: tuple[str, ...]
-    deferrals: tuple[Deferral, ...] = ()
-
-    @property
-    def status(self) -> Status:
-        return self.state.status
 
 
 def bucket(*parts: str) -> float:
@@ -199,6 +75,28 @@ def _nps_category(score: Any) -> str | None:
     if not isinstance(score, int):
         return None
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def _json_value(value: Any) -> Any:
+    """A value copied into a customer attribute, as JSON (instants as ISO text)."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _event_json(ev: Mapping[str, Any]) -> dict[str, Any]:
+    at = ev.get("occurred_at")
+    return {
+        "id": ev.get("id"),
+        "type": ev.get("type"),
+        "order_id": ev.get("order_id"),
+        "occurred_at": at.isoformat() if isinstance(at, datetime) else at,
+        "data": dict(ev.get("data") or {}),
+    }
 
 
 class _Run:
@@ -214,8 +112,13 @@ class _Run:
         self.wait_step, self.wait_since, self.wait_until = state.wait_step, state.wait_since, state.wait_until
         self.consumed = list(state.consumed)
         self.event = state.event
+        self.trigger = state.trigger_event
+        self.item_sku = state.item
         self.variant = state.variant
         self.reason = state.reason
+        fresh = not state.visits and state.wait_step is None and state.step == plan.start
+        # The journey's clock (State.since); a state stored before it existed starts it now.
+        self.at = min(state.since or (state.entered_at if fresh else now), now)
         self.effects: list[Effect] = []
         self.trace: list[str] = []
         self.deferrals: list[Deferral] = []
@@ -231,8 +134,13 @@ class _Run:
                 self.tz = candidate
                 break
         self._order = derive_order(facts.order)
+        self._item = derive_item(facts.order, self.item_sku)
 
     # -- context -------------------------------------------------------------------------------------
+    def visit_counts(self) -> dict[str, int]:
+        """``journey.visits``: how many times each step of the plan has run (0 for the others)."""
+        return {sid: self.visits.get(sid, 0) for sid in self.plan.order}
+
     def context(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         fb = dict(self.facts.feedback) if self.facts.feedback else {}
         if fb:
@@ -244,12 +152,15 @@ class _Run:
             "customer": customer,
             "order": self._order or {},
             "event": dict(ev) if ev else {},
+            "trigger_event": dict(self.trigger) if self.trigger else {},
+            "item": self._item or {},
             "feedback": fb,
             "journey": {
                 "id": self.plan.id,
                 "entered_at": self.entered_at.isoformat(),
                 "variant": self.variant,
                 "days_in_journey": (self.now - self.entered_at).days,
+                "visits": self.visit_counts(),
             },
         }
 
@@ -262,11 +173,20 @@ class _Run:
             self.trace.append(f"condition treated as false: {exc}")
             return False
 
+    def copy(self, path: str) -> tuple[bool, Any]:
+        """The value at a dotted path of the context (``event.data.rma_id``); (False, None) when missing."""
+        value: Any = self.context()
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                return False, None
+            value = value[part]
+        return value is not None, _json_value(value)
+
     def date_field(self, name: str) -> date | datetime | None:
         root, _, key = name.partition(".")
         if root == "journey":
             return self.entered_at
-        src = self.facts.customer if root == "customer" else (self._order or {})
+        src = {"customer": self.facts.customer, "item": self._item or {}}.get(root, self._order or {})
         raw = src.get(key)
         if isinstance(raw, datetime):
             return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
@@ -368,8 +288,11 @@ class _Run:
         occ = self.occurrence(sid)
         promo = spec.promotional
         pol = self.plan.policy
+        expires = None if spec.expires_after_s is None else self.at + timedelta(seconds=spec.expires_after_s)
         skip = None
-        if not self.facts.customer.get("email"):
+        if expires is not None and self.now >= expires:
+            skip = "expired"
+        elif not self.facts.customer.get("email"):
             skip = "no-address"
         elif self.facts.suppressed:
             skip = f"suppressed:{self.facts.suppressed}"
@@ -378,64 +301,95 @@ class _Run:
         ):
             skip = "unsubscribed"
         if skip:
-            self.effects.append(Skip(sid, occ, skip, spec.category, spec.template))
-            self.trace.append(f"{sid}: skipped ({skip})")
-            self.done(sid)
-            return spec.next
+            return self._skip(sid, spec, skip)
         if promo and pol.hold_promotions_during_complaint and self.facts.open_complaint:
-            self.status, self.due = "held", self.now + RECHECK
-            self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, self.due))
+            due = self.now + RECHECK if expires is None else min(self.now + RECHECK, expires)
+            self.status, self.due = "held", due
+            self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, due))
             self.trace.append(f"{sid}: held (open complaint)")
             return False
-        quiet = pol.quiet_hours
-        if quiet and (promo or quiet.applies_to == "all"):
-            until = in_quiet_hours(self.now, parse_clock(quiet.start), parse_clock(quiet.end), self.tz)
-            if until is not None:
-                self.status, self.due = "waiting", until
-                self.deferrals.append(Deferral(sid, DeferralReason.QUIET_HOURS, until))
-                self.trace.append(f"{sid}: deferred to {until.isoformat()} (quiet hours)")
-                return False
-        cap = pol.frequency_cap
-        if cap and promo:
-            window = timedelta(seconds=cap.per_s)
-            recent = sorted(
-                t for t in [*self.facts.recent_promotional, *self.sent_promotional] if t > self.now - window
-            )
-            if len(recent) >= cap.max:
-                until = recent[len(recent) - cap.max] + window
-                self.status, self.due = "waiting", until
-                self.deferrals.append(Deferral(sid, DeferralReason.FREQUENCY_CAP, until))
-                self.trace.append(f"{sid}: deferred to {until.isoformat()} (frequency cap)")
-                return False
+        until, reason = self._deferred_until(spec)
+        if until is not None and reason is not None:
+            if expires is not None and until >= expires:  # it could only go out too late
+                return self._skip(sid, spec, "expired")
+            self.status, self.due = "waiting", until
+            self.deferrals.append(Deferral(sid, reason, until))
+            self.trace.append(f"{sid}: deferred to {until.isoformat()} ({reason.value.replace('_', ' ')})")
+            return False
         locale = self.facts.customer.get("locale")
         locale = locale if locale in pol.locales else pol.default_locale
+        context = {
+            "event": None if self.event is None else _event_json(self.event),
+            "trigger_event": None if self.trigger is None else _event_json(self.trigger),
+            "variant": self.variant,
+            "visit": occ + 1,
+            "visits": {**self.visit_counts(), sid: occ + 1},
+            "item": self._item,
+        }
         self.effects.append(
-            Send(sid, occ, spec.template, spec.channel, spec.category, str(locale), spec.sendgrid_template_id)
+            Send(
+                sid,
+                occ,
+                spec.template,
+                spec.channel,
+                spec.category,
+                str(locale),
+                spec.sendgrid_template_id,
+                context,
+            )
         )
         if promo:
             self.sent_promotional.append(self.now)
         self.trace.append(f"{sid}: send {spec.template} [{locale}]")
         self.status = "active"
+        self.at = self.now  # the next wait counts from the moment this message went out
         self.done(sid)
         return spec.next
+
+    def _skip(self, sid: str, spec: SendStep, reason: str) -> Next:
+        self.effects.append(Skip(sid, self.occurrence(sid), reason, spec.category, spec.template))
+        self.trace.append(f"{sid}: skipped ({reason})")
+        self.status = "active"
+        self.done(sid)
+        return spec.next
+
+    def _deferred_until(self, spec: SendStep) -> tuple[datetime | None, DeferralReason | None]:
+        """When quiet hours or the frequency cap let this send go out, if not now."""
+        pol = self.plan.policy
+        quiet = pol.quiet_hours
+        if quiet and (spec.promotional or quiet.applies_to == "all"):
+            until = in_quiet_hours(self.now, parse_clock(quiet.start), parse_clock(quiet.end), self.tz)
+            if until is not None:
+                return until, DeferralReason.QUIET_HOURS
+        cap = pol.frequency_cap
+        if cap and spec.promotional:
+            window = timedelta(seconds=cap.per_s)
+            recent = sorted(
+                t for t in [*self.facts.recent_promotional, *self.sent_promotional] if t > self.now - window
+            )
+            if len(recent) >= cap.max:
+                return recent[len(recent) - cap.max] + window, DeferralReason.FREQUENCY_CAP
+        return None, None
 
     def _arrive(self, sid: str) -> bool:
         """Record arrival at a waiting step; True on first arrival."""
         if self.wait_step == sid:
             return False
-        self.wait_step, self.wait_since, self.wait_until = sid, self.now, None
+        self.wait_step, self.wait_since, self.wait_until = sid, self.at, None
         return True
 
-    def _leave(self, sid: str) -> None:
+    def _leave(self, sid: str, at: datetime) -> None:
+        """Leave a waiting step; the journey's clock moves to ``at`` (never past now)."""
         self.wait_step = self.wait_since = self.wait_until = None
         self.status = "active"
+        self.at = min(max(at, self.at), self.now)
         self.done(sid)
 
     def _wait(self, sid: str, spec: WaitStep) -> Next:
         if self._arrive(sid):
-            target: datetime | None = self.now
+            target: datetime | None = self.at
             if spec.duration_s:
-                target = self.now + timedelta(seconds=spec.duration_s)
+                target = self.at + timedelta(seconds=spec.duration_s)
             elif spec.until_date:
                 target = self.resolve_date(spec.until_date)
                 if target is None:
@@ -444,12 +398,12 @@ class _Run:
             if spec.at or spec.weekdays:
                 at = parse_clock(spec.at) if spec.at else None
                 days = frozenset(spec.weekdays) if spec.weekdays else None
-                target = next_local_time(max(target or self.now, self.now), at, days, self.tz)
+                target = next_local_time(max(target or self.at, self.at), at, days, self.tz)
             self.wait_until = target
         assert self.wait_until is not None
         if self.now >= self.wait_until:
             self.trace.append(f"{sid}: waited until {self.wait_until.isoformat()}")
-            self._leave(sid)
+            self._leave(sid, self.wait_until)
             return spec.next
         self.status, self.due = "waiting", self.wait_until
         return False
@@ -460,7 +414,7 @@ class _Run:
             # needed and unknown ends the journey (as in `wait`) rather than firing the timeout path at once.
             until = self.resolve_date(spec.deadline) if spec.deadline else None
             if until is None and spec.timeout_s:
-                until = self.now + timedelta(seconds=spec.timeout_s)
+                until = self.at + timedelta(seconds=spec.timeout_s)
             if until is None:
                 assert spec.deadline is not None  # the language requires a timeout or a deadline
                 self.end("exited", f"missing-date:{spec.deadline.field}")
@@ -480,19 +434,13 @@ class _Run:
             if spec.match and not self.holds(spec.match, ev):
                 continue
             self.consumed.append(ev["id"])
-            self.event = {
-                "id": ev["id"],
-                "type": ev["type"],
-                "order_id": ev.get("order_id"),
-                "occurred_at": ev["occurred_at"].isoformat(),
-                "data": dict(ev.get("data") or {}),
-            }
+            self.event = _event_json(ev)
             self.trace.append(f"{sid}: got {ev['type']}")
-            self._leave(sid)
+            self._leave(sid, ev["occurred_at"])
             return spec.next
         if self.now >= self.wait_until:
             self.trace.append(f"{sid}: timed out")
-            self._leave(sid)
+            self._leave(sid, self.wait_until)
             return spec.on_timeout
         self.status, self.due = "waiting", self.wait_until
         return False
@@ -511,8 +459,11 @@ class _Run:
         point = bucket(self.plan.id, str(self.facts.customer.get("id")), sid)
         if point < spec.holdout:
             self.variant = "holdout"
-            self.end("exited", "holdout")
-            return None
+            if spec.holdout_goto is None:
+                self.end("exited", "holdout")
+                return None
+            self.trace.append(f"{sid}: holdout → {spec.holdout_goto}")
+            return spec.holdout_goto
         total = sum(v.weight for v in spec.variants)
         scaled = (point - spec.holdout) / (100 - spec.holdout) * total
         acc = 0.0
@@ -527,7 +478,19 @@ class _Run:
         return chosen.goto
 
     def _action(self, sid: str, spec: ActionStep) -> Next:
-        self.effects.append(Act(sid, self.occurrence(sid), spec.action, spec.params))
+        params: Mapping[str, Any] = spec.params
+        if spec.action == "set_attribute":
+            values = {}
+            for name, value in spec.params.items():
+                if isinstance(value, Mapping) and "from" in value:
+                    path = value["from"]
+                    found, value = self.copy(path)
+                    if not found:
+                        self.trace.append(f"{sid}: {name} unchanged ({path} has no value)")
+                        continue
+                values[name] = value
+            params = values
+        self.effects.append(Act(sid, self.occurrence(sid), spec.action, params))
         self.trace.append(f"{sid}: {spec.action}")
         self.done(sid)
         return spec.next
@@ -543,6 +506,7 @@ class _Run:
         return spec.next
 
     def result(self) -> Advance:
+        ended = self.status in ENDED
         state = State(
             step=self.step,
             status=self.status,
@@ -556,13 +520,12 @@ class _Run:
             event=self.event,
             variant=self.variant,
             reason=self.reason,
+            since=None if ended else self.at,
+            trigger=self.trigger,
+            item=self.item_sku,
         )
         return Advance(
-            state,
-            tuple(self.effects),
-            None if self.status in ENDED else self.due,
-            tuple(self.trace),
-            tuple(self.deferrals),
+            state, tuple(self.effects), None if ended else self.due, tuple(self.trace), tuple(self.deferrals)
         )
 
 
@@ -575,12 +538,8 @@ def advance(state: State, plan: JourneyPlan, now: datetime, facts: Facts) -> Adv
     return run.result()
 
 
-def enroll(plan: JourneyPlan, now: datetime) -> State:
-    """The state of a new enrollment (the advance use case then calls :func:`advance`)."""
-    return State.start(plan, now)
-
-
 __all__ = [
+    "RECHECK",
     "Act",
     "Advance",
     "Deferral",
@@ -592,6 +551,4 @@ __all__ = [
     "advance",
     "bucket",
     "derive_order",
-    "enroll",
-    "replace",
 ]

@@ -410,9 +410,18 @@ def message_context(
     event: Mapping[str, Any] | None = None,
     variant: str | None = None,
     referral_code: str | None = None,
+    trigger_event: Mapping[str, Any] | None = None,
+    visit: int | None = None,
+    visits: Mapping[str, int] | None = None,
+    item: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one context every template gets. Every key is always present (None when unknown), because
-    templates render with StrictUndefined: a typo in a template is an error, not a blank."""
+    templates render with StrictUndefined: a typo in a template is an error, not a blank.
+
+    ``event`` is the journey's latest event, ``trigger_event`` the one that enrolled the customer;
+    ``journey.visit`` is which visit of this step the message is (1, 2, 3… in a ``repeat``),
+    ``journey.visits`` how many times each step has run; ``item`` the order item a date trigger over
+    items enrolled for (None otherwise)."""
     name = customer.get("name") or ""
     cust = {
         "id": customer.get("id"),
@@ -441,22 +450,21 @@ def message_context(
             "placed_at",
         )
     }
-    order_ctx["items"] = [
-        {
-            "sku": i.get("sku"),
-            "name": i.get("name") or i.get("sku"),
-            "quantity": i.get("quantity", 1),
-            "price": i.get("price"),
-        }
-        for i in (o.get("items") or [])
-        if isinstance(i, Mapping)
-    ]
-    ev = dict(event or {})
+    order_ctx["items"] = [_item(i) for i in (o.get("items") or []) if isinstance(i, Mapping)]
+    ev, trig = dict(event or {}), dict(trigger_event or {})
     return {
         "customer": cust,
         "order": order_ctx,
         "event": {"type": ev.get("type"), "data": dict(ev.get("data") or {})},
-        "journey": {"id": journey, "step": step, "variant": variant},
+        "trigger_event": {"type": trig.get("type"), "data": dict(trig.get("data") or {})},
+        "item": None if not item else {**_item(item), **{k: item.get(k) for k in _ITEM_DATES}},
+        "journey": {
+            "id": journey,
+            "step": step,
+            "variant": variant,
+            "visit": visit or 1,
+            "visits": dict(visits or {}),
+        },
         "links": {
             "survey": links.get("survey") or [None] * 11,  # may be lazy: links are signed when read
             "unsubscribe": links.get("unsubscribe"),
@@ -472,6 +480,23 @@ def message_context(
             "url": brand.get("url"),
             "support_email": brand.get("support_email"),
         },
+    }
+
+
+_ITEM_DATES = ("warranty_expires_on", "runs_out_on")
+
+
+def _item(i: Mapping[str, Any]) -> dict[str, Any]:
+    """An order line as templates read it (``runs_out_in_days`` and ``warranty_months`` None when the shop
+    sent 0 or nothing: not applicable)."""
+    return {
+        "sku": i.get("sku"),
+        "name": i.get("name") or i.get("sku"),
+        "quantity": i.get("quantity", 1),
+        "price": i.get("price"),
+        "category": i.get("category"),
+        "runs_out_in_days": i.get("runs_out_in_days") or None,
+        "warranty_months": i.get("warranty_months") or None,
     }
 
 
@@ -499,7 +524,14 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
             "warranty_expires_on": "2028-11-06",
             "runs_out_on": "2026-12-06",
             "items": [
-                {"sku": "CEP-01", "name": "Cepillo de dientes eléctrico", "quantity": 1, "price": 59.9}
+                {
+                    "sku": "CEP-01",
+                    "name": "Cepillo de dientes eléctrico",
+                    "quantity": 1,
+                    "price": 59.9,
+                    "runs_out_in_days": 30,
+                    "warranty_months": 24,
+                }
             ],
         },
         journey="post_purchase",
@@ -514,5 +546,21 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
         },
         brand={"name": "Tienda Ejemplo", "url": base, "support_email": "ayuda@tienda.example"},
         event={"type": "return.requested", "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"}},
+        trigger_event={
+            "type": "return.requested",
+            "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"},
+        },
+        visit=1,
+        visits={"sample": 1},
+        item={
+            "sku": "CEP-01",
+            "name": "Cepillo de dientes eléctrico",
+            "quantity": 1,
+            "price": 59.9,
+            "runs_out_in_days": 30,
+            "warranty_months": 24,
+            "warranty_expires_on": "2028-11-06",
+            "runs_out_on": "2026-12-06",
+        },
         referral_code="ANA10",
     )

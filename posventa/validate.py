@@ -8,7 +8,7 @@ templates (exist per locale, parse). All problems are collected, then reported o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
@@ -16,8 +16,8 @@ from typing import Any, assert_never
 from pydantic import BaseModel, ValidationError
 
 from posventa import schema as s
+from posventa import semantics
 from posventa.diagnostics import Diagnostic, did_you_mean
-from posventa.expressions import check_names
 from posventa.loader import LoadFailed, Located, load_file, load_text
 from posventa.schema import STEP_MODELS, STEP_TYPES, Journey, StepModel
 from posventa.templates import Templates
@@ -254,49 +254,13 @@ def _check_document(doc: Located, journey_id: str, templates: Templates) -> Chec
         steps = _check_steps(raw_steps, out)
     if journey is not None and len(steps) == len(raw_steps or []) and not out.items:
         _check_graph(steps, out)
-        _check_conditions(doc.data, steps, out)
+        semantics.check_names(journey, doc.data, steps, out)
+        semantics.check_dates(journey, steps, out)
         _check_templates(journey, steps, templates, out)
-        _check_no_effect(journey, out)
+        semantics.check_no_effect(journey, out)
     if any(d.severity == "error" for d in out.items) or journey is None:
         raise JourneyError(sorted(out.items))
     return Checked(journey_id, doc.path, journey, tuple(steps), templates, tuple(sorted(out.items)))
-
-
-def _check_no_effect(journey: Journey, out: _Collector) -> None:
-    """Settings that validate but would do nothing: warnings, so the author is not surprised later."""
-    t, e = journey.trigger, journey.entry
-    if e.cooldown is not None and e.once_per != "customer":
-        out.add(
-            ("entry", "cooldown"),
-            "no-effect",
-            f"'cooldown' only applies with once_per: customer, not '{e.once_per}'",
-            "remove it, or set once_per: customer",
-            severity="warning",
-        )
-    if t.yearly and t.date is not None and not t.date.startswith("customer."):
-        out.add(
-            ("trigger", "yearly"),
-            "no-effect",
-            f"'yearly' only repeats customer dates, not '{t.date}'",
-            severity="warning",
-        )
-    if t.date == "journey.entered_at":
-        out.add(
-            ("trigger", "date"),
-            "no-effect",
-            "a journey cannot start on its own entry date: nobody would ever enroll",
-            "use an event, a customer date or an order date",
-            severity="warning",
-        )
-    orderless = (t.date or "").startswith("customer.") or t.segment is not None
-    if e.once_per == "order" and orderless:
-        out.add(
-            ("entry", "once_per"),
-            "no-effect",
-            "once_per: order needs an order, but this trigger has none: nobody would enroll",
-            "use once_per: customer or occurrence",
-            severity="warning",
-        )
 
 
 def _check_steps(raw_steps: list[Any], out: _Collector) -> list[StepModel]:
@@ -357,6 +321,7 @@ def successors(steps: Sequence[StepModel]) -> dict[str, list[tuple[str, str]]]:
                 out.append(("otherwise", step.otherwise or following))
             case s.SplitStep():
                 out += [(f"variants.{j}.goto", v.goto) for j, v in enumerate(step.variants)]
+                out.append(("holdout.goto", step.holdout_goto))
             case s.GotoStep():
                 out.append(("target", step.target))
             case s.RepeatStep():
@@ -470,34 +435,6 @@ def _wait_free_cycles(
         if v not in index_of:
             strong(v)
     return found
-
-
-def _conditions(
-    data: dict[str, Any], steps: Sequence[StepModel]
-) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    trig = data.get("trigger") or {}
-    for key in ("when", "segment"):
-        if isinstance(trig.get(key), str):
-            yield ("trigger", key), trig[key]
-    exit_ = data.get("exit") or {}
-    for j, rule in enumerate(exit_.get("on") or []):
-        if isinstance(rule, dict) and isinstance(rule.get("when"), str):
-            yield ("exit", "on", j, "when"), rule["when"]
-    goal = exit_.get("goal") or {}
-    if isinstance(goal, dict) and isinstance(goal.get("when"), str):
-        yield ("exit", "goal", "when"), goal["when"]
-    for i, step in enumerate(steps):
-        if isinstance(step, s.BranchStep):
-            for j, case in enumerate(step.cases):
-                yield ("steps", i, "cases", j, "when"), case.when
-        elif isinstance(step, s.WaitForStep) and step.match:
-            yield ("steps", i, "match"), step.match
-
-
-def _check_conditions(data: dict[str, Any], steps: Sequence[StepModel], out: _Collector) -> None:
-    for loc, source in _conditions(data, steps):
-        for message, hint in check_names(source):
-            out.add(loc, "unknown-name", message, hint)
 
 
 def _check_templates(
