@@ -136,8 +136,31 @@ class _Collector:
             kind = err["type"]
             # A list item is named by its list: "'fry' is not allowed for 'weekdays'", not "for '1'".
             field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+            copying = "set_attribute" in loc
             if kind == "missing":
                 self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
+            elif kind == "union_type" and field == "holdout":
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"{err.get('input')!r} is not a holdout",
+                    "write a percent (holdout: 10), or {percent: 10, goto: <step>} to let the holdout go on",
+                )
+            elif kind == "union_type" and copying:
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"'{field}' cannot be set to {err.get('input')!r}",
+                    "set text, a number, true/false or null, or copy a value with {from: event.data.<field>}",
+                )
+            elif kind == "string_pattern_mismatch" and copying and field == "from":
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"'{err.get('input')}' is not a path to copy from",
+                    "write a dotted path: event.data.<field>, trigger_event.data.<field>, order.<field>, "
+                    "item.<field>, customer.<field>, feedback.<field> or journey.<field>",
+                )
             elif kind == "extra_forbidden":
                 self.add(
                     loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known), key=True
