@@ -254,7 +254,7 @@ def _simulate_one(
     result.promoters_asked += sum(
         1 for _, kind, what in timeline.entries if kind == "send" and what.startswith("referral")
     )
-    if keep:
+    if keep and who.enrollments:
         result.timelines.append(timeline)
 
 

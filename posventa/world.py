@@ -266,8 +266,9 @@ class World:
                 else self.rng.randint(0, 6)
             )
             data = {"score": score, "survey": "nps"}
-        elif event_type == "return.received":
-            data = {"rma_id": f"RMA-{self.customer['id']}"}
+        elif event_type == "return.received":  # the parcel of the latest return request
+            asked = [e for e in self.events if e["type"] == "return.requested" and e["occurred_at"] <= now]
+            data = {"rma_id": asked[-1]["data"]["rma_id"] if asked else f"RMA-{self.customer['id']}"}
         self.add(event_type, at, order_id=self.order["id"], data=data)
 
     def ticket_opened(self, ticket_id: str, category: str, now: datetime) -> None:

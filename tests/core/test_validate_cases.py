@@ -303,7 +303,7 @@ CASES: list[tuple[str, str, list[E]]] = [
     (
         "set-attribute-list-value",
         HEAD + "  - id: a\n    type: action\n    set_attribute: {tags: [a, b]}\n",
-        [E(7, 27, "invalid-value", "tags: expected a valid string or a valid integer")],
+        [E(7, 27, "invalid-value", "'tags' cannot be set to ['a', 'b']", "{from: event.data.<field>}")],
     ),
     (
         "split-weight-zero",
