@@ -89,9 +89,10 @@ def test_an_in_store_order_gets_no_late_apology_and_no_ticket(services: Any, shi
     with svc.store.factory() as s:  # type: ignore[attr-defined]
         tickets = {t.customer_id for t in s.scalars(select(m.SupportTicket))}
     assert tickets == {"luis"}
-    assert [
-        s for s, st, _ in steps(svc, customer_id="luis") if st == "sent"
-    ][:2] == ["thank_you", "late_apology"]
+    assert [s for s, st, _ in steps(svc, customer_id="luis") if st == "sent"][:2] == [
+        "thank_you",
+        "late_apology",
+    ]
 
 
 def test_an_event_older_than_stale_after_enrolls_nobody(services: Any, shipped: dict[str, Any]) -> None:
