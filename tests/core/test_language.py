@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 from core_helpers import T0, customer, event, facts, hours, plan_of
 
@@ -21,7 +22,9 @@ from posventa.engine import Act, Send, Skip, State, advance, bucket
 from posventa.entry import is_stale, order_dates, trigger_context
 from posventa.errors import JourneyError
 from posventa.facts import derive_item, derive_order
+from posventa.loader import load_text
 from posventa.plan import JourneyPlan, SplitStep
+from posventa.schema import json_schema
 from posventa.templates import Templates, message_context
 from posventa.validate import check_text
 
@@ -445,3 +448,26 @@ def test_old_enrollments_without_a_clock_start_it_now(make: Make) -> None:
     stored.pop("since")
     moved = replace(State.from_json(stored), visits={"hi": 1}, step="w")
     assert advance(moved, plan, T0 + hours(2), facts()).next_due_at == T0 + hours(2) + DAY
+
+
+# ------------------------------------------------------------------------------------------- docs
+def test_the_annotated_example_in_the_docs_validates(tmp_path: Path) -> None:
+    """docs/journey-language.md says its example "validates as it is": every new keyword appears in it."""
+    from core_helpers import REPO
+
+    doc = (REPO / "docs" / "journey-language.md").read_text(encoding="utf-8")
+    example = doc.split("## A complete annotated example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    for keyword in ("expires_after", "holdout: {percent", "{from:", "stale_after"):
+        assert keyword in example, keyword
+    checked = check_text(example, "journeys/after_delivery.yaml", REPO / "journeys" / "templates")
+    assert checked.warnings == ()
+    # Editors see the same language: the JSON Schema (`posventa schema`) accepts it, and a typo in a new
+    # keyword is an error there too.
+    validator = jsonschema.Draft202012Validator(json_schema())
+    data = load_text(example, "after_delivery.yaml").data
+    assert list(validator.iter_errors(data)) == []
+    steps = [
+        {**s, "holdout": {"percent": 10, "gotto": "tips"}} if s.get("type") == "split" else s
+        for s in data["steps"]
+    ]
+    assert list(validator.iter_errors({**data, "steps": steps}))
