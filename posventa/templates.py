@@ -500,9 +500,20 @@ def _item(i: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_SAMPLE_ITEM = {
+    "sku": "CEP-01",
+    "name": "Cepillo de dientes eléctrico",
+    "quantity": 1,
+    "price": 59.9,
+    "runs_out_in_days": 30,
+    "warranty_months": 24,
+}
+
+
 def sample_context(locale: str = "es") -> dict[str, Any]:
     """A realistic context used to test-render templates during validation and in the simulator."""
     base = "https://tienda.example"
+    returned = {"type": "return.requested", "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"}}
     return message_context(
         customer={
             "id": "c-1",
@@ -523,16 +534,7 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
             "placed_at": "2026-11-01",
             "warranty_expires_on": "2028-11-06",
             "runs_out_on": "2026-12-06",
-            "items": [
-                {
-                    "sku": "CEP-01",
-                    "name": "Cepillo de dientes eléctrico",
-                    "quantity": 1,
-                    "price": 59.9,
-                    "runs_out_in_days": 30,
-                    "warranty_months": 24,
-                }
-            ],
+            "items": [_SAMPLE_ITEM],
         },
         journey="post_purchase",
         step="sample",
@@ -545,22 +547,10 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
             "shop": base,
         },
         brand={"name": "Tienda Ejemplo", "url": base, "support_email": "ayuda@tienda.example"},
-        event={"type": "return.requested", "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"}},
-        trigger_event={
-            "type": "return.requested",
-            "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"},
-        },
+        event=returned,
+        trigger_event=returned,
         visit=1,
         visits={"sample": 1},
-        item={
-            "sku": "CEP-01",
-            "name": "Cepillo de dientes eléctrico",
-            "quantity": 1,
-            "price": 59.9,
-            "runs_out_in_days": 30,
-            "warranty_months": 24,
-            "warranty_expires_on": "2028-11-06",
-            "runs_out_on": "2026-12-06",
-        },
+        item={**_SAMPLE_ITEM, "warranty_expires_on": "2028-11-06", "runs_out_on": "2026-12-06"},
         referral_code="ANA10",
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from uc_builders import T0, journey, ledger, make_services, order_placed
+from sqlalchemy import select
+from uc_builders import T0, journey, ledger, make_services, next_due, order_placed
 
 from app.services import Services
 from infra.db import models as m
@@ -23,16 +23,8 @@ DAY = timedelta(days=1)
 def run_until(svc: Services, until: datetime) -> None:
     """The sweep, at each moment an enrollment falls due, up to ``until`` (a virtual clock)."""
     for _ in range(500):
-        with svc.store.factory() as s:  # type: ignore[attr-defined]
-            due = s.scalar(
-                select(func.min(m.Enrollment.next_due_at)).where(
-                    m.Enrollment.status.in_(("active", "waiting", "held"))
-                )
-            )
-        if due is None:
-            return
-        due = due if due.tzinfo else due.replace(tzinfo=T0.tzinfo)
-        if due > until:
+        due = next_due(svc)
+        if due is None or due > until:
             return
         svc.sweep(due)
     raise AssertionError("the journeys did not come to rest")

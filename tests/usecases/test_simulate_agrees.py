@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from uc_builders import make_services
+from sqlalchemy import select
+from uc_builders import make_services, next_due
 
 from app.services import Services
 from infra.db import models as m
@@ -161,14 +161,9 @@ def _driver(svc: Services, events: list[dict[str, Any]], plan: JourneyPlan, end:
     scheduled = bool(plan.trigger.date or plan.trigger.segment)
     night = EPOCH.replace(hour=NIGHTLY_HOUR, minute=0) + timedelta(days=1)
     for _ in range(20_000):
-        with svc.store.factory() as s:  # type: ignore[attr-defined]
-            due = s.scalar(
-                select(func.min(m.Enrollment.next_due_at)).where(
-                    m.Enrollment.status.in_(("active", "waiting", "held"))
-                )
-            )
+        due = next_due(svc)
         moments = [datetime.fromisoformat(pending[0]["occurred_at"])] if pending else []
-        moments += [due if due.tzinfo else due.replace(tzinfo=UTC)] if due else []
+        moments += [due] if due else []
         moments += [night] if scheduled else []
         now = min(moments, default=None)
         if now is None or now > end:
