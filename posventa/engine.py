@@ -108,6 +108,7 @@ class _Run:
         self.status: Status = state.status
         self.entered_at = state.entered_at
         self.visits = dict(state.visits)
+        self._counts: dict[str, int] | None = None
         self.loops = dict(state.loops)
         self.wait_step, self.wait_since, self.wait_until = state.wait_step, state.wait_since, state.wait_until
         self.consumed = list(state.consumed)
@@ -139,7 +140,10 @@ class _Run:
     # -- context -------------------------------------------------------------------------------------
     def visit_counts(self) -> dict[str, int]:
         """``journey.visits``: how many times each step of the plan has run (0 for the others)."""
-        return {sid: self.visits.get(sid, 0) for sid in self.plan.order}
+        if self._counts is None:
+            self._counts = dict.fromkeys(self.plan.order, 0)
+            self._counts.update(self.visits)
+        return self._counts
 
     def context(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         fb = dict(self.facts.feedback) if self.facts.feedback else {}
@@ -282,6 +286,8 @@ class _Run:
 
     def done(self, sid: str) -> None:
         self.visits[sid] = self.visits.get(sid, 0) + 1
+        if self._counts is not None:
+            self._counts[sid] = self.visits[sid]
 
     # -- step kinds (each returns the next step id, None at the end, or False to stay) ---------------
     def _send(self, sid: str, spec: SendStep) -> Next:
@@ -318,9 +324,9 @@ class _Run:
             return False
         locale = self.facts.customer.get("locale")
         locale = locale if locale in pol.locales else pol.default_locale
-        context = {
-            "event": None if self.event is None else _event_json(self.event),
-            "trigger_event": None if self.trigger is None else _event_json(self.trigger),
+        context = {  # the state's events are JSON already (instants as ISO text)
+            "event": self.event,
+            "trigger_event": self.trigger,
             "variant": self.variant,
             "visit": occ + 1,
             "visits": {**self.visit_counts(), sid: occ + 1},

@@ -46,6 +46,8 @@ def _base_date(order: Mapping[str, Any]) -> date | None:
 
 def _item_dates(item: Mapping[str, Any], base: date | None) -> dict[str, str | None]:
     months, days = _positive(item.get("warranty_months")), _positive(item.get("runs_out_in_days"))
+    if not (months or days):
+        return {"warranty_expires_on": None, "runs_out_on": None}
     return {
         "warranty_expires_on": _add_months(base, months).isoformat() if base and months else None,
         "runs_out_on": (base + timedelta(days=days)).isoformat() if base and days else None,
@@ -79,12 +81,13 @@ def derive_order(order: Mapping[str, Any] | None) -> dict[str, Any] | None:
     delivered = parse_date(order.get("delivered_at"))
     out["days_late"] = (delivered - promised).days if promised and delivered else None
     out["delivered_late"] = bool(promised and delivered and delivered > promised)
-    items = order_items(order)
-    # The order's dates: the longest warranty, the first item to run out.
-    warranties = [i["warranty_expires_on"] for i in items if i["warranty_expires_on"]]
-    runs_out = [i["runs_out_on"] for i in items if i["runs_out_on"]]
-    out["warranty_expires_on"] = max(warranties, default=None)
-    out["runs_out_on"] = min(runs_out, default=None)
+    # The order's dates: the longest warranty, the first item to run out (an item's own: order_items).
+    items = [i for i in order.get("items") or [] if isinstance(i, Mapping)]
+    months = [m for i in items if (m := _positive(i.get("warranty_months")))]
+    days = [d for i in items if (d := _positive(i.get("runs_out_in_days")))]
+    base = delivered or parse_date(order.get("placed_at"))
+    out["warranty_expires_on"] = _add_months(base, max(months)).isoformat() if base and months else None
+    out["runs_out_on"] = (base + timedelta(days=min(days))).isoformat() if base and days else None
     return out
 
 

@@ -119,11 +119,7 @@ class _Customer:
             fact = {k: ev[k] for k in ("id", "type", "order_id", "data")} | {
                 "occurred_at": ev["occurred_at"].isoformat()
             }
-            facts = self.world.facts(ev.get("order_id"), now, self.promo, self.tz)
-            context = entry.trigger_context(
-                plan, {**facts.customer, "open_complaint": facts.open_complaint}, facts.order, fact
-            )
-            if entry.admits(plan.trigger.when, context):
+            if self._admits(plan.trigger.when, ev.get("order_id"), now, fact):
                 cid = self.world.customer["id"]
                 key = entry.entry_key(
                     plan, ev["id"], cid, ev.get("order_id"), None, self.history(), ev["occurred_at"]
@@ -131,6 +127,15 @@ class _Customer:
                 self.enroll(key, State.start(plan, ev["occurred_at"], trigger=fact), ev.get("order_id"), now)
         for e in self.live():
             e.due = now
+
+    def _admits(
+        self, condition: str | None, order_id: str | None, now: datetime, event: Mapping[str, Any]
+    ) -> bool:
+        if not condition:
+            return True
+        facts = self.world.facts(order_id, now, self.promo, self.tz)
+        customer = {**facts.customer, "open_complaint": facts.open_complaint}
+        return entry.admits(condition, entry.trigger_context(self.plan, customer, facts.order, event))
 
     def nightly(self, now: datetime) -> None:
         """Date and segment triggers, as the nightly run finds them."""

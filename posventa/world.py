@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,16 @@ REACTIONS = {
 _RANK = {"placed": 0, "shipped": 1, "delivered": 2, "canceled": 3, "returned": 3}
 
 
+@dataclass(frozen=True)
+class _Moment:
+    seen: list[dict[str, Any]]
+    customer: dict[str, Any]
+    orders: dict[str, dict[str, Any]]
+    answers: list[dict[str, Any]]
+    open_complaint: bool
+    scopes: set[str]
+
+
 class World:
     """One customer and the events their life produces. ``customer`` and ``orders`` hold what is known
     without events (a synthetic profile and order); events carrying ``customer`` / ``order`` objects (a
@@ -66,6 +77,7 @@ class World:
         self.journey_tickets: list[tuple[datetime, str, str]] = []  # (opened, id, category)
         self.reacted: set[str] = set()
         self._n = 0
+        self._cached: tuple[tuple[datetime, int, int, int], _Moment] | None = None
 
     def __init__(self, index: int, seed: int, start: datetime, days: int) -> None:
         """A synthetic customer (index ``index`` of the population of ``seed``)."""
@@ -160,7 +172,7 @@ class World:
     def seen(self, now: datetime) -> list[dict[str, Any]]:
         return [e for e in self.events if e["occurred_at"] <= now]
 
-    def customer_at(self, seen: Sequence[Mapping[str, Any]], now: datetime) -> dict[str, Any]:
+    def customer_at(self, seen: Sequence[Mapping[str, Any]], now: datetime, orders: int) -> dict[str, Any]:
         c = dict(self.customer)
         attributes = dict(c.get("attributes") or {})
         updates = [(e["occurred_at"], e["customer"]) for e in seen if e.get("customer")]
@@ -169,7 +181,7 @@ class World:
             attributes.update(given.get("attributes") or {})
             c.update({k: v for k, v in given.items() if v is not None and k != "attributes"})
         c["attributes"] = attributes
-        c["orders_count"] = len(self.orders_at(seen))
+        c["orders_count"] = orders
         return c
 
     def orders_at(self, seen: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -209,9 +221,14 @@ class World:
     def order_at(self, now: datetime, order_id: str | None = None) -> dict[str, Any] | None:
         return self.orders_at(self.seen(now)).get(order_id or self.order["id"])
 
-    def facts(self, order_id: str | None, now: datetime, promo: Sequence[datetime], tz: str) -> Facts:
+    def _moment(self, now: datetime) -> _Moment:
+        """What the runtime would hold about the customer at ``now`` (kept until the world changes)."""
+        key = (now, len(self.events), len(self.attribute_updates), len(self.journey_tickets))
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
         seen = self.seen(now)
-        customer = self.customer_at(seen, now)
+        orders = self.orders_at(seen)
+        customer = self.customer_at(seen, now, len(orders))
         resolved = {e["data"].get("ticket_id") for e in seen if e["type"] == "ticket.resolved"}
         tickets = [
             (e["data"]["ticket_id"], e["data"].get("category", "complaint"))
@@ -219,9 +236,22 @@ class World:
             if e["type"] == "ticket.opened"
         ]
         tickets += [(tid, cat) for at, tid, cat in self.journey_tickets if at <= now]
-        answers = [e for e in seen if e["type"] == "feedback.submitted"]
-        mine = [e for e in answers if e.get("order_id") == order_id and order_id] or [
-            e for e in answers if not e.get("order_id")
+        scopes = {e["data"].get("scope", "all") for e in seen if e["type"] == "customer.unsubscribed"}
+        moment = _Moment(
+            seen=seen,
+            customer=customer,
+            orders=orders,
+            answers=[e for e in seen if e["type"] == "feedback.submitted"],
+            open_complaint=any(cat == "complaint" and tid not in resolved for tid, cat in tickets),
+            scopes=scopes if customer.get("email") else set(),
+        )
+        self._cached = (key, moment)
+        return moment
+
+    def facts(self, order_id: str | None, now: datetime, promo: Sequence[datetime], tz: str) -> Facts:
+        m = self._moment(now)
+        mine = [e for e in m.answers if e.get("order_id") == order_id and order_id] or [
+            e for e in m.answers if not e.get("order_id")
         ]
         feedback = None
         if mine:
@@ -231,16 +261,14 @@ class World:
                 "comment": d.get("comment"),
                 "survey": d.get("survey", "nps"),
             }
-        scopes = {e["data"].get("scope", "all") for e in seen if e["type"] == "customer.unsubscribed"}
-        scopes = scopes if customer.get("email") else set()
         return Facts(
-            customer=customer,
-            order=self.orders_at(seen).get(order_id or ""),
-            events=seen,
+            customer=m.customer,
+            order=m.orders.get(order_id or ""),
+            events=m.seen,
             feedback=feedback,
-            open_complaint=any(cat == "complaint" and tid not in resolved for tid, cat in tickets),
-            suppressed="unsubscribed" if "all" in scopes else None,
-            unsubscribed_promotional="promotional" in scopes,
+            open_complaint=m.open_complaint,
+            suppressed="unsubscribed" if "all" in m.scopes else None,
+            unsubscribed_promotional="promotional" in m.scopes,
             recent_promotional=promo,
             default_timezone=tz,
         )
