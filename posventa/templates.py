@@ -293,7 +293,7 @@ class Templates:
         self._html = _TemplateEnvironment(autoescape=True, bytecode_cache=_CODE["html"], **options)
         self._plain = _TemplateEnvironment(autoescape=False, bytecode_cache=_CODE["plain"], **options)
         self._loaded: dict[tuple[str, str], tuple[Template, Template]] = {}
-        self._checked: dict[tuple[str, str], str | None] = {}
+        self._checked: dict[tuple[str, str, bool], str | None] = {}
 
     def path(self, name: str, locale: str) -> Path:
         return self.root / locale / f"{name}.j2"
@@ -311,15 +311,15 @@ class Templates:
     def digest(self, name: str, locale: str) -> str:
         return hashlib.sha256(self.path(name, locale).read_bytes()).hexdigest()[:16]
 
-    def check(self, name: str, locale: str) -> str | None:
+    def check(self, name: str, locale: str, *, item: bool = True) -> str | None:
         """Why this template cannot be used, or None: it loads, defines the three blocks, does nothing the
         sandbox forbids (in it or in the partials it names) and renders the sample context in time."""
-        key = (name, locale)
+        key = (name, locale, item)
         if key not in self._checked:
-            self._checked[key] = self._check(name, locale)
+            self._checked[key] = self._check(name, locale, item)
         return self._checked[key]
 
-    def _check(self, name: str, locale: str) -> str | None:
+    def _check(self, name: str, locale: str, item: bool) -> str | None:
         rel = f"{locale}/{name}.j2"
         try:
             plain, _ = self._load(name, locale)
@@ -332,7 +332,7 @@ class Templates:
         if problems:
             return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
         try:
-            self._render(name, locale, sample_context(locale), CHECK_SECONDS)
+            self._render(name, locale, sample_context(locale, item=item), CHECK_SECONDS)
         except TemplateError as exc:
             return f"{exc.where or rel}: fails to render with the sample context: {exc.message}"
         return None
@@ -510,8 +510,9 @@ _SAMPLE_ITEM = {
 }
 
 
-def sample_context(locale: str = "es") -> dict[str, Any]:
-    """A realistic context used to test-render templates during validation and in the simulator."""
+def sample_context(locale: str = "es", *, item: bool = True) -> dict[str, Any]:
+    """A realistic context used to test-render templates during validation. ``item=False``: as in a
+    journey no item date starts (``item`` is none, so a template must not need it there)."""
     base = "https://tienda.example"
     returned = {"type": "return.requested", "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"}}
     return message_context(
@@ -551,6 +552,8 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
         trigger_event=returned,
         visit=1,
         visits={"sample": 1},
-        item={**_SAMPLE_ITEM, "warranty_expires_on": "2028-11-06", "runs_out_on": "2026-12-06"},
+        item={**_SAMPLE_ITEM, "warranty_expires_on": "2028-11-06", "runs_out_on": "2026-12-06"}
+        if item
+        else None,
         referral_code="ANA10",
     )

@@ -492,6 +492,6 @@ def _check_templates(
                     f"({templates.path(step.template, locale)})",
                 )
             else:
-                problem = templates.check(step.template, locale)
+                problem = templates.check(step.template, locale, item=semantics.item_trigger(journey))
                 if problem:
                     out.add(("steps", i, "template"), "bad-template", problem)

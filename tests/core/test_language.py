@@ -471,3 +471,22 @@ def test_the_annotated_example_in_the_docs_validates(tmp_path: Path) -> None:
         for s in data["steps"]
     ]
     assert list(validator.iter_errors({**data, "steps": steps}))
+
+
+def test_a_template_that_needs_an_item_is_checked_where_there_is_none(tmp_path: Path) -> None:
+    """``item`` is none outside item journeys: validate renders the sample without one there."""
+    for locale in ("es", "en"):
+        (tmp_path / locale).mkdir()
+        (tmp_path / locale / "refill.j2").write_text(
+            "{% block subject %}{{ item.name }}{% endblock %}{% block text %}t{% endblock %}"
+            "{% block html %}h{% endblock %}",
+            encoding="utf-8",
+        )
+    step = "  - {id: r, type: send, template: refill, category: transactional}\n"
+    check_text(ITEMS + step, "journeys/case.yaml", tmp_path)
+    with pytest.raises(JourneyError) as info:
+        check_text(WARRANTY + step, "journeys/case.yaml", tmp_path)
+    assert {(d.code, d.message.split(":")[0]) for d in info.value.diagnostics} == {
+        ("bad-template", "en/refill.j2"),
+        ("bad-template", "es/refill.j2"),
+    }
