@@ -51,7 +51,8 @@ def _node(sid: str) -> str:
 def _label(sid: str, spec: Step) -> str:
     match spec:
         case SendStep():
-            return f"{sid}<br/>✉ {spec.template} ({spec.category})"
+            expires = f", expires after {_duration(spec.expires_after_s)}" if spec.expires_after_s else ""
+            return f"{sid}<br/>✉ {spec.template} ({spec.category}{expires})"
         case WaitStep():
             parts = []
             if spec.duration_s:
