@@ -182,3 +182,79 @@ def test_bad_script_lines_name_file_and_line(tmp_path: Path, line: str, message:
 def test_at_least_one_customer_and_day(plan: JourneyPlan) -> None:
     with pytest.raises(PosventaError, match="at least 1"):
         simulate(plan, customers=0)
+
+
+def _script(tmp_path: Path, *lines: dict[str, object]) -> list[dict[str, object]]:
+    path = tmp_path / "timeline.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return load_script(path)
+
+
+def test_a_scripted_customer_has_only_what_the_script_says(plan: JourneyPlan, tmp_path: Path) -> None:
+    """No invented promised date, items or channel: an order without a promised date gets the ten-day
+    timeout, as in production; a store order gets no delivery tracking at all."""
+    script = _script(
+        tmp_path,
+        {"customer": "web", "at": "0d", "type": "order.placed", "order_id": "W-1"},
+        {
+            "customer": "shop",
+            "at": "0d",
+            "type": "order.placed",
+            "order_id": "S-1",
+            "order": {"channel": "store"},
+        },
+    )
+    result = simulate(plan, days=20, script=script)
+    shop, web = result.timelines
+    assert [what for _, kind, what in web.entries if kind == "send"][:2] == [
+        "thank_you (transactional, es)",
+        "delivery_late (transactional, es)",
+    ]
+    assert web.entries[1][0] == EPOCH + timedelta(days=10)
+    assert "delivery_late" not in str(shop.entries) and "nps_survey" in str(shop.entries)
+    assert (shop.customer, web.customer) == (
+        {"id": "shop", "attributes": {}},
+        {"id": "web", "attributes": {}},
+    )
+
+
+def test_scripted_complaints_hold_promotions_and_orders_enroll_again(
+    plan: JourneyPlan, tmp_path: Path
+) -> None:
+    lines: list[dict[str, object]] = [
+        {
+            "customer": "c1",
+            "at": "0d",
+            "type": "order.placed",
+            "order_id": "A-1",
+            "order": {"promised_delivery_date": "2026-01-08"},
+        },
+        {"customer": "c1", "at": "2d", "type": "order.delivered", "order_id": "A-1"},
+        {"customer": "c1", "at": "9d", "type": "feedback.submitted", "order_id": "A-1", "data": {"score": 8}},
+        {"customer": "c1", "at": "20d", "type": "ticket.opened", "data": {"ticket_id": "T-1"}},
+        {"customer": "c1", "at": "60d", "type": "ticket.resolved", "data": {"ticket_id": "T-1"}},
+    ]
+    result = simulate(plan, days=70, script=_script(tmp_path, *lines))
+    [tl] = result.timelines
+    tips = [at for at, kind, what in tl.entries if kind == "send" and what.startswith("content_tip")]
+    assert tips == [EPOCH + timedelta(days=60)]  # held by the shop's complaint ticket until it was resolved
+    again = _script(
+        tmp_path,
+        *lines[:2],
+        {"customer": "c1", "at": "30d", "type": "order.placed", "order_id": "A-2"},
+    )
+    twice = simulate(plan, days=40, script=again)
+    assert twice.enrolled == 2 and twice.sends["thank_you"] == 2
+    assert twice.outcomes["converted: goal:order.placed"] == 1
+
+
+def test_a_scripted_event_is_checked_like_an_api_event(plan: JourneyPlan, tmp_path: Path) -> None:
+    script = _script(
+        tmp_path,
+        {"customer": "c1", "at": "0d", "type": "order.placed"},
+        {"customer": "c1", "at": "1d", "type": "feedback.submitted", "data": {"score": 11}},
+    )
+    with pytest.raises(
+        PosventaError, match=r"timeline\.jsonl:2: data\.score: Input should be less than or equal to 10"
+    ):
+        simulate(plan, script=script)
