@@ -19,7 +19,7 @@ import pytest
 from core_helpers import T0, customer, event, facts, hours, plan_of
 
 from posventa.engine import Act, Send, Skip, State, advance, bucket
-from posventa.entry import is_stale, order_dates, trigger_context
+from posventa.entry import customer_dates, is_stale, order_dates, trigger_context
 from posventa.errors import JourneyError
 from posventa.facts import derive_item, derive_order
 from posventa.loader import load_text
@@ -490,3 +490,16 @@ def test_a_template_that_needs_an_item_is_checked_where_there_is_none(tmp_path: 
         ("bad-template", "en/refill.j2"),
         ("bad-template", "es/refill.j2"),
     }
+
+
+def test_a_29_february_birthday_is_celebrated_on_28_february(make: Make) -> None:
+    plan = make(
+        "name: B\ntrigger: {date: customer.birthday, yearly: true}\nentry: {once_per: occurrence}\n"
+        "steps:\n  - {id: x, type: exit}\n"
+    )
+    leap = {"id": "c1", "birthday": "2000-02-29"}
+    [found] = customer_dates(plan, leap, datetime(2027, 2, 28).date())
+    assert (found.occurrence, found.due.isoformat()) == ("date:c1:2027-02-28", "2027-02-28")
+    assert (
+        customer_dates(plan, leap, datetime(2027, 3, 1).date())[0].due.isoformat() == "2027-02-28"
+    )  # caught up
