@@ -23,8 +23,6 @@ from posventa.facts import Facts
 log = logging.getLogger("posventa.advance")
 #: An enrollment that fails this many times in a row is parked as ``failed`` for a human to look at.
 MAX_ATTEMPTS = 5
-#: How far back the frequency cap looks (the longest ``per`` a journey may reasonably set).
-CAP_LOOKBACK = timedelta(days=60)
 ENDED = ("completed", "exited", "converted")
 
 
@@ -97,7 +95,8 @@ class Advancer:
         complaints = tx.tickets.open_complaints(cids)
         suppressed = tx.suppressions.scopes([c["email"] for c in customers.values() if c.get("email")])
         orders_count = tx.orders.count_by_customer(cids)
-        promo = tx.ledger.recent_promotional(cids, now - CAP_LOOKBACK)
+        lookback = self._cap_lookback(tx, rows)
+        promo = tx.ledger.recent_promotional(cids, now - lookback) if lookback else {}
         shared_promo = {cid: promo.get(cid, []) for cid in cids}
         out = {}
         for e in rows:
@@ -120,6 +119,15 @@ class Advancer:
                 default_timezone=self.config.timezone,
             )
         return out
+
+    def _cap_lookback(self, tx: Tx, rows: Sequence[EnrollmentRecord]) -> timedelta:
+        """How far back the frequency cap must look for this batch: the longest ``per`` of the plans its
+        enrollments pinned (none: no promotional history is needed)."""
+        plans = {
+            (e.journey_id, e.plan_version): self.plans.pinned(tx, e.journey_id, e.plan_version) for e in rows
+        }
+        pers = {cap.per_s for plan in plans.values() if (cap := plan.policy.frequency_cap) is not None}
+        return timedelta(seconds=max(pers, default=0))
 
     def _advance_one(
         self, tx: Tx, e: EnrollmentRecord, facts: Facts, now: datetime, stats: Stats
@@ -158,8 +166,8 @@ class Advancer:
                         "locale": eff.locale,
                         "order_id": e.order_id,
                         "sendgrid_template_id": eff.sendgrid_template_id,
-                        "event": before.event if adv.state.event is None else adv.state.event,
-                        "variant": adv.state.variant,
+                        # what the template reads: event, trigger_event, variant, visit(s), item
+                        **eff.context,
                     },
                 )
             elif isinstance(eff, Skip):

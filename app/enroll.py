@@ -1,55 +1,34 @@
 """Enrollment: who enters which journey, by event triggers (as events arrive) and by date or segment
-triggers (the nightly run). The journey's entry rule becomes an *entry key*, and the store's unique
-``(journey_id, entry_key)`` is the guard: running the nightly twice, or replaying an event, enrolls nobody
-twice."""
+triggers (the nightly run). The rules themselves — stale events, trigger conditions, the entry rule as a
+key, which dates fall due — are the core's (``posventa.entry``), shared with the simulator; this module
+reads the store for them. The store's unique ``(journey_id, entry_key)`` is the guard: running the nightly
+twice, or replaying an event, enrolls nobody twice."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
-from typing import Any
+import logging
+from datetime import datetime
 
 from app.plans import PlanBook
 from app.ports import Store, Tx
 from app.records import Fact
 from app.stats import Stats
 from posventa.engine import State
-from posventa.errors import PosventaError
+from posventa.entry import (
+    DateEntry,
+    History,
+    admits,
+    customer_dates,
+    entry_key,
+    is_stale,
+    order_dates,
+    starts_at,
+    trigger_context,
+)
 from posventa.events import Event
-from posventa.expressions import compile_condition
-from posventa.facts import derive_order
 from posventa.plan import JourneyPlan
 
-#: Date triggers look back this far, so a missed nightly run (or two) still enrolls its customers.
-CATCH_UP = timedelta(days=3)
-
-
-def _in_year(d: date, year: int) -> date:
-    """The anniversary of ``d`` in ``year`` (29 February → 28 February in common years)."""
-    try:
-        return d.replace(year=year)
-    except ValueError:
-        return date(year, 2, 28)
-
-
-def _holds(condition: str | None, ctx: Mapping[str, Any]) -> bool:
-    """A trigger condition; one that cannot be evaluated for this customer does not admit them."""
-    if not condition:
-        return True
-    try:
-        return bool(compile_condition(condition)(ctx))
-    except PosventaError:
-        return False
-
-
-def _context(plan: JourneyPlan, customer: Fact, order: Fact | None, event: Fact) -> dict[str, Any]:
-    return {
-        "customer": customer,
-        "order": derive_order(order) or {},
-        "event": event,
-        "feedback": {},
-        "journey": {"id": plan.id},
-    }
+log = logging.getLogger("posventa.enroll")
 
 
 class Enroller:
@@ -60,40 +39,43 @@ class Enroller:
     # ---------------------------------------------------------------------------------------- events
     def for_event(self, tx: Tx, ev: Event, customer: Fact, order: Fact | None, now: datetime) -> None:
         """Enroll the event's customer in every journey the event triggers (inside the caller's
-        transaction: the event and its enrollments are recorded together)."""
-        event = {"id": ev.id, "type": ev.type, "order_id": ev.order_id, "data": ev.data}
+        transaction: the event and its enrollments are recorded together). The enrollment starts when
+        the event happened; an event older than the journey's ``stale_after`` enrolls nobody."""
+        event = ev.fact()
+        known: Fact | None = None
         for plan in self.plans.admitting(tx):  # the published versions of running journeys
-            trig = plan.trigger
-            if trig.get("event") != ev.type:
+            if plan.trigger.event != ev.type:
                 continue
-            if trig.get("when") and not _holds(trig["when"], _context(plan, customer, order, event)):
+            if is_stale(plan, ev.occurred_at, now):
+                log.info("event %s is too old for journey %s: not enrolled", ev.id, plan.id)
                 continue
-            key = self._entry_key(tx, plan, ev.id, ev.customer_id, ev.order_id, ev.occurred_at)
+            if plan.trigger.when:
+                known = known or self._with_counts(tx, [customer])[customer["id"]]
+                if not admits(plan.trigger.when, trigger_context(plan, known, order, event)):
+                    continue
+            history = self._history(tx, plan, ev.customer_id)
+            key = entry_key(plan, ev.id, ev.customer_id, ev.order_id, None, history, ev.occurred_at)
             if key is not None:
-                self._create(tx, plan, ev.customer_id, ev.order_id, key, ev.occurred_at, now, event)
+                state = State.start(plan, min(ev.occurred_at, now), trigger=event)
+                self._create(tx, plan, ev.customer_id, ev.order_id, key, state, now)
 
-    def _entry_key(
-        self,
-        tx: Tx,
-        plan: JourneyPlan,
-        occurrence: str,
-        customer_id: str,
-        order_id: str | None,
-        now: datetime,
-    ) -> str | None:
-        """The entry rule as a key: once per order, per occurrence, per customer (with a cooldown, a
-        numbered key per re-entry). None: not now."""
-        rule = plan.entry
-        if rule["once_per"] == "order":
-            return f"order:{order_id}" if order_id else None
-        if rule["once_per"] == "occurrence":
-            return f"occurrence:{occurrence}"
-        if rule.get("cooldown_s"):
-            last = tx.enrollments.last_entered(plan.id, customer_id)
-            if last is not None and now - last < timedelta(seconds=rule["cooldown_s"]):
-                return None
-            return f"customer:{customer_id}:{tx.enrollments.count(plan.id, customer_id)}"
-        return f"customer:{customer_id}"
+    def _history(self, tx: Tx, plan: JourneyPlan, customer_id: str) -> History:
+        def history() -> tuple[datetime | None, int]:
+            return tx.enrollments.last_entered(plan.id, customer_id), tx.enrollments.count(
+                plan.id, customer_id
+            )
+
+        return history
+
+    def _with_counts(self, tx: Tx, customers: list[Fact]) -> dict[str, Fact]:
+        """The customers as conditions read them: ``orders_count`` and ``open_complaint`` filled in."""
+        ids = [c["id"] for c in customers]
+        counts = tx.orders.count_by_customer(ids)
+        complaints = tx.tickets.open_complaints(ids)
+        return {
+            c["id"]: {**c, "orders_count": counts.get(c["id"], 0), "open_complaint": c["id"] in complaints}
+            for c in customers
+        }
 
     def _create(
         self,
@@ -102,15 +84,11 @@ class Enroller:
         customer_id: str,
         order_id: str | None,
         key: str,
-        entered_at: datetime,
+        state: State,
         now: datetime,
-        event: Mapping[str, Any] | None,
     ) -> int | None:
-        state = State.start(plan, entered_at)
-        if event is not None:
-            state = State(**{**state.__dict__, "event": dict(event)})
         return tx.enrollments.create(
-            plan.id, plan.version, customer_id, order_id, key, state.to_json(), now, entered_at
+            plan.id, plan.version, customer_id, order_id, key, state.to_json(), now, state.entered_at
         )
 
     # ------------------------------------------------------------------------------- dates, segments
@@ -121,7 +99,7 @@ class Enroller:
             admitting = self.plans.admitting(tx)  # the published versions of running journeys
         for plan in admitting:
             trig = plan.trigger
-            if not (trig.get("date") or trig.get("segment")):
+            if not (trig.date or trig.segment):
                 continue
             with self.store.begin() as tx:
                 n = self._enroll_plan(tx, plan, now)
@@ -129,52 +107,49 @@ class Enroller:
         return stats
 
     def _enroll_plan(self, tx: Tx, plan: JourneyPlan, now: datetime) -> int:
-        """Enroll everyone whose date (± offset) falls in the last few days (``CATCH_UP``), or who is in
-        the segment."""
+        """Enroll everyone whose date (± offset) falls in the last few days (``posventa.entry.CATCH_UP``),
+        or who is in the segment. A date entry starts on the day it fell due, a segment entry now."""
         trig = plan.trigger
-        offset = timedelta(seconds=trig.get("offset_s") or 0)
+        condition = trig.segment or trig.when
         today = now.date()
         count = 0
 
-        def admit(c: Fact, o: Fact | None, occurrence: str) -> None:
+        def admit(c: Fact, found: DateEntry) -> None:
             nonlocal count
-            condition = trig.get("segment") or trig.get("when")
-            if condition and not _holds(condition, _context(plan, c, o, {})):
+            if condition and not admits(condition, trigger_context(plan, c, found.order, None, found.item)):
                 return
-            order_id = o["id"] if o else None
-            key = self._entry_key(tx, plan, occurrence, c["id"], order_id, now)
-            if key and self._create(tx, plan, c["id"], order_id, key, now, now, None):
+            order_id = found.order["id"] if found.order else None
+            sku = found.item["sku"] if found.item else None
+            key = entry_key(
+                plan, found.occurrence, c["id"], order_id, sku, self._history(tx, plan, c["id"]), now
+            )
+            start = now if trig.segment else starts_at(found, now)
+            if key and self._create(
+                tx, plan, c["id"], order_id, key, State.start(plan, start, item=sku), now
+            ):
                 count += 1
 
-        def in_window(due: date) -> bool:
-            return today - CATCH_UP < due <= today
-
-        if trig.get("segment"):
-            for c in list(tx.customers.all_facts()):
-                admit(c, None, f"segment:{c['id']}")
+        if trig.segment:
+            customers = list(tx.customers.all_facts())
+            for c in self._with_counts(tx, customers).values() if customers else ():
+                admit(c, DateEntry(f"segment:{c['id']}", today))
             return count
-        root, _, fname = trig["date"].partition(".")
-        if root == "customer":
-            for c in list(tx.customers.with_birthday()):
-                birthday = date.fromisoformat(c["birthday"])
-                years = (today.year - 1, today.year, today.year + 1) if trig.get("yearly") else (None,)
-                for year in years:
-                    d = birthday if year is None else _in_year(birthday, year)
-                    if in_window(d + offset):
-                        admit(c, None, f"date:{c['id']}:{(d + offset).isoformat()}")
-            return count
-        # Order dates (warranty expiry, run-out date) derive from the items; warranties run for years,
-        # so every live order is a candidate.
-        customers: dict[str, Fact | None] = {}
-        for customer_id, o in list(tx.orders.live_facts()):
-            raw = (derive_order(o) or {}).get(fname)
-            if not raw:
-                continue
-            due = date.fromisoformat(str(raw)[:10]) + offset
-            if in_window(due):
-                if customer_id not in customers:
-                    customers[customer_id] = tx.customers.fact(customer_id)
-                found = customers[customer_id]
-                if found is not None:
-                    admit(found, o, f"date:{o['id']}:{due.isoformat()}")
+        assert trig.date is not None
+        if trig.date.startswith("customer."):
+            due = [
+                (c, found) for c in tx.customers.with_birthday() for found in customer_dates(plan, c, today)
+            ]
+        else:
+            # Order and item dates (warranty expiry, run-out date) derive from the items; warranties run for
+            # years, so every live order is a candidate.
+            orders = [
+                (cid, found) for cid, o in tx.orders.live_facts() for found in order_dates(plan, o, today)
+            ]
+            facts = tx.customers.facts(sorted({cid for cid, _ in orders}))
+            due = [(facts[cid], found) for cid, found in orders if cid in facts]
+        if condition and due:
+            counted = self._with_counts(tx, list({c["id"]: c for c, _ in due}.values()))
+            due = [(counted[c["id"]], found) for c, found in due]
+        for c, found in due:
+            admit(c, found)
         return count

@@ -95,7 +95,7 @@ def _moved_state(state: Mapping[str, Any], to_step: str | None, target: JourneyP
     out = dict(state)
     out["step"] = to_step
     waiting_here = state.get("wait_step") is not None and state.get("wait_step") == state.get("step")
-    kind = target.steps[to_step]["type"] if to_step is not None and to_step in target.steps else None
+    kind = target.steps[to_step].TYPE if to_step is not None and to_step in target.steps else None
     if waiting_here and kind in WAITING_STEPS:
         out["wait_step"] = to_step  # the wait started goes on at the mapped step
     else:

@@ -32,7 +32,7 @@ from app.records import Fact, LedgerWork, ledger_key
 from app.render import Renderer
 from posventa.errors import PosventaError
 from posventa.facts import derive_order
-from posventa.plan import JourneyPlan
+from posventa.plan import JourneyPlan, SendStep, SplitStep, WaitForStep
 
 #: How long the test-send rate limit looks back.
 TEST_WINDOW = timedelta(hours=1)
@@ -71,13 +71,14 @@ def sample_customer(locale: str) -> Fact:
 def _delivered_by(plan: JourneyPlan, step: str) -> bool:
     """Whether the order has arrived when ``step`` runs: after a wait for the delivery, or in a journey
     that does not start at the order."""
-    if plan.trigger.get("event") not in (None, "order.placed"):
+    if plan.trigger.event not in (None, "order.placed"):
         return True
-    if plan.trigger.get("date") or plan.trigger.get("segment"):
+    if plan.trigger.date or plan.trigger.segment:
         return True
     before = plan.order[: plan.order.index(step)]
     return any(
-        plan.steps[s]["type"] == "wait_for" and plan.steps[s]["event"] == "order.delivered" for s in before
+        isinstance(spec, WaitForStep) and spec.event == "order.delivered"
+        for spec in (plan.steps[s] for s in before)
     )
 
 
@@ -120,12 +121,12 @@ def sample_order(plan: JourneyPlan, step: str, now: datetime, base_url: str) -> 
     if not _delivered_by(plan, step):
         return order
     shift = timedelta(days=9)
-    field = str(plan.trigger.get("date") or "")
+    field = str(plan.trigger.date or "")
     if field.startswith("order."):
         derived = derive_order({**order, "delivered_at": (now - timedelta(days=4)).isoformat()}) or {}
         due = derived.get(field.removeprefix("order."))
         if due:
-            offset = timedelta(seconds=plan.trigger.get("offset_s") or 0)
+            offset = timedelta(seconds=plan.trigger.offset_s or 0)
             shift += date.fromisoformat(str(due)[:10]) + offset - day
     placed = now - shift
     order.update(
@@ -140,10 +141,11 @@ def sample_order(plan: JourneyPlan, step: str, now: datetime, base_url: str) -> 
 def sample_event(plan: JourneyPlan, step: str, now: datetime) -> dict[str, Any]:
     """The event an enrollment holds at ``step``: what the last ``wait_for`` before it received, else
     the trigger's event; its data carries every field a shipped template reads."""
-    kind = plan.trigger.get("event") or "order.placed"
+    kind = plan.trigger.event or "order.placed"
     for sid in plan.order[: plan.order.index(step)]:
-        if plan.steps[sid]["type"] == "wait_for":
-            kind = plan.steps[sid]["event"]
+        spec = plan.steps[sid]
+        if isinstance(spec, WaitForStep):
+            kind = spec.event
     return {
         "id": "sample-event",
         "type": kind,
@@ -162,9 +164,10 @@ def sample_event(plan: JourneyPlan, step: str, now: datetime) -> dict[str, Any]:
 
 def _variant(plan: JourneyPlan, step: str) -> str | None:
     for spec in plan.steps.values():
-        for v in spec.get("variants") or ():
-            if v["goto"] == step:
-                return str(v["name"])
+        if isinstance(spec, SplitStep):
+            for v in spec.variants:
+                if v.goto == step:
+                    return v.name
     return None
 
 
@@ -189,26 +192,26 @@ class Preview:
         self.plans = plans
         self.store = store
 
-    def send_step(self, journey: str, step: str) -> tuple[JourneyPlan, Mapping[str, Any]]:
+    def send_step(self, journey: str, step: str) -> tuple[JourneyPlan, SendStep]:
         plan = self.plans.get(journey)
         if plan is None:
             raise PosventaError(f"no journey '{journey}' (journeys: {', '.join(sorted(self.plans))})")
         spec = plan.steps.get(step)
-        if spec is None or spec["type"] != "send":
-            sends = [s for s in plan.order if plan.steps[s]["type"] == "send"]
+        if not isinstance(spec, SendStep):
+            sends = [s for s in plan.order if isinstance(plan.steps[s], SendStep)]
             what = "is not a send step" if spec is not None else "does not exist"
             raise PosventaError(f"step '{step}' of '{journey}' {what} (send steps: {', '.join(sends)})")
         return plan, spec
 
     @staticmethod
     def _locale(plan: JourneyPlan, wanted: str | None, customer: Fact | None) -> str:
-        locales = list(plan.policy["locales"])
+        locales = list(plan.policy.locales)
         if wanted is not None:
             if wanted not in locales:
                 raise PosventaError(f"journey '{plan.id}' is written in {', '.join(locales)}, not '{wanted}'")
             return wanted
         own = (customer or {}).get("locale")
-        return str(own) if own in locales else str(plan.policy["default_locale"])
+        return str(own) if own in locales else plan.policy.default_locale
 
     def _render(
         self,
@@ -223,18 +226,19 @@ class Preview:
         now: datetime,
     ) -> OutgoingEmail:
         spec = plan.steps[step]
+        assert isinstance(spec, SendStep)
         work = LedgerWork(
             key,
             plan.id,
             step,
             "message",
             customer["id"],
-            spec["template"],
-            spec["category"],
+            spec.template,
+            spec.category,
             {
                 "locale": locale,
                 "order_id": order["id"] if order else None,
-                "sendgrid_template_id": spec.get("sendgrid_template_id"),
+                "sendgrid_template_id": spec.sendgrid_template_id,
                 **payload,
             },
         )

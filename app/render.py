@@ -38,6 +38,10 @@ class Renderer:
             links=links,
             event=payload.get("event"),
             variant=payload.get("variant"),
+            trigger_event=payload.get("trigger_event"),
+            visit=payload.get("visit"),
+            visits=payload.get("visits"),
+            item=payload.get("item"),
             referral_code=code,  # type: ignore[arg-type]
             brand={
                 "name": self.config.email_from_name,

@@ -31,7 +31,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 JOURNEY_FILE = ROOT / "journeys" / "post_purchase.yaml"
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+# Recent events: the server's clock is the wall clock, and events older than a journey's stale_after
+# (7 days) would enroll nobody.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 def _event(run: str, i: int) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def _serve(url: str, port: int) -> None:
 
     from infra.settings import make_settings
     from infra.wiring import build_services
-    from posventa.plan import compile_file
+    from posventa.compile import compile_file
     from web.app import create_app
     from web.limits import Limits
 

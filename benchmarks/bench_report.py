@@ -46,7 +46,7 @@ def _env_int(name: str, default: int) -> int:
 
 def _steps() -> list[tuple[str, int, str, bool, str]]:
     """(journey, index, step id, after a split, kind) for every send/action step of the shipped plans."""
-    from posventa.plan import load_plans
+    from posventa.compile import load_plans
 
     plans = load_plans(ROOT / "journeys")
     out = []
@@ -55,7 +55,7 @@ def _steps() -> list[tuple[str, int, str, bool, str]]:
         after = False
         index = 0
         for sid in plan.order:
-            kind = plan.steps[sid]["type"]
+            kind = plan.steps[sid].TYPE
             after = after or kind == "split"
             if kind in ("send", "action"):
                 out.append((journey, index, sid, after, "message" if kind == "send" else "action"))
@@ -224,7 +224,7 @@ def _seed(url: str, n: int) -> dict[str, int]:
 
     from infra.db.session import make_engine, session_factory
     from infra.db.store import SqlTx
-    from posventa.plan import load_plans
+    from posventa.compile import load_plans
 
     engine = make_engine(url)
     try:

@@ -50,7 +50,7 @@ def run(customers: int = 10_000, baseline: int = 1_000, days: int = DAYS, repeat
     ``repeats`` runs (this machine may be shared); rates and ratios."""
     if not 1 <= baseline <= customers <= 1_000_000 or not 1 <= repeats <= 10:
         raise ValueError("need 1 <= baseline <= customers <= 1000000 and 1 <= repeats <= 10")
-    from posventa.plan import compile_file
+    from posventa.compile import compile_file
 
     plan = compile_file(ROOT / "journeys" / f"{JOURNEY}.yaml")
     base = _timed(plan, baseline, days, repeats)

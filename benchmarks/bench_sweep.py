@@ -145,7 +145,7 @@ class PeakMemory:
 
 
 def _plan() -> Any:
-    from posventa.plan import compile_file
+    from posventa.compile import compile_file
 
     plan = compile_file(JOURNEY_FILE)
     if plan.start != FIRST_STEP:

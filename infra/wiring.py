@@ -15,7 +15,8 @@ from infra.db.store import SqlStore
 from infra.email import make_sender
 from infra.http import HttpxClient
 from infra.settings import Settings, get_settings
-from posventa.plan import JourneyPlan, load_plans
+from posventa.compile import load_plans
+from posventa.plan import JourneyPlan
 from posventa.templates import Templates
 
 

@@ -235,7 +235,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print(f"✓ email: SendGrid at {s.sendgrid_host}, from {s.email_from}")
     try:
-        from posventa.plan import load_plans
+        from posventa.compile import load_plans
 
         plans = load_plans(s.journeys_dir)
         print(f"✓ journeys: {len(plans)} valid in {s.journeys_dir}")

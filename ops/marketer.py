@@ -59,7 +59,7 @@ def _store(settings: Any, *, required: bool = True) -> Any:
 def _book(settings: Any, store: Any) -> Any:
     """The journey files compiled (the drafts); invalid journeys raise JourneyError (exit 1)."""
     from app.plans import PlanBook
-    from posventa.plan import load_plans
+    from posventa.compile import load_plans
 
     return PlanBook(store, load_plans(settings.journeys_dir))
 
@@ -70,7 +70,7 @@ def _previewer(settings: Any, store: Any) -> Any:
     from app.preview import Preview
     from app.render import Renderer
     from infra.wiring import config_from
-    from posventa.plan import load_plans
+    from posventa.compile import load_plans
     from posventa.templates import Templates
 
     config = config_from(settings)

@@ -37,7 +37,7 @@ def _journeys_dir() -> Path:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from posventa.plan import duplicate_ids, journey_files
+    from posventa.compile import duplicate_ids, journey_files
     from posventa.validate import check_file
 
     files = journey_files(args.paths or None, default=_journeys_dir())
@@ -87,7 +87,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _plan(name: str):  # type: ignore[no-untyped-def]
-    from posventa.plan import compile_file
+    from posventa.compile import compile_file
 
     path = Path(name)
     if not path.suffix:

@@ -150,6 +150,10 @@ def _check_json(value: Any, path: str, depth: int) -> None:
         raise ValueError(f"{where}{type(value).__name__} is not a JSON value")
 
 
+def _zero_is_none(value: int) -> int | None:
+    return value or None
+
+
 #: Checks of single-line text (ids, names, emails, codes, URLs) and multi-line text (comments, reasons),
 #: written after the field's length constraints: ``Annotated[str, Field(max_length=200), LINE]``.
 LINE = AfterValidator(_line)
@@ -195,8 +199,9 @@ class OrderItem(_Strict):
     price: Amount | None = None
     category: Annotated[str, Field(max_length=100), LINE] | None = None
     consumable: bool = False
-    runs_out_in_days: int | None = Field(default=None, ge=1, le=3650)
-    warranty_months: int | None = Field(default=None, ge=1, le=240)
+    # Shops often send 0 for "not applicable": accepted, and stored as not given.
+    runs_out_in_days: Annotated[int, Field(ge=0, le=3650), AfterValidator(_zero_is_none)] | None = None
+    warranty_months: Annotated[int, Field(ge=0, le=240), AfterValidator(_zero_is_none)] | None = None
 
 
 class OrderIn(_Strict):

@@ -59,6 +59,7 @@ __all__ = [
     "constant_problems",
     "describe",
     "forbidden",
+    "read_names",
 ]
 
 
@@ -167,8 +168,25 @@ FIELDS: dict[str, dict[str, Any] | None] = {
         "runs_out_on": None,
     },
     "event": {"id": None, "type": None, "occurred_at": None, "order_id": None, "data": None},
+    # The event that enrolled the customer (``event`` is the latest one); its data fields are checked
+    # against the journey's trigger by ``validate``.
+    "trigger_event": {"id": None, "type": None, "occurred_at": None, "order_id": None, "data": None},
+    # The order item a date trigger on ``item.*`` enrolled for (``validate`` allows it only there).
+    "item": {
+        "sku": None,
+        "name": None,
+        "quantity": None,
+        "price": None,
+        "category": None,
+        "consumable": None,
+        "runs_out_in_days": None,
+        "warranty_months": None,
+        "warranty_expires_on": None,
+        "runs_out_on": None,
+    },
     "feedback": {"score": None, "comment": None, "survey": None, "category": None},
-    "journey": {"id": None, "entered_at": None, "variant": None, "days_in_journey": None},
+    # ``visits``: step id → how many times the step has run (``validate`` checks the step ids).
+    "journey": {"id": None, "entered_at": None, "variant": None, "days_in_journey": None, "visits": None},
 }
 
 
@@ -250,22 +268,31 @@ def _chains(node: nodes.Node) -> Iterator[list[str]]:
         yield from _chains(child)
 
 
+def read_names(source: str) -> list[list[str]]:
+    """The dotted names a condition reads (``event.data.score`` → ``['event', 'data', 'score']``), without
+    its own loop variables and constants. Raises :class:`ExpressionError` when it does not parse."""
+    try:
+        tree = _ENV.parse("{{ " + source + " }}")
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(source, f"does not parse: {exc.message}") from exc
+    except Exception as exc:
+        raise ExpressionError(source, f"does not parse: {describe(exc)}") from exc
+    local_names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    constants = {"true", "false", "none", "True", "False", "None"}
+    return [chain for chain in _chains(tree) if chain[0] not in local_names | constants]
+
+
 def check_names(source: str) -> list[tuple[str, str | None]]:
     """Problems with the names a condition reads: ``[(message, hint)]`` — empty when all are known."""
     from posventa.diagnostics import did_you_mean
 
     try:
-        tree = _ENV.parse("{{ " + source + " }}")
-    except TemplateSyntaxError as exc:
-        return [(f"condition does not parse: {exc.message}", None)]
-    except Exception as exc:
-        return [(f"condition does not parse: {describe(exc)}", None)]
+        chains = read_names(source)
+    except ExpressionError as exc:
+        return [(f"condition {exc.message}", None)]
     problems: list[tuple[str, str | None]] = []
-    local_names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    for chain in _chains(tree):
+    for chain in chains:
         root = chain[0]
-        if root in local_names or root in {"true", "false", "none", "True", "False", "None"}:
-            continue
         if root not in FIELDS:
             problems.append(
                 (

@@ -5,8 +5,21 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import assert_never
 
-from posventa.plan import JourneyPlan
+from posventa.plan import (
+    ActionStep,
+    BranchStep,
+    ExitStep,
+    GotoStep,
+    JourneyPlan,
+    RepeatStep,
+    SendStep,
+    SplitStep,
+    Step,
+    WaitForStep,
+    WaitStep,
+)
 from posventa.timeutil import WEEKDAYS
 
 _SHAPES = {
@@ -35,62 +48,71 @@ def _node(sid: str) -> str:
     return "End" if sid == "end" else sid
 
 
-def _label(sid: str, spec: dict) -> str:
-    kind = spec["type"]
-    if kind == "send":
-        return f"{sid}<br/>✉ {spec['template']} ({spec['category']})"
-    if kind == "wait":
-        parts = []
-        if spec.get("duration_s"):
-            parts.append(_duration(spec["duration_s"]))
-        if spec.get("until_date"):
-            parts.append(f"until {spec['until_date']['field']}")
-        if spec.get("at"):
-            parts.append(f"at {spec['at']}")
-        if spec.get("weekdays"):
-            parts.append("on " + ",".join(WEEKDAYS[d] for d in spec["weekdays"]))
-        return f"{sid}<br/>⏳ {' '.join(parts)}"
-    if kind == "wait_for":
-        return f"{sid}<br/>⏳ {spec['event']}"
-    if kind == "action":
-        return f"{sid}<br/>⚙ {spec['action']}"
-    if kind == "repeat":
-        return f"{sid}<br/>↻ ×{spec['times']}"
-    return sid
+def _label(sid: str, spec: Step) -> str:
+    match spec:
+        case SendStep():
+            expires = f", expires after {_duration(spec.expires_after_s)}" if spec.expires_after_s else ""
+            return f"{sid}<br/>✉ {spec.template} ({spec.category}{expires})"
+        case WaitStep():
+            parts = []
+            if spec.duration_s:
+                parts.append(_duration(spec.duration_s))
+            if spec.until_date:
+                parts.append(f"until {spec.until_date.field}")
+            if spec.at:
+                parts.append(f"at {spec.at}")
+            if spec.weekdays:
+                parts.append("on " + ",".join(WEEKDAYS[d] for d in spec.weekdays))
+            return f"{sid}<br/>⏳ {' '.join(parts)}"
+        case WaitForStep():
+            return f"{sid}<br/>⏳ {spec.event}"
+        case ActionStep():
+            return f"{sid}<br/>⚙ {spec.action}"
+        case RepeatStep():
+            return f"{sid}<br/>↻ ×{spec.times}"
+        case BranchStep() | SplitStep() | GotoStep() | ExitStep():
+            return sid
+        case _:
+            assert_never(spec)
 
 
 def edges(plan: JourneyPlan) -> list[tuple[str, str, str]]:
+    """(from, to, label) of every edge; ``END`` is the end of the journey."""
     out: list[tuple[str, str, str]] = []
     for sid in plan.order:
         s = plan.steps[sid]
-        kind = s["type"]
-        if kind == "wait_for":
-            out.append((sid, s["next"] or "END", s["event"]))
-            out.append((sid, s["on_timeout"], "timeout"))
-        elif kind == "branch":
-            out += [(sid, c["goto"], c["when"]) for c in s["cases"]]
-            out.append((sid, s["otherwise"] or "END", "otherwise"))
-        elif kind == "split":
-            out += [(sid, v["goto"], f"{v['name']} {v['weight']}") for v in s["variants"]]
-            if s["holdout"]:
-                out.append((sid, "END", f"holdout {s['holdout']}%"))
-        elif kind == "goto":
-            out.append((sid, s["target"], ""))
-        elif kind == "repeat":
-            out.append((sid, s["from"], f"again (×{s['times']})"))
-            out.append((sid, s["next"] or "END", "done"))
-        elif kind != "exit":
-            out.append((sid, s.get("next") or "END", ""))
+        match s:
+            case WaitForStep():
+                out.append((sid, s.next or "END", s.event))
+                out.append((sid, s.on_timeout, "timeout"))
+            case BranchStep():
+                out += [(sid, c.goto, c.when) for c in s.cases]
+                out.append((sid, s.otherwise or "END", "otherwise"))
+            case SplitStep():
+                out += [(sid, v.goto, f"{v.name} {v.weight}") for v in s.variants]
+                if s.holdout:
+                    out.append((sid, s.holdout_goto or "END", f"holdout {s.holdout}%"))
+            case GotoStep():
+                out.append((sid, s.target, ""))
+            case RepeatStep():
+                out.append((sid, s.from_, f"again (×{s.times})"))
+                out.append((sid, s.next or "END", "done"))
+            case SendStep() | WaitStep() | ActionStep():
+                out.append((sid, s.next or "END", ""))
+            case ExitStep():
+                pass
+            case _:
+                assert_never(s)
     return out
 
 
 def mermaid(plan: JourneyPlan) -> str:
-    start = plan.trigger.get("event") or plan.trigger.get("date") or "segment"
+    start = plan.trigger.event or plan.trigger.date or "segment"
     lines = ["flowchart TD", f'  START(["{start}"])']
     lines.append(f"  START --> {_node(plan.start)}")
     for sid in plan.order:
-        spec = dict(plan.steps[sid])
-        left, right = _SHAPES[spec["type"]]
+        spec = plan.steps[sid]
+        left, right = _SHAPES[spec.TYPE]
         lines.append(f"  {_node(sid)}{left}{_label(sid, spec)}{right}")
     lines.append('  END((("end")))')
     for a, b, label in edges(plan):
@@ -103,7 +125,7 @@ def mermaid(plan: JourneyPlan) -> str:
 def dot(plan: JourneyPlan) -> str:
     lines = ["digraph journey {", "  rankdir=TB; node [fontname=Helvetica, shape=box, style=rounded];"]
     for sid in plan.order:
-        label = _label(sid, dict(plan.steps[sid])).replace("<br/>", "\\n").replace('"', "'")
+        label = _label(sid, plan.steps[sid]).replace("<br/>", "\\n").replace('"', "'")
         lines.append(f'  "{sid}" [label="{label}"];')  # quoted: 'node', 'edge', 'graph' are dot keywords
     for a, b, label in edges(plan):
         lines.append(f'  "{a}" -> "{b}" [label="{label.replace(chr(34), chr(39))}"];')

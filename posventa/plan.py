@@ -1,45 +1,270 @@
-"""Compile a checked journey into a frozen, JSON-serialisable plan with a content-hash version.
+"""The compiled plan: what runs. Frozen types, one per step kind, and their JSON form.
 
-The plan is what runs: enrollments pin a plan version, so editing a journey never changes the path of a
-customer already in it. Everything the engine needs is made explicit here (default ``next`` targets,
-durations in seconds, weekday numbers, template digests), so the engine does no parsing at run time.
+Enrollments pin a plan version (a content hash of the JSON body), and the runtime stores each version's
+JSON (the ``journey_plans`` table), so the JSON written here is a stored format:
+
+* **Format 1 is frozen.** Every key a format-1 plan had is written exactly as before, ``null`` included,
+  so a plan that means the same hashes to the same version and a stored plan reads back unchanged.
+* **Keys added later are optional**: written only when set (:data:`ADDED` fields), read as ``None``
+  when absent. A plan that uses no new feature is byte-for-byte a format-1 plan; an old stored plan is
+  a valid plan that uses none. A change that cannot be expressed this way bumps :data:`PLAN_FORMAT`,
+  and :meth:`JourneyPlan.from_json` keeps reading the older format.
+
+This module holds no compiler (that is :mod:`posventa.compile`, which needs validation, the loader and
+Jinja): the engine, the simulator and the runtime import the plan types only.
+
+Adding a step kind: a class here (with its :meth:`successors`), a member of :data:`Step`, and the
+compiler's case; every ``match`` over :data:`Step` (engine, graph, simulator) ends in ``assert_never``,
+so the type checker names each place that must learn the new kind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
-from posventa.diagnostics import Diagnostic
-from posventa.errors import JourneyError, PosventaError
-from posventa.timeutil import WEEKDAYS, parse_duration
-from posventa.validate import Checked, check_file, successors
+from posventa.errors import PosventaError
 
 PLAN_FORMAT = 1
+#: Field metadata: a key added after format 1 was frozen — written only when not ``None``.
+ADDED: Mapping[str, Any] = types.MappingProxyType({"added": True})
+Edge = tuple[str, str]  # (the field that names the target, the target step id)
 
 
-def _secs(text: str | None) -> int | None:
-    return None if text is None else int(parse_duration(text).total_seconds())
+def _edges(*pairs: tuple[str, str | None]) -> tuple[Edge, ...]:
+    return tuple((name, target) for name, target in pairs if target is not None)
 
 
-def _date_ref(ref: Any) -> dict[str, Any] | None:
-    return None if ref is None else {"field": ref.field, "offset_s": _secs(ref.offset)}
+# --------------------------------------------------------------------------------------------- parts
+@dataclass(frozen=True)
+class DateRef:
+    """A date field (``order.promised_delivery_date``…) plus an offset in seconds."""
+
+    field: str
+    offset_s: int
 
 
+@dataclass(frozen=True)
+class Case:
+    when: str
+    goto: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    weight: int
+    goto: str
+
+
+# --------------------------------------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class SendStep:
+    TYPE: ClassVar[str] = "send"
+    template: str
+    channel: str
+    category: str
+    sendgrid_template_id: str | None
+    next: str | None
+    #: A send not made this long after it became due is skipped (reason ``expired``).
+    expires_after_s: int | None = field(default=None, metadata=ADDED)
+
+    @property
+    def promotional(self) -> bool:
+        return self.category == "promotional"
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(("next", self.next))
+
+
+@dataclass(frozen=True)
+class WaitStep:
+    TYPE: ClassVar[str] = "wait"
+    duration_s: int | None
+    until_date: DateRef | None
+    at: str | None
+    weekdays: tuple[int, ...] | None  # 0 = Monday
+    next: str | None
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(("next", self.next))
+
+
+@dataclass(frozen=True)
+class WaitForStep:
+    TYPE: ClassVar[str] = "wait_for"
+    event: str
+    match: str | None
+    timeout_s: int | None
+    deadline: DateRef | None
+    on_timeout: str
+    next: str | None
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(("next", self.next), ("on_timeout", self.on_timeout))
+
+
+@dataclass(frozen=True)
+class BranchStep:
+    TYPE: ClassVar[str] = "branch"
+    cases: tuple[Case, ...]
+    otherwise: str | None
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(
+            *((f"cases.{i}.goto", c.goto) for i, c in enumerate(self.cases)), ("otherwise", self.otherwise)
+        )
+
+
+@dataclass(frozen=True)
+class SplitStep:
+    TYPE: ClassVar[str] = "split"
+    variants: tuple[Variant, ...]
+    holdout: int  # percent
+    #: Where the holdout continues; ``None``: the holdout leaves the journey (``exited``, ``holdout``).
+    holdout_goto: str | None = field(default=None, metadata=ADDED)
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(
+            *((f"variants.{i}.goto", v.goto) for i, v in enumerate(self.variants)),
+            ("holdout.goto", self.holdout_goto),
+        )
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    TYPE: ClassVar[str] = "action"
+    action: Literal["set_attribute", "open_ticket", "webhook"]
+    #: ``set_attribute``: name → value, or name → ``{"from": "event.data.rma_id"}`` (copied at run time).
+    params: Mapping[str, Any]
+    next: str | None
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(("next", self.next))
+
+
+@dataclass(frozen=True)
+class GotoStep:
+    TYPE: ClassVar[str] = "goto"
+    target: str
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(("target", self.target))
+
+
+@dataclass(frozen=True)
+class ExitStep:
+    TYPE: ClassVar[str] = "exit"
+    reason: str
+
+    def successors(self) -> tuple[Edge, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class RepeatStep:
+    TYPE: ClassVar[str] = "repeat"
+    from_: str = field(metadata={"json": "from"})
+    times: int
+    next: str | None
+
+    def successors(self) -> tuple[Edge, ...]:
+        return _edges(("from", self.from_), ("next", self.next))
+
+
+Step = (
+    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ActionStep | GotoStep | ExitStep | RepeatStep
+)
+STEP_CLASSES: Mapping[str, type[Step]] = {
+    cls.TYPE: cls
+    for cls in (
+        SendStep,
+        WaitStep,
+        WaitForStep,
+        BranchStep,
+        SplitStep,
+        ActionStep,
+        GotoStep,
+        ExitStep,
+        RepeatStep,
+    )
+}
+#: Steps that stop the journey until time passes or an event comes: every loop needs one.
+WAITING_STEPS = (WaitStep, WaitForStep)
+
+
+# ------------------------------------------------------------------------------------------ envelope
+@dataclass(frozen=True)
+class Trigger:
+    event: str | None
+    when: str | None
+    date: str | None
+    offset_s: int
+    yearly: bool
+    segment: str | None
+
+
+@dataclass(frozen=True)
+class Entry:
+    once_per: Literal["customer", "order", "occurrence", "item"]
+    cooldown_s: int | None
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """An exit rule or the goal: an event type and an optional condition."""
+
+    event: str
+    when: str | None
+
+
+@dataclass(frozen=True)
+class Exit:
+    on: tuple[EventRule, ...]
+    goal: EventRule | None
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: str
+    end: str
+    applies_to: Literal["promotional", "all"]
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    max: int
+    per_s: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    quiet_hours: QuietHours | None
+    frequency_cap: FrequencyCap | None
+    hold_promotions_during_complaint: bool
+    default_locale: str
+    locales: tuple[str, ...]
+    default_timezone: str | None
+    #: An event older than this when it arrives enrolls nobody (``None``: no such guard).
+    stale_after_s: int | None = field(default=None, metadata=ADDED)
+
+
+# -------------------------------------------------------------------------------------------- codec
 def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value
 
 
 def _thaw(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _dump(value)
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
     if isinstance(value, tuple):
@@ -47,35 +272,92 @@ def _thaw(value: Any) -> Any:
     return value
 
 
+def _dump(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": obj.TYPE} if hasattr(obj, "TYPE") else {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("added") and value is None:
+            continue
+        out[f.metadata.get("json", f.name)] = _thaw(value)
+    return out
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _load_value(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        return _load_value(inner, value)
+    if origin is tuple:
+        return tuple(_load_value(get_args(tp)[0], v) for v in value)
+    if isinstance(tp, type) and is_dataclass(tp):
+        return _load(tp, value)
+    if origin is Mapping or tp is Mapping:
+        return _freeze(value)
+    return value
+
+
+def _load(cls: type[Any], data: Mapping[str, Any]) -> Any:
+    hints = _hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        key = f.metadata.get("json", f.name)
+        if key in data:
+            kwargs[f.name] = _load_value(hints[f.name], data[key])
+        elif f.default is MISSING:
+            raise KeyError(key)
+    return cls(**kwargs)
+
+
+def _load_step(data: Mapping[str, Any]) -> Step:
+    cls = STEP_CLASSES.get(data.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise PosventaError(f"unknown step type {data.get('type')!r} in a stored plan")
+    step: Step = _load(cls, data)
+    return step
+
+
+# --------------------------------------------------------------------------------------------- plan
 @dataclass(frozen=True)
 class JourneyPlan:
-    """An immutable compiled journey. ``steps`` maps step id → compiled step (read-only mappings)."""
+    """An immutable compiled journey. ``steps`` maps step id → step (a read-only mapping)."""
 
     id: str
     version: str
     name: str
-    trigger: Mapping[str, Any]
-    entry: Mapping[str, Any]
-    exit: Mapping[str, Any]
-    policy: Mapping[str, Any]
+    trigger: Trigger
+    entry: Entry
+    exit: Exit
+    policy: Policy
     start: str
-    steps: Mapping[str, Mapping[str, Any]]
+    steps: Mapping[str, Step]
     order: tuple[str, ...]
     templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: str = ""
 
     def body(self) -> dict[str, Any]:
+        """The JSON the version hashes (everything but ``version`` and ``source``)."""
         return {
             "format": PLAN_FORMAT,
             "id": self.id,
             "name": self.name,
-            "trigger": _thaw(self.trigger),
-            "entry": _thaw(self.entry),
-            "exit": _thaw(self.exit),
-            "policy": _thaw(self.policy),
+            "trigger": _dump(self.trigger),
+            "entry": _dump(self.entry),
+            "exit": _dump(self.exit),
+            "policy": _dump(self.policy),
             "start": self.start,
             "order": list(self.order),
-            "steps": _thaw(self.steps),
+            "steps": {sid: _dump(step) for sid, step in self.steps.items()},
             "templates": _thaw(self.templates),
         }
 
@@ -87,7 +369,7 @@ class JourneyPlan:
 
     @property
     def has_promotions(self) -> bool:
-        return any(s.get("category") == "promotional" for s in self.steps.values())
+        return any(isinstance(s, SendStep) and s.promotional for s in self.steps.values())
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JourneyPlan:
@@ -97,12 +379,12 @@ class JourneyPlan:
             id=data["id"],
             version=data["version"],
             name=data["name"],
-            trigger=_freeze(data["trigger"]),
-            entry=_freeze(data["entry"]),
-            exit=_freeze(data["exit"]),
-            policy=_freeze(data["policy"]),
+            trigger=_load(Trigger, data["trigger"]),
+            entry=_load(Entry, data["entry"]),
+            exit=_load(Exit, data["exit"]),
+            policy=_load(Policy, data["policy"]),
             start=data["start"],
-            steps=_freeze(data["steps"]),
+            steps=types.MappingProxyType({sid: _load_step(s) for sid, s in data["steps"].items()}),
             order=tuple(data["order"]),
             templates=_freeze(data.get("templates", {})),
             source=data.get("source", ""),
@@ -110,162 +392,6 @@ class JourneyPlan:
 
 
 def version_of(body: Mapping[str, Any]) -> str:
+    """The version of a plan: a hash of its JSON body (the same meaning, the same version)."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _compile_step(step: Any, edges: dict[str, str]) -> dict[str, Any]:
-    kind = step.type
-    out: dict[str, Any] = {"type": kind}
-    if kind == "send":
-        out.update(
-            template=step.template,
-            channel=step.channel,
-            category=step.category,
-            sendgrid_template_id=step.sendgrid_template_id,
-            next=edges.get("next"),
-        )
-    elif kind == "wait":
-        out.update(
-            duration_s=_secs(step.duration),
-            until_date=_date_ref(step.until_date),
-            at=step.at,
-            weekdays=[WEEKDAYS.index(d) for d in step.weekdays] if step.weekdays else None,
-            next=edges.get("next"),
-        )
-    elif kind == "wait_for":
-        out.update(
-            event=step.event,
-            match=step.match,
-            timeout_s=_secs(step.timeout),
-            deadline=_date_ref(step.deadline),
-            on_timeout=step.on_timeout,
-            next=edges.get("next"),
-        )
-    elif kind == "branch":
-        out.update(
-            cases=[{"when": c.when, "goto": c.goto} for c in step.cases], otherwise=edges.get("otherwise")
-        )
-    elif kind == "split":
-        out.update(
-            variants=[{"name": v.name, "weight": v.weight, "goto": v.goto} for v in step.variants],
-            holdout=step.holdout,
-        )
-    elif kind == "action":
-        if step.set_attribute is not None:
-            out.update(action="set_attribute", params=dict(step.set_attribute))
-        elif step.open_ticket is not None:
-            out.update(action="open_ticket", params=step.open_ticket.model_dump())
-        else:
-            out.update(action="webhook", params=step.webhook.model_dump())
-        out["next"] = edges.get("next")
-    elif kind == "goto":
-        out.update(target=step.target)
-    elif kind == "exit":
-        out.update(reason=step.reason)
-    elif kind == "repeat":
-        out.update(**{"from": step.from_}, times=step.times, next=edges.get("next"))
-    return out
-
-
-def compile_checked(checked: Checked) -> JourneyPlan:
-    j = checked.journey
-    edges = {sid: dict(targets) for sid, targets in successors(checked.steps).items()}
-    steps = {s.id: _compile_step(s, edges[s.id]) for s in checked.steps}
-    templates: dict[str, dict[str, str]] = {}
-    for s in checked.steps:
-        if s.type == "send" and not s.sendgrid_template_id:
-            templates[s.template] = {
-                loc: checked.templates.digest(s.template, loc) for loc in j.policy.locales
-            }
-    t = j.trigger
-    trigger = {
-        "event": t.event,
-        "when": t.when,
-        "date": t.date,
-        "offset_s": _secs(t.offset),
-        "yearly": t.yearly,
-        "segment": t.segment,
-    }
-    entry = {"once_per": j.entry.once_per, "cooldown_s": _secs(j.entry.cooldown)}
-    exit_rules = [
-        {"event": r, "when": None} if isinstance(r, str) else {"event": r.event, "when": r.when}
-        for r in j.exit.on
-    ]
-    goal = None if j.exit.goal is None else {"event": j.exit.goal.event, "when": j.exit.goal.when}
-    p = j.policy
-    policy = {
-        "quiet_hours": None if p.quiet_hours is None else p.quiet_hours.model_dump(),
-        "frequency_cap": None
-        if p.frequency_cap is None
-        else {"max": p.frequency_cap.max, "per_s": _secs(p.frequency_cap.per)},
-        "hold_promotions_during_complaint": p.hold_promotions_during_complaint,
-        "default_locale": p.default_locale,
-        "locales": list(p.locales),
-        "default_timezone": p.default_timezone,
-    }
-    body = {
-        "format": PLAN_FORMAT,
-        "id": checked.id,
-        "name": j.name,
-        "trigger": trigger,
-        "entry": entry,
-        "exit": {"on": exit_rules, "goal": goal},
-        "policy": policy,
-        "start": checked.steps[0].id,
-        "order": [s.id for s in checked.steps],
-        "steps": steps,
-        "templates": templates,
-    }
-    return JourneyPlan.from_json({**body, "version": version_of(body), "source": checked.path})
-
-
-def compile_file(path: Path | str) -> JourneyPlan:
-    return compile_checked(check_file(path))
-
-
-def journey_files(paths: list[Path] | None = None, default: Path | str = "journeys") -> list[Path]:
-    """Expand folders into their ``*.yaml``/``*.yml`` files, sorted."""
-    out: list[Path] = []
-    for p in paths or [Path(default)]:
-        if p.is_dir():
-            out += sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
-        else:
-            out.append(p)
-    return out
-
-
-def duplicate_ids(files: list[Path]) -> list[Diagnostic]:
-    """The file name is the journey id: ``returns.yaml`` and ``returns.yml`` would replace each other."""
-    first: dict[str, Path] = {}
-    problems = []
-    for f in files:
-        if f.stem in first:
-            problems.append(
-                Diagnostic(
-                    str(f),
-                    1,
-                    1,
-                    "duplicate-journey",
-                    f"journey '{f.stem}' is also defined by {first[f.stem]}",
-                )
-            )
-        first.setdefault(f.stem, f)
-    return problems
-
-
-def load_plans(directory: Path | str = "journeys") -> dict[str, JourneyPlan]:
-    """Compile every journey of a folder; raise JourneyError with all problems of all files."""
-    plans: dict[str, JourneyPlan] = {}
-    files = journey_files([Path(directory)])
-    problems = duplicate_ids(files)
-    for f in files:
-        try:
-            plan = compile_file(f)
-        except JourneyError as exc:
-            problems += exc.diagnostics
-            continue
-        plans[plan.id] = plan
-    if problems:
-        raise JourneyError(problems)
-    return plans

@@ -13,6 +13,13 @@ Design choices that are hard to undo, and why:
   ``split``, ``action``, ``goto``, ``exit``, ``repeat``) are stored tags: once shipped, never renamed.
 * **Durations are strings** (``7d``, ``36h``, ``1d12h``) so YAML stays readable; they compile to seconds.
 * **Conditions are Jinja2 expressions** evaluated in a sandbox (see :mod:`posventa.expressions`).
+* **Short forms stay valid when a key grows**: ``holdout: 10`` is ``holdout: {percent: 10}`` (the
+  holdout leaves), and a ``set_attribute`` value is either a literal or ``{from: <path>}``. A file
+  written for an older Posventa keeps its meaning.
+* **Names added later are few and chosen to read as English**: ``trigger_event`` (the event that
+  enrolled the customer, beside ``event``, the latest), ``item`` (the order item a date trigger over
+  items enrolled), ``journey.visits.<step>``, ``expires_after``, ``stale_after``. They are stored in
+  journey files and plans, so they never change.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from pydantic_core import PydanticCustomError
 from posventa.timeutil import parse_clock, parse_duration, zone
 
 STEP_TYPES = ("send", "wait", "wait_for", "branch", "split", "action", "goto", "exit", "repeat")
-#: Date fields a ``wait``'s ``until_date`` or a date trigger may name.
+#: Date fields a ``wait``'s ``until_date`` or a date trigger may name. ``item.*`` dates belong to one order
+#: item: a date trigger on them enrolls per item (and the journey's ``item`` is that item).
 DATE_FIELDS = (
     "customer.birthday",
     "order.placed_at",
@@ -34,8 +42,13 @@ DATE_FIELDS = (
     "order.delivered_at",
     "order.warranty_expires_on",
     "order.runs_out_on",
+    "item.warranty_expires_on",
+    "item.runs_out_on",
     "journey.entered_at",
 )
+#: What a ``set_attribute`` value may copy (``{from: event.data.rma_id}``): a dotted path into the data a
+#: condition reads. Checked like a condition's names by ``validate``.
+COPY_PATH = r"^(event|trigger_event|order|customer|feedback|item|journey)(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
 
 # Validators raise PydanticCustomError so each problem keeps a stable diagnostic code (its error type).
@@ -162,9 +175,10 @@ class Trigger(_Model):
 class Entry(_Model):
     """Who may enter, and how often."""
 
-    once_per: Literal["customer", "order", "occurrence"] = Field(
+    once_per: Literal["customer", "order", "occurrence", "item"] = Field(
         default="customer",
-        description="customer: once ever; order: once per order; occurrence: once per trigger event/date.",
+        description="customer: once ever; order: once per order; occurrence: once per trigger event/date; "
+        "item: once per order item (with a date trigger on item.*).",
     )
     cooldown: PositiveDuration | None = Field(
         default=None, description="With once_per customer: allow re-entry this long after the last entry."
@@ -210,6 +224,11 @@ class Policy(_Model):
     default_timezone: TimeZone | None = Field(
         default=None, description="Used when a customer has no time zone (default: the business's)."
     )
+    stale_after: PositiveDuration | None = Field(
+        default="7d",
+        description="An event older than this when it arrives enrolls nobody (a historical import sends "
+        "no thank-you for last year's order). null: no such guard. Only for event triggers.",
+    )
 
 
 class Journey(_Model):
@@ -242,6 +261,11 @@ class SendStep(_Linear):
     channel: Literal["email"] = "email"
     category: Category
     sendgrid_template_id: str | None = Field(default=None, pattern=r"^d-[0-9a-f]{8,}$")
+    expires_after: PositiveDuration | None = Field(
+        default=None,
+        description="Skip the message (reason 'expired') if it cannot go out this long after it became "
+        "due: deferred by quiet hours, the frequency cap or a complaint, or processed late.",
+    )
 
 
 class DateRef(_Model):
@@ -309,12 +333,33 @@ class Variant(_Model):
     goto: StepId
 
 
+class Holdout(_Model):
+    """The control group of a split: ``percent`` of the customers get none of the variants."""
+
+    percent: int = Field(ge=0, le=99, description="Percent of customers held out.")
+    goto: StepId | None = Field(
+        default=None, description="Where the holdout continues (default: it leaves the journey)."
+    )
+
+
 class SplitStep(_Step):
-    """A/B split by a stable hash of customer and journey; ``holdout`` percent exit untouched."""
+    """A/B split by a stable hash of customer and journey; ``holdout`` percent get no variant."""
 
     type: Literal["split"]
     variants: list[Variant] = Field(min_length=1)
-    holdout: int = Field(default=0, ge=0, le=99, description="Percent of customers held out (exit).")
+    holdout: Annotated[int, Field(ge=0, le=99)] | Holdout = Field(
+        default=0,
+        description="Percent of customers held out (they leave the journey), or {percent, goto} to let "
+        "them continue at a later step (e.g. the content emails everybody gets).",
+    )
+
+    @property
+    def holdout_percent(self) -> int:
+        return self.holdout if isinstance(self.holdout, int) else self.holdout.percent
+
+    @property
+    def holdout_goto(self) -> str | None:
+        return None if isinstance(self.holdout, int) else self.holdout.goto
 
 
 class OpenTicket(_Model):
@@ -328,11 +373,28 @@ class Webhook(_Model):
     event: str = Field(min_length=1, description="Name sent in the JSON body.")
 
 
+class CopyFrom(_Model):
+    """A value copied when the step runs: ``{from: event.data.rma_id}``."""
+
+    from_: str = Field(
+        alias="from",
+        pattern=COPY_PATH,
+        max_length=200,
+        description="A dotted path: event.data.<field>, trigger_event.data.<field>, order.<field>, "
+        "item.<field>, customer.<field>, feedback.<field>, journey.<field>.",
+        examples=["event.data.rma_id"],
+    )
+
+
 class ActionStep(_Linear):
     """Do something other than messaging: exactly one of the three actions."""
 
     type: Literal["action"]
-    set_attribute: dict[str, str | int | float | bool | None] | None = None
+    set_attribute: dict[str, str | int | float | bool | CopyFrom | None] | None = Field(
+        default=None,
+        description="Customer attributes to set: a fixed value, or {from: <path>} to copy one (a missing "
+        "value leaves the attribute unchanged).",
+    )
     open_ticket: OpenTicket | None = None
     webhook: Webhook | None = None
 
@@ -362,6 +424,10 @@ class RepeatStep(_Linear):
     times: int = Field(ge=2, le=100)
 
 
+#: The step models, as a plain union (``match`` narrows it; the annotated :data:`Step` validates).
+StepModel = (
+    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ActionStep | GotoStep | ExitStep | RepeatStep
+)
 Step = Annotated[
     SendStep
     | WaitStep

@@ -1,10 +1,19 @@
-"""Try a journey on synthetic customers before anyone is messaged.
+"""Try a journey on synthetic customers (or a scripted timeline) before anyone is messaged.
 
-A virtual clock drives the *same* pure engine production uses (:func:`posventa.engine.advance`). Each
-synthetic customer has a small world: an order whose delivery may be late or never come, a chance to
-cancel or return, to answer the NPS survey (scores across the range), to buy again; support tickets the
-journey opens get resolved after a few days. The engine is advanced exactly when production would
-advance it: at its ``next_due_at`` and whenever one of the customer's events arrives.
+A virtual clock drives the same rules production uses, so the two never disagree:
+
+* who enters — :mod:`posventa.entry` (event triggers as their events happen, date and segment triggers
+  in a nightly run at 02:00 UTC, the entry rule as a key: re-entries, one enrollment per order or item);
+* what happens — the pure engine, :func:`posventa.engine.advance`, at each enrollment's ``next_due_at``
+  and whenever one of the customer's events arrives;
+* what the engine knows — the facts the runtime's ingest would have recorded by then, folded from the
+  events: the customer and orders as the shop described them, order status and dates, open complaint
+  tickets (``ticket.opened`` / ``ticket.resolved``), survey answers, unsubscribes, promotional sends.
+
+Each synthetic customer has a small world: an order whose delivery may be late or never come, a chance
+to cancel or return, to answer the NPS survey, to buy again; tickets the journey opens get resolved after
+a few days. A scripted customer has only what the script says (see :func:`load_script`): its events are
+checked like the API's, and nothing is invented but an email address (``<customer>@example.com``).
 
 Deterministic: the same ``seed`` gives the same population and the same timeline.
 """
@@ -12,55 +21,34 @@ Deterministic: the same ``seed`` gives the same population and the same timeline
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from posventa.engine import Act, Facts, Send, Skip, State, advance, derive_order
-from posventa.errors import PosventaError
-from posventa.plan import JourneyPlan
+from posventa import entry, i18n
+from posventa.engine import Act, Send, Skip, State, advance
+from posventa.errors import EventError, PosventaError
+from posventa.events import ORDER_EVENTS, parse_event
+from posventa.plan import JourneyPlan, WaitForStep
+from posventa.state import ENDED
 from posventa.timeutil import parse_duration, parse_instant
+from posventa.world import EPOCH, World, scripted_world
 
-EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-ZONES = ("Europe/Madrid", "America/Mexico_City", "America/Bogota", "Europe/London", "America/New_York")
-PRODUCTS: tuple[dict[str, Any], ...] = (
-    {
-        "sku": "CEP-01",
-        "name": "Cepillo de dientes eléctrico",
-        "price": 49.9,
-        "consumable": True,
-        "runs_out_in_days": 90,
-        "warranty_months": 24,
-    },
-    {
-        "sku": "MER-02",
-        "name": "Mermelada artesanal de fresa",
-        "price": 6.5,
-        "consumable": True,
-        "runs_out_in_days": 30,
-    },
-    {"sku": "AUR-03", "name": "Auriculares inalámbricos", "price": 89.0, "warranty_months": 24},
-    {"sku": "CAF-04", "name": "Cafetera espresso", "price": 149.0, "warranty_months": 36},
-    {"sku": "CAM-05", "name": "Camiseta de algodón", "price": 19.9},
-)
-#: Events the world produces in answer to a journey waiting for them: (probability, min days, max days).
-REACTIONS = {
-    "feedback.submitted": (0.6, 0.05, 3.0),
-    "return.received": (0.85, 3.0, 12.0),
-    "purchase": (0.15, 5.0, 40.0),
-}
+#: The simulated nightly run (date and segment triggers): 02:00 UTC, as in the demo.
+NIGHTLY_HOUR = 2
+_World = World  # the name the demo imports
 
 
 @dataclass
 class Timeline:
-    """What happened to one customer, in order."""
+    """What happened to one customer, in order: ``(when, kind, detail)`` with kind one of ``send``,
+    ``skip``, ``action``, ``answered``, ``end``, ``note``."""
 
     customer: dict[str, Any]
-    entries: list[tuple[datetime, str]] = field(default_factory=list)
+    entries: list[tuple[datetime, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,7 +56,7 @@ class Result:
     plan: JourneyPlan
     customers: int
     days: int
-    enrolled: int = 0
+    enrolled: int = 0  # enrollments (a customer may enter more than once)
     sends: Counter[str] = field(default_factory=Counter)  # step → messages
     skips: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, reason)
     actions: Counter[str] = field(default_factory=Counter)
@@ -80,257 +68,206 @@ class Result:
     promoters_asked: int = 0
     timelines: list[Timeline] = field(default_factory=list)
     advances: int = 0
+    #: Every message sent: (customer id, step id, when).
+    sent: list[tuple[str, str, datetime]] = field(default_factory=list)
 
 
 def _nps_bucket(score: int) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
-class _World:
-    """One synthetic customer and the events their life produces."""
+# --------------------------------------------------------------------------------------------- the run
+@dataclass
+class _Enrollment:
+    index: int
+    order_id: str | None
+    state: State
+    due: datetime | None
+    detractor: bool = False
 
-    def __init__(self, index: int, seed: int, start: datetime, days: int) -> None:
-        rng = self.rng = random.Random(f"{seed}:{index}")
-        self.end = start + timedelta(days=days)
-        locale = rng.choice(("es", "en"))
-        first = rng.choice(
-            ("Ana", "Luis", "Marta", "Jorge", "Lucía", "Pablo", "Sofía", "Diego")
-            if locale == "es"
-            else ("Emma", "Oliver", "Ava", "Noah", "Mia", "Liam", "Grace", "Henry")
+
+class _Customer:
+    """One customer's enrollments in the journey, advanced as the runtime would."""
+
+    def __init__(self, plan: JourneyPlan, world: World, result: Result, timeline: Timeline, tz: str) -> None:
+        self.plan, self.world, self.result, self.timeline, self.tz = plan, world, result, timeline, tz
+        self.enrollments: list[_Enrollment] = []
+        self.keys: set[str] = set()
+        self.promo: list[datetime] = []
+        self.detractor = False
+
+    def live(self) -> list[_Enrollment]:
+        return [e for e in self.enrollments if e.state.status not in ENDED]
+
+    def enroll(self, key: str | None, state: State, order_id: str | None, now: datetime) -> None:
+        if key is None or key in self.keys:
+            return
+        self.keys.add(key)
+        self.enrollments.append(_Enrollment(len(self.enrollments), order_id, state, now))
+        self.result.enrolled += 1
+
+    def history(self) -> entry.History:
+        return lambda: (
+            max((e.state.entered_at for e in self.enrollments), default=None),
+            len(self.enrollments),
         )
-        self.customer: dict[str, Any] = {
-            "id": f"c{index:06d}",
-            "name": f"{first} {rng.choice(('García', 'López', 'Smith', 'Brown'))}",
-            "email": f"cliente{index}@example.com",
-            "locale": locale,
-            "timezone": rng.choice(ZONES),
-            "birthday": date(rng.randint(1950, 2004), rng.randint(1, 12), rng.randint(1, 28)).isoformat(),
-            "consent_email": True,
-            "attributes": {},
-        }
-        placed = start + timedelta(days=rng.uniform(0, max(1.0, min(days / 4, 30))), hours=rng.uniform(0, 12))
-        promised = (placed + timedelta(days=rng.randint(3, 5))).date()
-        items = [dict(p, quantity=1) for p in rng.sample(PRODUCTS, rng.randint(1, 2))]
-        oid = f"o{index:06d}"
-        self.order: dict[str, Any] = {
-            "id": oid,
-            "status": "placed",
-            "placed_at": placed.isoformat(),
-            "total": round(sum(i["price"] for i in items), 2),
-            "currency": "EUR",
-            "channel": rng.choice(("web", "app", "store")),
-            "promised_delivery_date": promised.isoformat(),
-            "items": items,
-        }
-        self.events: list[dict[str, Any]] = []
-        self._n = 0
-        self.add("order.placed", placed, order_id=oid)
-        fate = rng.random()
-        if fate < 0.05:
-            self.add(
-                "order.canceled",
-                placed + timedelta(hours=rng.uniform(1, 30)),
-                order_id=oid,
-                data={"reason": "changed_mind"},
-            )
-        elif fate < 0.08:
-            pass  # lost in transit: never delivered
-        else:
-            late = fate > 0.83
-            promised_at = datetime(promised.year, promised.month, promised.day, 15, tzinfo=UTC)
-            delivered = promised_at + (
-                timedelta(days=rng.randint(2, 6))
-                if late
-                else -timedelta(days=rng.uniform(0, 2), hours=rng.uniform(0, 6))
-            )
-            delivered = max(delivered, placed + timedelta(days=1))
-            self.add("order.shipped", placed + timedelta(hours=rng.uniform(6, 24)), order_id=oid)
-            self.add("order.delivered", delivered, order_id=oid, data={"delivered_at": delivered.isoformat()})
-            self.delivered_at = delivered
-            if rng.random() < 0.04:
-                self.add("order.returned", delivered + timedelta(days=rng.uniform(1, 10)), order_id=oid)
-            if rng.random() < 0.3:  # the returns journey's population: a return request after delivery
-                self.add(
-                    "return.requested",
-                    delivered + timedelta(days=rng.uniform(1, 14)),
-                    order_id=oid,
-                    data={"rma_id": f"RMA-{index}", "reason": rng.choice(("size", "defect", "other"))},
-                )
-        if rng.random() < 0.12:
-            again = placed + timedelta(days=rng.uniform(20, 90))
-            self.add("order.placed", again, order_id=f"{oid}-2")
-            self.add("purchase", again, order_id=f"{oid}-2")
-        self.tickets_open = 0
-        self.reacted: set[str] = set()
 
-    def add(
-        self, kind: str, at: datetime, order_id: str | None = None, data: Mapping[str, Any] | None = None
-    ) -> None:
-        self._n += 1
-        self.events.append(
-            {
-                "id": f"{self.customer['id']}-e{self._n}",
-                "type": kind,
-                "occurred_at": at,
-                "order_id": order_id,
-                "data": dict(data or {}),
+    def on_event(self, ev: Mapping[str, Any], now: datetime) -> None:
+        """An event arrives: it may enroll the customer; it wakes every live enrollment."""
+        plan = self.plan
+        if plan.trigger.event == ev["type"]:
+            fact = {k: ev[k] for k in ("id", "type", "order_id", "data")} | {
+                "occurred_at": ev["occurred_at"].isoformat()
             }
-        )
-        self.events.sort(key=lambda e: e["occurred_at"])
+            if self._admits(plan.trigger.when, ev.get("order_id"), now, fact):
+                cid = self.world.customer["id"]
+                key = entry.entry_key(
+                    plan, ev["id"], cid, ev.get("order_id"), None, self.history(), ev["occurred_at"]
+                )
+                self.enroll(key, State.start(plan, ev["occurred_at"], trigger=fact), ev.get("order_id"), now)
+        for e in self.live():
+            e.due = now
 
-    def order_at(self, now: datetime) -> dict[str, Any]:
-        o = dict(self.order)
-        for ev in self.events:
-            if ev["occurred_at"] > now or ev.get("order_id") != o["id"]:
+    def _admits(
+        self, condition: str | None, order_id: str | None, now: datetime, event: Mapping[str, Any]
+    ) -> bool:
+        if not condition:
+            return True
+        facts = self.world.facts(order_id, now, self.promo, self.tz)
+        customer = {**facts.customer, "open_complaint": facts.open_complaint}
+        return entry.admits(condition, entry.trigger_context(self.plan, customer, facts.order, event))
+
+    def nightly(self, now: datetime) -> None:
+        """Date and segment triggers, as the nightly run finds them."""
+        plan, trig, today = self.plan, self.plan.trigger, now.date()
+        facts = self.world.facts(None, now, self.promo, self.tz)
+        customer = {**facts.customer, "open_complaint": facts.open_complaint}
+        found: list[entry.DateEntry] = []
+        if trig.segment:
+            found = [entry.DateEntry(f"segment:{customer['id']}", today)]
+        elif trig.date and trig.date.startswith("customer."):
+            found = entry.customer_dates(plan, customer, today)
+        elif trig.date:
+            orders = self.world.orders_at(self.world.seen(now)).values()
+            live = [o for o in orders if o.get("status") not in ("canceled", "returned")]
+            found = [
+                f for o in sorted(live, key=lambda o: o["id"]) for f in entry.order_dates(plan, o, today)
+            ]
+        for f in found:
+            context = entry.trigger_context(plan, customer, f.order, None, f.item)
+            if not entry.admits(trig.segment or trig.when, context):
                 continue
-            if ev["type"] == "order.delivered":
-                o["status"], o["delivered_at"] = "delivered", ev["occurred_at"].isoformat()
-            elif ev["type"] in ("order.canceled", "order.returned", "order.shipped"):
-                o["status"] = ev["type"].split(".")[1]
-        return o
+            order_id = f.order["id"] if f.order else None
+            sku = f.item["sku"] if f.item else None
+            key = entry.entry_key(plan, f.occurrence, customer["id"], order_id, sku, self.history(), now)
+            start = now if trig.segment else entry.starts_at(f, now)
+            self.enroll(key, State.start(plan, start, item=sku), order_id, now)
 
-    def react(self, event_type: str, now: datetime) -> None:
-        """The journey waits for ``event_type``: maybe the customer (or the world) produces it."""
-        key = f"{event_type}@{now.isoformat()}"
-        if key in self.reacted or event_type not in REACTIONS:
-            return
-        self.reacted.add(key)
-        prob, lo, hi = REACTIONS[event_type]
-        if self.rng.random() >= prob:
-            return
-        at = now + timedelta(days=self.rng.uniform(lo, hi))
-        data: dict[str, Any] = {}
-        if event_type == "feedback.submitted":
-            r = self.rng.random()
-            score = (
-                self.rng.randint(9, 10)
-                if r < 0.45
-                else self.rng.randint(7, 8)
-                if r < 0.75
-                else self.rng.randint(0, 6)
-            )
-            data = {"score": score, "survey": "nps"}
-        elif event_type == "return.received":
-            data = {"rma_id": f"RMA-{self.customer['id']}"}
-        self.add(event_type, at, order_id=self.order["id"], data=data)
-
-
-def _trigger_time(
-    plan: JourneyPlan, world: _World, start: datetime
-) -> tuple[datetime, dict[str, Any] | None] | None:
-    trig = plan.trigger
-    if trig.get("event"):
-        for ev in world.events:
-            if ev["type"] == trig["event"] and ev.get("order_id") == world.order["id"]:
-                return ev["occurred_at"], ev
-        return None
-    if trig.get("date"):
-        root, _, key = trig["date"].partition(".")
-        src = world.customer if root == "customer" else (derive_order(world.order_at(world.end)) or {})
-        raw = src.get(key)
-        if not raw:
-            return None
-        d = date.fromisoformat(str(raw)[:10])
-        if trig.get("yearly"):
-            d = d.replace(year=start.year)
-            if datetime(d.year, d.month, d.day, tzinfo=UTC) < start:
-                d = d.replace(year=start.year + 1)
-        at = datetime(d.year, d.month, d.day, 2, tzinfo=UTC) + timedelta(seconds=trig.get("offset_s") or 0)
-        return max(at, start), None
-    return start, None  # segment: everyone in the synthetic population matches
-
-
-def _simulate_one(plan: JourneyPlan, world: _World, start: datetime, result: Result, keep: bool) -> None:
-    timeline = Timeline(dict(world.customer))
-    entered = _trigger_time(plan, world, start)
-    if entered is None or entered[0] > world.end:
-        return
-    now, trigger_event = entered
-    result.enrolled += 1
-    state = State.start(plan, now)
-    if trigger_event is not None:
-        state = State(
-            **{**state.__dict__, "event": {"type": trigger_event["type"], "data": trigger_event["data"]}}
-        )
-    wakers = {s["event"] for s in plan.steps.values() if s["type"] == "wait_for"}
-    wakers |= {r["event"] for r in plan.exit.get("on", ())} | {"ticket.resolved"}
-    if plan.exit.get("goal"):
-        wakers.add(plan.exit["goal"]["event"])
-    promo_times: list[datetime] = []
-    tickets: list[datetime] = []  # resolution times of open tickets
-    detractor = False
-    feedback: dict[str, Any] | None = None
-    for _ in range(1000):
+    def advance(self, e: _Enrollment, now: datetime) -> None:
+        plan, world, result = self.plan, self.world, self.result
         result.advances += 1
-        seen = [e for e in world.events if e["occurred_at"] <= now]
-        for e in seen:
-            if e["type"] == "feedback.submitted":
-                feedback = dict(e["data"])
-        facts = Facts(
-            customer=world.customer,
-            order=world.order_at(now),
-            events=seen,
-            feedback=feedback,
-            open_complaint=any(t > now for t in tickets),
-            recent_promotional=promo_times,
-        )
-        adv = advance(state, plan, now, facts)
-        if (
-            adv.state.event
-            and adv.state.event is not state.event
-            and adv.state.event.get("type") == "feedback.submitted"
-        ):
-            score = adv.state.event["data"].get("score")
+        before = e.state
+        adv = advance(before, plan, now, world.facts(e.order_id, now, self.promo, self.tz))
+        entries = self.timeline.entries
+        got = adv.state.event
+        if got and got is not before.event and got.get("type") == "feedback.submitted":
+            score = got["data"].get("score")
             if isinstance(score, int):
                 bucket = _nps_bucket(score)
                 result.nps[bucket] += 1
-                detractor = detractor or bucket == "detractor"
-                timeline.entries.append((now, f"answered NPS {score} ({bucket})"))
+                self.detractor = self.detractor or bucket == "detractor"
+                entries.append((now, "answered", f"NPS {score} ({bucket})"))
         for eff in adv.effects:
             if isinstance(eff, Send):
                 result.sends[eff.step] += 1
+                result.sent.append((world.customer["id"], eff.step, now))
                 if eff.category == "promotional":
-                    promo_times.append(now)
-                    if detractor:
-                        result.promo_to_detractors += 1
-                timeline.entries.append((now, f"send {eff.template} ({eff.category}, {eff.locale})"))
+                    self.promo.append(now)
+                    result.promo_to_detractors += self.detractor
+                entries.append((now, "send", f"{eff.template} ({eff.category}, {eff.locale})"))
             elif isinstance(eff, Skip):
                 result.skips[(eff.step, eff.reason)] += 1
-                timeline.entries.append((now, f"skip {eff.step}: {eff.reason}"))
+                entries.append((now, "skip", f"{eff.step}: {eff.reason}"))
             elif isinstance(eff, Act):
                 result.actions[eff.step] += 1
-                timeline.entries.append((now, f"action {eff.action} ({eff.step})"))
+                entries.append((now, "action", f"{eff.action} ({eff.step})"))
                 if eff.action == "open_ticket":
-                    resolved = now + timedelta(days=world.rng.uniform(2, 6))
-                    tickets.append(resolved)
-                    world.add(
-                        "ticket.resolved", resolved, data={"ticket_id": f"{eff.step}-{world.customer['id']}"}
-                    )
+                    category = str(eff.params.get("category") or "complaint")
+                    world.ticket_opened(f"pv-{e.index}-{eff.step}-{eff.occurrence}", category, now)
                 elif eff.action == "set_attribute":
-                    world.customer["attributes"].update(eff.params)
-        for line in adv.trace:
-            if "condition treated as false" in line:
-                timeline.entries.append((now, line))
-        state = adv.state
-        if state.wait_step and plan.steps[state.wait_step]["type"] == "wait_for":
-            world.react(plan.steps[state.wait_step]["event"], now)
-        if adv.status in ("completed", "exited", "converted"):
-            result.outcomes[f"{adv.status}: {state.reason}"] += 1
-            timeline.entries.append((now, f"{adv.status} ({state.reason})"))
+                    world.attribute_updates.append((now, dict(eff.params)))
+        entries += [(now, "note", line) for line in adv.trace if "condition treated as false" in line]
+        e.state, e.due = adv.state, adv.next_due_at
+        waiting = plan.steps[e.state.wait_step] if e.state.wait_step else None
+        if isinstance(waiting, WaitForStep):
+            world.react(waiting.event, now)
+        if adv.status in ENDED:
+            result.outcomes[f"{adv.status}: {e.state.reason}"] += 1
+            entries.append((now, "end", f"{adv.status} ({e.state.reason})"))
+
+    def finish(self) -> None:
+        for e in self.enrollments:
+            if e.state.status not in ENDED:
+                self.result.outcomes[f"{e.state.status}: {e.state.step}"] += 1
+            for sid, n in e.state.visits.items():
+                self.result.visits[sid] += n
+            if e.state.variant:
+                self.result.variants[e.state.variant] += 1
+
+
+def _nights(start: datetime, end: datetime) -> Iterable[datetime]:
+    night = start.replace(hour=NIGHTLY_HOUR, minute=0, second=0, microsecond=0)
+    night += timedelta(days=1) if night < start else timedelta(0)
+    while night <= end:
+        yield night
+        night += timedelta(days=1)
+
+
+def _simulate_one(
+    plan: JourneyPlan, world: World, start: datetime, result: Result, keep: bool, tz: str
+) -> None:
+    timeline = Timeline(dict(world.customer))
+    who = _Customer(plan, world, result, timeline, tz)
+    scheduled = bool(plan.trigger.date or plan.trigger.segment)
+    nights = iter(_nights(start, world.end) if scheduled else ())
+    night = next(nights, None)
+    done: set[str] = set()
+    for _ in range(100_000):
+        upcoming = [
+            e["occurred_at"] for e in world.events if e["id"] not in done and e["occurred_at"] >= start
+        ]
+        dues = [e.due for e in who.live() if e.due is not None]
+        now = min([*upcoming, *dues, *([night] if night else [])], default=None)
+        if now is None or now > world.end:
             break
-        upcoming = [e["occurred_at"] for e in world.events if e["occurred_at"] > now and e["type"] in wakers]
-        candidates = [t for t in (adv.next_due_at, min(upcoming, default=None)) if t is not None]
-        if not candidates or min(candidates) > world.end:
-            result.outcomes[f"in progress: {state.step}"] += 1
-            break
-        now = max(min(candidates), now)
-    for sid, n in state.visits.items():
-        result.visits[sid] += n
-    if state.variant:
-        result.variants[state.variant] += 1
-    result.promoters_asked += sum(1 for _, what in timeline.entries if what.startswith("send referral"))
-    if keep:
+        for ev in [e for e in world.events if e["id"] not in done and e["occurred_at"] <= now]:
+            done.add(ev["id"])
+            if ev["occurred_at"] >= start:
+                who.on_event(ev, now)
+        if night is not None and night <= now:
+            who.nightly(now)
+            night = next(nights, None)
+        for _round in range(50):  # the sweep: every enrollment due now, oldest due first
+            due = sorted(
+                (e for e in who.live() if e.due is not None and e.due <= now), key=lambda e: (e.due, e.index)
+            )
+            if not due:
+                break
+            for e in due:
+                who.advance(e, now)
+    who.finish()
+    result.promoters_asked += sum(
+        1 for _, kind, what in timeline.entries if kind == "send" and what.startswith("referral")
+    )
+    if keep and who.enrollments:
         result.timelines.append(timeline)
+
+
+def _scripted_worlds(script: Sequence[Mapping[str, Any]], start: datetime, days: int) -> list[World]:
+    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for raw in script_events(script):
+        by_customer[raw["customer_id"]].append(raw)
+    return [scripted_world(cid, events, start, days) for cid, events in sorted(by_customer.items())]
 
 
 def simulate(
@@ -340,30 +277,36 @@ def simulate(
     seed: int = 1,
     script: Sequence[Mapping[str, Any]] | None = None,
     keep_timelines: int = 20,
+    default_timezone: str = "Europe/Madrid",
 ) -> Result:
     """Run ``customers`` synthetic customers for ``days`` virtual days (or a scripted timeline)."""
     if customers < 1 or days < 1:
         raise PosventaError("--customers and --days must be at least 1")
     result = Result(plan, customers, days)
     start = EPOCH
-    worlds: Iterable[_World]
+    worlds: Iterable[World]
     if script is not None:
         scripted = _scripted_worlds(script, start, days)
         result.customers = len(scripted)
         worlds = scripted
     else:
-        worlds = (_World(i, seed, start, days) for i in range(customers))
+        worlds = (World(i, seed, start, days) for i in range(customers))
     for i, world in enumerate(worlds):
-        _simulate_one(plan, world, start, result, keep=i < keep_timelines)
+        _simulate_one(plan, world, start, result, i < keep_timelines, default_timezone)
     return result
 
 
+# ------------------------------------------------------------------------------------------ scripts
 def load_script(path: Path) -> list[dict[str, Any]]:
-    """A scripted timeline, one JSON object per line::
+    """A scripted timeline, one JSON object per line (``#`` comments and blank lines are ignored)::
 
     {"customer": "c1", "at": "2d" | ISO time, "type": "order.delivered", "data": {…},
-     "profile": {"locale": "en", "timezone": "America/Bogota"},     # optional, customer fields
-     "order": {"promised_delivery_date": "2026-01-09", "items": […]}} # optional, order fields
+     "order_id": "A-1",                                              # optional (order events need one)
+     "profile": {"locale": "en", "timezone": "America/Bogota"},     # optional: customer fields
+     "order": {"promised_delivery_date": "2026-01-09", "items": […]}} # optional: order fields
+
+    ``at`` is a duration after the simulation's start or an ISO time (any offset). Each line becomes the
+    event a shop would post (:func:`script_events`) and is checked like one.
     """
     out = []
     try:
@@ -381,77 +324,96 @@ def load_script(path: Path) -> list[dict[str, Any]]:
                 if not isinstance(item.get(key, {}), dict):
                     raise ValueError(f"'{key}' must be an object")
             at = item.get("at", "0d")
-            item["_at"] = parse_instant(at) if "T" in str(at) else EPOCH + parse_duration(str(at))
-            if item["_at"] is None:
+            when = parse_instant(at) if "T" in str(at) else EPOCH + parse_duration(str(at))
+            if when is None:
                 raise ValueError(f"'at' is neither a duration nor an ISO time: {at!r}")
+            item["_at"] = when.astimezone(UTC)
         except (ValueError, json.JSONDecodeError) as exc:
             raise PosventaError(f"{path}:{n}: {exc}") from exc
+        item["_where"] = f"{path}:{n}"
         out.append(item)
     return out
 
 
-def _scripted_worlds(script: Sequence[Mapping[str, Any]], start: datetime, days: int) -> list[_World]:
-    by_customer: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for item in script:
-        by_customer[str(item["customer"])].append(item)
-    worlds = []
-    for i, (cid, items) in enumerate(sorted(by_customer.items())):
-        w = _World(i, 0, start, days)
-        w.customer.update({"id": cid, **{k: v for k, v in (items[0].get("profile") or {}).items()}})
-        w.events = []
-        w._n = 0
-        w.rng = random.Random(cid)
-        order_id = next((str(x["order_id"]) for x in items if x.get("order_id")), w.order["id"])
-        w.order["id"] = order_id
-        for x in items:  # the script's own order facts replace the generated ones
-            w.order.update(x.get("order") or {})
-            if x["type"] == "order.placed":
-                w.order["placed_at"] = x["_at"].isoformat()
-        for x in items:
-            w.add(str(x["type"]), x["_at"], order_id=str(x.get("order_id") or order_id), data=x.get("data"))
-        w.react = lambda *_a, **_k: None  # type: ignore[method-assign]  # scripted: no invented behaviour
-        worlds.append(w)
-    return worlds
+def script_events(script: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The script as the events a shop would post to the API, in time order: the same input for the
+    simulator and for the runtime. A customer's first line describes them (its ``profile`` and an address
+    ``<customer>@example.com`` unless the profile says otherwise); an order event without ``order_id``
+    is about the customer's latest order. Raises :class:`PosventaError` naming the line of a bad event."""
+    out: list[dict[str, Any]] = []
+    described: set[str] = set()
+    latest: dict[str, str] = {}
+    for n, item in enumerate(sorted(script, key=lambda x: x["_at"])):
+        cid = str(item["customer"])
+        ev: dict[str, Any] = {
+            "id": str(item.get("id") or f"{cid}-{n + 1}"),
+            "type": str(item["type"]),
+            "occurred_at": item["_at"].isoformat(),
+            "customer_id": cid,
+            "data": dict(item.get("data") or {}),
+        }
+        if cid not in described or item.get("profile"):
+            ev["customer"] = {"id": cid, **({} if cid in described else {"email": f"{cid}@example.com"})}
+            ev["customer"].update(item.get("profile") or {})
+            described.add(cid)
+        order_id = item.get("order_id") or (latest.get(cid) if ev["type"] in ORDER_EVENTS else None)
+        if ev["type"] in ORDER_EVENTS and order_id is None:
+            order_id = f"{cid}-order"
+        if order_id:
+            latest[cid] = ev["order_id"] = str(order_id)
+        if item.get("order"):
+            ev["order"] = {"id": str(order_id), **item["order"]}
+        try:
+            parse_event(ev)
+        except EventError as exc:
+            raise PosventaError(f"{item.get('_where', 'script')}: {'; '.join(exc.problems)}") from exc
+        out.append(ev)
+    return out
 
 
+# ------------------------------------------------------------------------------------------- report
 def report(result: Result, show_customer: int = 0) -> str:
+    t = i18n.t
     plan = result.plan
     lines = [
-        f"Journey {plan.id} ({plan.name}) — plan {plan.version}",
-        f"{result.customers} customers × {result.days} days: {result.enrolled} enrolled, "
-        f"{result.advances} engine advances",
+        t("sim_title", id=plan.id, name=plan.name, version=plan.version),
+        t(
+            "sim_population",
+            customers=result.customers,
+            days=result.days,
+            enrolled=result.enrolled,
+            advances=result.advances,
+        ),
         "",
     ]
     if result.timelines:
-        idx = min(show_customer, len(result.timelines) - 1)
-        tl = result.timelines[idx]
+        tl = result.timelines[min(show_customer, len(result.timelines) - 1)]
         c = tl.customer
-        lines.append(f"Timeline of customer {c['id']} ({c['locale']}, {c['timezone']}):")
-        for at, what in tl.entries:
-            lines.append(f"  {at:%Y-%m-%d %H:%M} UTC  {what}")
+        lines.append(
+            t("sim_timeline", id=c["id"], locale=c.get("locale") or "—", timezone=c.get("timezone") or "—")
+        )
+        for at, kind, what in tl.entries:
+            lines.append(f"  {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC  {t('sim_' + kind)} {what}")
         lines.append("")
-    lines.append(f"{'step':<28}{'type':<10}{'visits':>8}{'sent':>8}{'skipped':>9}{'actions':>9}")
+    head = [t(f"sim_col_{k}") for k in ("step", "type", "visits", "sent", "skipped", "actions")]
+    lines.append(f"{head[0]:<28}{head[1]:<10}{head[2]:>8}{head[3]:>8}{head[4]:>9}{head[5]:>9}")
     for sid in plan.order:
-        spec = plan.steps[sid]
         skipped = sum(n for (s, _), n in result.skips.items() if s == sid)
         lines.append(
-            f"{sid:<28}{spec['type']:<10}{result.visits[sid]:>8}{result.sends[sid]:>8}"
+            f"{sid:<28}{plan.steps[sid].TYPE:<10}{result.visits[sid]:>8}{result.sends[sid]:>8}"
             f"{skipped:>9}{result.actions[sid]:>9}"
         )
     if result.skips:
-        lines.append("")
-        lines.append("Skipped, by reason:")
-        for (sid, reason), n in sorted(result.skips.items()):
-            lines.append(f"  {sid}: {reason} × {n}")
-    lines.append("")
-    lines.append("Outcomes:")
-    for outcome, n in result.outcomes.most_common():
-        lines.append(f"  {outcome:<40}{n:>7}")
+        lines += ["", t("sim_skipped_by_reason")]
+        lines += [f"  {sid}: {reason} × {n}" for (sid, reason), n in sorted(result.skips.items())]
+    lines += ["", t("sim_outcomes")]
+    lines += [f"  {outcome:<40}{n:>7}" for outcome, n in result.outcomes.most_common()]
     if result.nps:
-        lines.append("")
-        lines.append("NPS answers: " + ", ".join(f"{k} {v}" for k, v in sorted(result.nps.items())))
-        lines.append(f"Referral asks sent: {result.promoters_asked}")
-        lines.append(f"Promotional messages to detractors: {result.promo_to_detractors}")
+        answers = ", ".join(f"{k} {v}" for k, v in sorted(result.nps.items()))
+        lines += ["", t("sim_nps", answers=answers), t("sim_referrals", n=result.promoters_asked)]
+        lines.append(t("sim_promo_detractors", n=result.promo_to_detractors))
     if result.variants:
-        lines.append("Split variants: " + ", ".join(f"{k} {v}" for k, v in sorted(result.variants.items())))
+        lines.append(
+            t("sim_variants", variants=", ".join(f"{k} {v}" for k, v in sorted(result.variants.items())))
+        )
     return "\n".join(lines)

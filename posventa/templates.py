@@ -293,7 +293,7 @@ class Templates:
         self._html = _TemplateEnvironment(autoescape=True, bytecode_cache=_CODE["html"], **options)
         self._plain = _TemplateEnvironment(autoescape=False, bytecode_cache=_CODE["plain"], **options)
         self._loaded: dict[tuple[str, str], tuple[Template, Template]] = {}
-        self._checked: dict[tuple[str, str], str | None] = {}
+        self._checked: dict[tuple[str, str, bool], str | None] = {}
 
     def path(self, name: str, locale: str) -> Path:
         return self.root / locale / f"{name}.j2"
@@ -311,15 +311,15 @@ class Templates:
     def digest(self, name: str, locale: str) -> str:
         return hashlib.sha256(self.path(name, locale).read_bytes()).hexdigest()[:16]
 
-    def check(self, name: str, locale: str) -> str | None:
+    def check(self, name: str, locale: str, *, item: bool = True) -> str | None:
         """Why this template cannot be used, or None: it loads, defines the three blocks, does nothing the
         sandbox forbids (in it or in the partials it names) and renders the sample context in time."""
-        key = (name, locale)
+        key = (name, locale, item)
         if key not in self._checked:
-            self._checked[key] = self._check(name, locale)
+            self._checked[key] = self._check(name, locale, item)
         return self._checked[key]
 
-    def _check(self, name: str, locale: str) -> str | None:
+    def _check(self, name: str, locale: str, item: bool) -> str | None:
         rel = f"{locale}/{name}.j2"
         try:
             plain, _ = self._load(name, locale)
@@ -332,7 +332,7 @@ class Templates:
         if problems:
             return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
         try:
-            self._render(name, locale, sample_context(locale), CHECK_SECONDS)
+            self._render(name, locale, sample_context(locale, item=item), CHECK_SECONDS)
         except TemplateError as exc:
             return f"{exc.where or rel}: fails to render with the sample context: {exc.message}"
         return None
@@ -410,9 +410,18 @@ def message_context(
     event: Mapping[str, Any] | None = None,
     variant: str | None = None,
     referral_code: str | None = None,
+    trigger_event: Mapping[str, Any] | None = None,
+    visit: int | None = None,
+    visits: Mapping[str, int] | None = None,
+    item: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one context every template gets. Every key is always present (None when unknown), because
-    templates render with StrictUndefined: a typo in a template is an error, not a blank."""
+    templates render with StrictUndefined: a typo in a template is an error, not a blank.
+
+    ``event`` is the journey's latest event, ``trigger_event`` the one that enrolled the customer;
+    ``journey.visit`` is which visit of this step the message is (1, 2, 3… in a ``repeat``),
+    ``journey.visits`` how many times each step has run; ``item`` the order item a date trigger over
+    items enrolled for (None otherwise)."""
     name = customer.get("name") or ""
     cust = {
         "id": customer.get("id"),
@@ -441,22 +450,21 @@ def message_context(
             "placed_at",
         )
     }
-    order_ctx["items"] = [
-        {
-            "sku": i.get("sku"),
-            "name": i.get("name") or i.get("sku"),
-            "quantity": i.get("quantity", 1),
-            "price": i.get("price"),
-        }
-        for i in (o.get("items") or [])
-        if isinstance(i, Mapping)
-    ]
-    ev = dict(event or {})
+    order_ctx["items"] = [_item(i) for i in (o.get("items") or []) if isinstance(i, Mapping)]
+    ev, trig = dict(event or {}), dict(trigger_event or {})
     return {
         "customer": cust,
         "order": order_ctx,
         "event": {"type": ev.get("type"), "data": dict(ev.get("data") or {})},
-        "journey": {"id": journey, "step": step, "variant": variant},
+        "trigger_event": {"type": trig.get("type"), "data": dict(trig.get("data") or {})},
+        "item": None if not item else {**_item(item), **{k: item.get(k) for k in _ITEM_DATES}},
+        "journey": {
+            "id": journey,
+            "step": step,
+            "variant": variant,
+            "visit": visit or 1,
+            "visits": dict(visits or {}),
+        },
         "links": {
             "survey": links.get("survey") or [None] * 11,  # may be lazy: links are signed when read
             "unsubscribe": links.get("unsubscribe"),
@@ -475,9 +483,38 @@ def message_context(
     }
 
 
-def sample_context(locale: str = "es") -> dict[str, Any]:
-    """A realistic context used to test-render templates during validation and in the simulator."""
+_ITEM_DATES = ("warranty_expires_on", "runs_out_on")
+
+
+def _item(i: Mapping[str, Any]) -> dict[str, Any]:
+    """An order line as templates read it (``runs_out_in_days`` and ``warranty_months`` None when the shop
+    sent 0 or nothing: not applicable)."""
+    return {
+        "sku": i.get("sku"),
+        "name": i.get("name") or i.get("sku"),
+        "quantity": i.get("quantity", 1),
+        "price": i.get("price"),
+        "category": i.get("category"),
+        "runs_out_in_days": i.get("runs_out_in_days") or None,
+        "warranty_months": i.get("warranty_months") or None,
+    }
+
+
+_SAMPLE_ITEM = {
+    "sku": "CEP-01",
+    "name": "Cepillo de dientes eléctrico",
+    "quantity": 1,
+    "price": 59.9,
+    "runs_out_in_days": 30,
+    "warranty_months": 24,
+}
+
+
+def sample_context(locale: str = "es", *, item: bool = True) -> dict[str, Any]:
+    """A realistic context used to test-render templates during validation. ``item=False``: as in a
+    journey no item date starts (``item`` is none, so a template must not need it there)."""
     base = "https://tienda.example"
+    returned = {"type": "return.requested", "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"}}
     return message_context(
         customer={
             "id": "c-1",
@@ -498,9 +535,7 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
             "placed_at": "2026-11-01",
             "warranty_expires_on": "2028-11-06",
             "runs_out_on": "2026-12-06",
-            "items": [
-                {"sku": "CEP-01", "name": "Cepillo de dientes eléctrico", "quantity": 1, "price": 59.9}
-            ],
+            "items": [_SAMPLE_ITEM],
         },
         journey="post_purchase",
         step="sample",
@@ -513,6 +548,12 @@ def sample_context(locale: str = "es") -> dict[str, Any]:
             "shop": base,
         },
         brand={"name": "Tienda Ejemplo", "url": base, "support_email": "ayuda@tienda.example"},
-        event={"type": "return.requested", "data": {"rma_id": "RMA-77", "reason": "talla", "sku": "CEP-01"}},
+        event=returned,
+        trigger_event=returned,
+        visit=1,
+        visits={"sample": 1},
+        item={**_SAMPLE_ITEM, "warranty_expires_on": "2028-11-06", "runs_out_on": "2026-12-06"}
+        if item
+        else None,
         referral_code="ANA10",
     )

@@ -8,22 +8,22 @@ templates (exist per locale, parse). All problems are collected, then reported o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from pydantic import BaseModel, ValidationError
 
-from posventa import placeholders
+from posventa import placeholders, semantics
+from posventa import schema as s
 from posventa.diagnostics import Diagnostic, did_you_mean
-from posventa.expressions import check_names
 from posventa.loader import LoadFailed, Located, load_file, load_text
-from posventa.schema import STEP_MODELS, STEP_TYPES, Journey
+from posventa.schema import STEP_MODELS, STEP_TYPES, Journey, StepModel
 from posventa.templates import Templates
 
 JOURNEY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-WAITING_TYPES = {"wait", "wait_for"}
+WAITING_MODELS = (s.WaitStep, s.WaitForStep)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Checked:
     id: str
     path: str
     journey: Journey
-    steps: tuple[Any, ...]  # step models, in file order
+    steps: tuple[StepModel, ...]  # in file order
     templates: Templates
     warnings: tuple[Diagnostic, ...] = ()
 
@@ -136,8 +136,31 @@ class _Collector:
             kind = err["type"]
             # A list item is named by its list: "'fry' is not allowed for 'weekdays'", not "for '1'".
             field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+            copying = "set_attribute" in loc
             if kind == "missing":
                 self.add(loc[:-1], "missing-field", f"missing required field '{field}'", key=True)
+            elif kind == "union_type" and field == "holdout":
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"{err.get('input')!r} is not a holdout",
+                    "write a percent (holdout: 10), or {percent: 10, goto: <step>} to let the holdout go on",
+                )
+            elif kind == "union_type" and copying:
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"'{field}' cannot be set to {err.get('input')!r}",
+                    "set text, a number, true/false or null, or copy a value with {from: event.data.<field>}",
+                )
+            elif kind == "string_pattern_mismatch" and copying and field == "from":
+                self.add(
+                    loc,
+                    "invalid-value",
+                    f"'{err.get('input')}' is not a path to copy from",
+                    "write a dotted path: event.data.<field>, trigger_event.data.<field>, order.<field>, "
+                    "item.<field>, customer.<field>, feedback.<field> or journey.<field>",
+                )
             elif kind == "extra_forbidden":
                 self.add(
                     loc, "unknown-field", f"unknown field '{field}'", did_you_mean(field, known), key=True
@@ -254,54 +277,18 @@ def _check_document(doc: Located, journey_id: str, templates: Templates) -> Chec
         steps = _check_steps(raw_steps, out)
     if journey is not None and len(steps) == len(raw_steps or []) and not out.items:
         _check_graph(steps, out)
-        _check_conditions(doc.data, steps, out)
+        semantics.check_names(journey, doc.data, steps, out)
+        semantics.check_dates(journey, steps, out)
         _check_templates(journey, steps, templates, out)
-        _check_no_effect(journey, out)
+        semantics.check_no_effect(journey, out)
         placeholders.check_steps(steps, journey.policy.locales, templates, out.add)  # shop policy examples
     if any(d.severity == "error" for d in out.items) or journey is None:
         raise JourneyError(sorted(out.items))
     return Checked(journey_id, doc.path, journey, tuple(steps), templates, tuple(sorted(out.items)))
 
 
-def _check_no_effect(journey: Journey, out: _Collector) -> None:
-    """Settings that validate but would do nothing: warnings, so the author is not surprised later."""
-    t, e = journey.trigger, journey.entry
-    if e.cooldown is not None and e.once_per != "customer":
-        out.add(
-            ("entry", "cooldown"),
-            "no-effect",
-            f"'cooldown' only applies with once_per: customer, not '{e.once_per}'",
-            "remove it, or set once_per: customer",
-            severity="warning",
-        )
-    if t.yearly and t.date is not None and not t.date.startswith("customer."):
-        out.add(
-            ("trigger", "yearly"),
-            "no-effect",
-            f"'yearly' only repeats customer dates, not '{t.date}'",
-            severity="warning",
-        )
-    if t.date == "journey.entered_at":
-        out.add(
-            ("trigger", "date"),
-            "no-effect",
-            "a journey cannot start on its own entry date: nobody would ever enroll",
-            "use an event, a customer date or an order date",
-            severity="warning",
-        )
-    orderless = (t.date or "").startswith("customer.") or t.segment is not None
-    if e.once_per == "order" and orderless:
-        out.add(
-            ("entry", "once_per"),
-            "no-effect",
-            "once_per: order needs an order, but this trigger has none: nobody would enroll",
-            "use once_per: customer or occurrence",
-            severity="warning",
-        )
-
-
-def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
-    steps = []
+def _check_steps(raw_steps: list[Any], out: _Collector) -> list[StepModel]:
+    steps: list[StepModel] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_steps):
         if not isinstance(raw, dict):
@@ -325,7 +312,7 @@ def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
             )
             continue
         try:
-            step = STEP_MODELS[kind].model_validate(raw)
+            step: StepModel = STEP_MODELS[kind].model_validate(raw)  # type: ignore[assignment]
         except ValidationError as exc:
             out.from_pydantic(exc, ("steps", i))
             continue
@@ -341,37 +328,33 @@ def _check_steps(raw_steps: list[Any], out: _Collector) -> list[Any]:
     return steps
 
 
-def successors(steps: Sequence[Any]) -> dict[str, list[tuple[str, str]]]:
-    """Edges of the step graph: ``{step_id: [(field, target_id), …]}`` with defaults made explicit."""
+def successors(steps: Sequence[StepModel]) -> dict[str, list[tuple[str, str]]]:
+    """Edges of the step graph: ``{step_id: [(field, target_id), …]}`` with defaults made explicit (the
+    following step, when a step does not say where to go)."""
     edges: dict[str, list[tuple[str, str]]] = {}
     for i, step in enumerate(steps):
         following = steps[i + 1].id if i + 1 < len(steps) else None
-        out: list[tuple[str, str]] = []
-        kind = step.type
-        if kind in {"send", "wait", "action"}:
-            nxt = step.next or following
-            if nxt:
-                out.append(("next", nxt))
-        elif kind == "wait_for":
-            nxt = step.next or following
-            if nxt:
-                out.append(("next", nxt))
-            out.append(("on_timeout", step.on_timeout))
-        elif kind == "branch":
-            out += [(f"cases.{j}.goto", c.goto) for j, c in enumerate(step.cases)]
-            other = step.otherwise or following
-            if other:
-                out.append(("otherwise", other))
-        elif kind == "split":
-            out += [(f"variants.{j}.goto", v.goto) for j, v in enumerate(step.variants)]
-        elif kind == "goto":
-            out.append(("target", step.target))
-        elif kind == "repeat":
-            out.append(("from", step.from_))
-            nxt = step.next or following
-            if nxt:
-                out.append(("next", nxt))
-        edges[step.id] = out
+        out: list[tuple[str, str | None]] = []
+        match step:
+            case s.SendStep() | s.WaitStep() | s.ActionStep():
+                out.append(("next", step.next or following))
+            case s.WaitForStep():
+                out += [("next", step.next or following), ("on_timeout", step.on_timeout)]
+            case s.BranchStep():
+                out += [(f"cases.{j}.goto", c.goto) for j, c in enumerate(step.cases)]
+                out.append(("otherwise", step.otherwise or following))
+            case s.SplitStep():
+                out += [(f"variants.{j}.goto", v.goto) for j, v in enumerate(step.variants)]
+                out.append(("holdout.goto", step.holdout_goto))
+            case s.GotoStep():
+                out.append(("target", step.target))
+            case s.RepeatStep():
+                out += [("from", step.from_), ("next", step.next or following)]
+            case s.ExitStep():
+                pass
+            case _:
+                assert_never(step)
+        edges[step.id] = [(name, target) for name, target in out if target]
     return edges
 
 
@@ -381,8 +364,8 @@ def _loc_of_field(index: int, field: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
-def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
-    ids = [s.id for s in steps]
+def _check_graph(steps: Sequence[StepModel], out: _Collector) -> None:
+    ids = [step.id for step in steps]
     index = {sid: i for i, sid in enumerate(ids)}
     edges = successors(steps)
     for sid, targets in edges.items():
@@ -398,7 +381,7 @@ def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
             elif target == sid and field != "from":
                 out.add(_loc_of_field(index[sid], field), "self-loop", f"step '{sid}' jumps to itself")
     for i, step in enumerate(steps):
-        if step.type == "repeat" and step.from_ in index and index[step.from_] >= i:
+        if isinstance(step, s.RepeatStep) and step.from_ in index and index[step.from_] >= i:
             out.add(
                 ("steps", i, "from"),
                 "invalid-repeat",
@@ -425,7 +408,7 @@ def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
             )
     # Cycles that contain no wait: would run forever (or burst messages) in one tick.
     for cycle in _wait_free_cycles(ids, edges, steps):
-        first = min(cycle, key=lambda s: index[s])
+        first = min(cycle, key=lambda sid: index[sid])
         out.add(
             ("steps", index[first], "id"),
             "wait-free-cycle",
@@ -435,15 +418,11 @@ def _check_graph(steps: Sequence[Any], out: _Collector) -> None:
 
 
 def _wait_free_cycles(
-    ids: Sequence[str], edges: dict[str, list[tuple[str, str]]], steps: Sequence[Any]
+    ids: Sequence[str], edges: dict[str, list[tuple[str, str]]], steps: Sequence[StepModel]
 ) -> list[list[str]]:
     """Strongly connected components (Tarjan) of the graph without waiting steps, size > 1 or self-loop."""
-    kinds = {s.id: s.type for s in steps}
-    graph = {
-        s: [t for _, t in edges[s] if kinds.get(t) not in WAITING_TYPES]
-        for s in ids
-        if kinds[s] not in WAITING_TYPES
-    }
+    waiting = {step.id for step in steps if isinstance(step, WAITING_MODELS)}
+    graph = {sid: [t for _, t in edges[sid] if t not in waiting] for sid in ids if sid not in waiting}
     index_of: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
@@ -473,7 +452,7 @@ def _wait_free_cycles(
                 if w == v:
                     break
             if len(comp) > 1:
-                order = {s: i for i, s in enumerate(ids)}
+                order = {sid: i for i, sid in enumerate(ids)}
                 found.append(sorted(comp, key=order.__getitem__))
 
     for v in graph:
@@ -482,33 +461,9 @@ def _wait_free_cycles(
     return found
 
 
-def _conditions(data: dict[str, Any], steps: Sequence[Any]) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    trig = data.get("trigger") or {}
-    for key in ("when", "segment"):
-        if isinstance(trig.get(key), str):
-            yield ("trigger", key), trig[key]
-    exit_ = data.get("exit") or {}
-    for j, rule in enumerate(exit_.get("on") or []):
-        if isinstance(rule, dict) and isinstance(rule.get("when"), str):
-            yield ("exit", "on", j, "when"), rule["when"]
-    goal = exit_.get("goal") or {}
-    if isinstance(goal, dict) and isinstance(goal.get("when"), str):
-        yield ("exit", "goal", "when"), goal["when"]
-    for i, step in enumerate(steps):
-        if step.type == "branch":
-            for j, case in enumerate(step.cases):
-                yield ("steps", i, "cases", j, "when"), case.when
-        elif step.type == "wait_for" and step.match:
-            yield ("steps", i, "match"), step.match
-
-
-def _check_conditions(data: dict[str, Any], steps: Sequence[Any], out: _Collector) -> None:
-    for loc, source in _conditions(data, steps):
-        for message, hint in check_names(source):
-            out.add(loc, "unknown-name", message, hint)
-
-
-def _check_templates(journey: Journey, steps: Sequence[Any], templates: Templates, out: _Collector) -> None:
+def _check_templates(
+    journey: Journey, steps: Sequence[StepModel], templates: Templates, out: _Collector
+) -> None:
     wanted = journey.policy.locales
     if journey.policy.default_locale not in wanted:
         out.add(
@@ -517,7 +472,7 @@ def _check_templates(journey: Journey, steps: Sequence[Any], templates: Template
             f"default locale '{journey.policy.default_locale}' is not in policy.locales {wanted}",
         )
     for i, step in enumerate(steps):
-        if step.type != "send" or step.sendgrid_template_id:
+        if not isinstance(step, s.SendStep) or step.sendgrid_template_id:
             continue
         have = templates.locales_of(step.template)
         if not have:
@@ -538,6 +493,6 @@ def _check_templates(journey: Journey, steps: Sequence[Any], templates: Template
                     f"({templates.path(step.template, locale)})",
                 )
             else:
-                problem = templates.check(step.template, locale)
+                problem = templates.check(step.template, locale, item=semantics.item_trigger(journey))
                 if problem:
                     out.add(("steps", i, "template"), "bad-template", problem)

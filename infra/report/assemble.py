@@ -29,7 +29,7 @@ from infra.report.model import (
 )
 from posventa.errors import PosventaError
 from posventa.graph import edges as plan_edges
-from posventa.plan import JourneyPlan
+from posventa.plan import ActionStep, JourneyPlan, SendStep, SplitStep, Step, WaitForStep
 from posventa.timeutil import zone
 
 #: Step types that leave a ledger row, so the funnel has numbers for them.
@@ -143,7 +143,7 @@ def _journey(
     here: Mapping[tuple[str, str], int],
 ) -> JourneyFunnel:
     order = {sid: i for i, sid in enumerate(plan.order)} if plan else {}
-    types = {sid: str(spec["type"]) for sid, spec in plan.steps.items()} if plan else {}
+    types = {sid: spec.TYPE for sid, spec in plan.steps.items()} if plan else {}
     rows = sorted(
         (replace(r, type=types.get(r.step_id)) for r in rows),
         key=lambda r: (order.get(r.step_id, len(order)), r.step_id, r.variant or ""),
@@ -157,9 +157,9 @@ def _journey(
         nodes = tuple(
             DiagramNode(
                 sid,
-                str(spec["type"]),
+                spec.TYPE,
                 _detail(spec),
-                reached.get(sid, 0) if spec["type"] in LEDGER_STEP_TYPES else None,
+                reached.get(sid, 0) if spec.TYPE in LEDGER_STEP_TYPES else None,
                 here.get((journey_id, sid), 0),
             )
             for sid, spec in ((sid, plan.steps[sid]) for sid in plan.order)
@@ -178,16 +178,15 @@ def _journey(
     )
 
 
-def _detail(spec: Mapping[str, Any]) -> str:
-    kind = spec["type"]
-    if kind == "send":
-        return str(spec.get("template") or "")
-    if kind == "action":
-        return str(spec.get("action") or "")
-    if kind == "wait_for":
-        return str(spec.get("event") or "")
-    if kind == "split":
-        return " / ".join(str(v["name"]) for v in spec.get("variants", ()))
+def _detail(spec: Step) -> str:
+    if isinstance(spec, SendStep):
+        return spec.template
+    if isinstance(spec, ActionStep):
+        return spec.action
+    if isinstance(spec, WaitForStep):
+        return spec.event
+    if isinstance(spec, SplitStep):
+        return " / ".join(v.name for v in spec.variants)
     return ""
 
 
@@ -199,7 +198,7 @@ def _split(journey_id: str, arms: Mapping[str, Any], plan: JourneyPlan | None) -
         names = set(arms) - {HOLDOUT}
         for sid in plan.order:
             spec = plan.steps[sid]
-            if spec["type"] == "split" and names <= {v["name"] for v in spec["variants"]}:
+            if isinstance(spec, SplitStep) and names <= {v.name for v in spec.variants}:
                 step_id = sid
                 break
     return SplitResult(journey_id, step_id, holdout, variants)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from posventa.compile import compile_checked
 from posventa.engine import Advance, Facts, State, advance
-from posventa.plan import JourneyPlan, compile_checked
+from posventa.plan import JourneyPlan
 from posventa.validate import check_text
 
 REPO = Path(__file__).resolve().parents[2]

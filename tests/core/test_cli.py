@@ -189,7 +189,7 @@ def test_graph_prints_a_mermaid_flowchart(capsys: pytest.CaptureFixture[str]) ->
     assert lines[0] == "flowchart TD"
     assert "  START --> thank_you" in lines
     assert '  await_delivery -->|"timeout"| late_apology' in lines
-    assert '  referral_split -->|"holdout 10%"| END' in lines
+    assert '  referral_split -->|"holdout 10%"| content_wait' in lines
     assert '  more_content -->|"again (×3)"| content_wait' in lines
     assert '  content_wait(["content_wait<br/>⏳ 30d at 10:00 on tue,wed,thu"])' in lines
 
@@ -199,7 +199,7 @@ def test_simulate_prints_a_timeline(capsys: pytest.CaptureFixture[str]) -> None:
         capsys, "simulate", "post_purchase", "--customers", "30", "--days", "60", "--seed", "3"
     )
     assert code == 0
-    assert "30 customers × 60 days: 30 enrolled" in out
+    assert "30 customers × 60 days: 3" in out  # 30 orders and the repeat purchases within 60 days
     assert "Timeline of customer c000000" in out
     assert "send thank_you (transactional" in out
 
@@ -214,7 +214,28 @@ def test_simulate_scripted_events(capsys: pytest.CaptureFixture[str], tmp_path: 
     code, out, _ = run(capsys, "simulate", "post_purchase", "--events", str(script))
     assert code == 0
     assert "Timeline of customer ana" in out
-    assert "2026-01-06 08:00 UTC  exited (event:order.canceled)" in out
+    assert "2026-01-06 08:00 UTC  ended: exited (event:order.canceled)" in out
+
+
+def test_simulate_reports_in_the_chosen_language_and_in_utc(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Times written with an offset are printed in UTC, as labelled; --lang es gives a Spanish report."""
+    script = write(
+        tmp_path,
+        "events.jsonl",
+        '{"customer": "ana", "at": "2026-01-05T10:30:00+02:00", "type": "order.placed"}\n'
+        '{"customer": "ana", "at": "2026-01-06T10:00:00-05:00", "type": "order.canceled"}\n',
+    )
+    code, out, _ = run(capsys, "--lang", "es", "simulate", "post_purchase", "--events", str(script))
+    assert code == 0
+    assert "Recorrido post_purchase (Post-purchase follow-up)" in out
+    assert "1 clientes × 120 días: 1 inscripciones" in out
+    assert "Línea de tiempo del cliente ana (—, —):" in out
+    assert "  2026-01-05 08:30 UTC  envío thank_you (transactional, es)" in out
+    assert "  2026-01-06 15:00 UTC  terminó: exited (event:order.canceled)" in out
+    assert "paso" in out and "Resultados:" in out
+    assert not any(word in out for word in ("Journey", "Timeline", "Outcomes", "customers"))
 
 
 # ----------------------------------------------------------------------------------- no tracebacks

@@ -176,3 +176,21 @@ def test_payload_rules_per_type() -> None:
 
 def test_every_order_event_is_in_the_catalogue() -> None:
     assert set(EVENT_TYPES) >= ORDER_EVENTS
+
+
+def test_zero_item_counts_mean_not_applicable() -> None:
+    """Shops send 0 for "no warranty" or "not a consumable": accepted, and stored as not given."""
+    raw = {
+        "id": "e-zero",
+        "type": "order.placed",
+        "occurred_at": WHEN,
+        "customer_id": "c1",
+        "order": {"id": "A-2", "items": [{"sku": "CAM-05", "runs_out_in_days": 0, "warranty_months": 0}]},
+    }
+    event = parse_event(raw)
+    assert event.order is not None
+    item = event.order.items[0]
+    assert (item.runs_out_in_days, item.warranty_months) == (None, None)
+    assert "runs_out_in_days" not in item.model_dump(exclude_none=True)
+    negative = {**raw, "order": {"id": "A-2", "items": [{"sku": "CAM-05", "warranty_months": -1}]}}
+    assert problems(negative) == ["order.items.0.warranty_months: Input should be greater than or equal to 0"]

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from core_helpers import REPO
 
+from posventa.compile import compile_file
 from posventa.errors import JourneyError
-from posventa.plan import JourneyPlan, compile_file
+from posventa.plan import JourneyPlan
 
 GOLDEN = REPO / "tests" / "golden"
 JOURNEYS = sorted((REPO / "journeys").glob("*.yaml"))

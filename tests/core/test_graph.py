@@ -58,3 +58,19 @@ def test_edges_make_defaults_explicit(templates_root: Path) -> None:
         ("ask", "end", "timeout"),
         ("thanks", "end", ""),
     ]
+
+
+def test_new_keywords_show_in_the_drawing(templates_root: Path) -> None:
+    plan = plan_of(
+        "name: D\ntrigger: {event: order.placed}\nsteps:\n"
+        "  - {id: hi, type: send, template: hello, category: transactional, expires_after: 1d12h}\n"
+        "  - id: s\n    type: split\n    holdout: {percent: 10, goto: tip}\n"
+        "    variants: [{name: a, weight: 1, goto: x}]\n"
+        "  - {id: x, type: exit}\n"
+        "  - {id: tip, type: send, template: tip, category: promotional}\n",
+        templates_root,
+    )
+    text = mermaid(plan)
+    assert 'hi["hi<br/>✉ hello (transactional, expires after 1d12h)"]' in text
+    assert '  s -->|"holdout 10%"| tip' in text.splitlines()
+    assert ("s", "tip", "holdout 10%") in edges(plan)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
 from core_helpers import plan_of, write_templates
 
+from posventa.compile import load_plans
 from posventa.errors import JourneyError, PosventaError
-from posventa.plan import JourneyPlan, load_plans
+from posventa.plan import JourneyPlan, version_of
 
 JOURNEY = (
     "name: J\ntrigger: {event: order.placed}\nsteps:\n"
@@ -22,7 +25,7 @@ def test_load_plans_compiles_every_journey_of_a_folder(tmp_path: Path) -> None:
     (tmp_path / "second.yml").write_text(JOURNEY, encoding="utf-8")
     plans = load_plans(tmp_path)
     assert sorted(plans) == ["second", "welcome"]
-    assert plans["welcome"].steps["hi"]["next"] is None
+    assert plans["welcome"].steps["hi"].successors() == ()
 
 
 def test_same_journey_id_twice_is_an_error(tmp_path: Path) -> None:
@@ -59,4 +62,19 @@ def test_plan_round_trips_through_json(templates_root: Path) -> None:
 def test_plan_is_read_only(templates_root: Path) -> None:
     plan = plan_of(JOURNEY, templates_root)
     with pytest.raises(TypeError):
-        plan.steps["hi"]["template"] = "other"  # type: ignore[index]
+        plan.steps["other"] = plan.steps["hi"]  # type: ignore[index]
+    with pytest.raises(FrozenInstanceError):
+        plan.steps["hi"].template = "other"  # type: ignore[misc]
+
+
+FORMAT1 = Path(__file__).parent / "fixtures" / "plans_format1"
+
+
+@pytest.mark.parametrize("path", sorted(FORMAT1.glob("*.json")), ids=lambda p: p.stem)
+def test_stored_format_1_plans_read_back_unchanged(path: Path) -> None:
+    """Plans as the runtime stored them before typed plans and the later language features (frozen
+    copies, never regenerated): they load, keep their version and write back the same JSON."""
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    plan = JourneyPlan.from_json(stored)
+    assert plan.to_json() == stored
+    assert version_of(plan.body()) == stored["version"]

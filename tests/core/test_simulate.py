@@ -4,15 +4,16 @@ on a scripted timeline."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from core_helpers import REPO
 
+from posventa.compile import compile_file
 from posventa.errors import PosventaError
-from posventa.plan import JourneyPlan, compile_file
-from posventa.simulate import Result, load_script, report, simulate
+from posventa.plan import JourneyPlan
+from posventa.simulate import EPOCH, Result, _World, load_script, report, simulate
 
 REFERRAL_STEPS = ("referral_ask", "referral_ask_incentive")
 
@@ -27,10 +28,19 @@ def thousand(plan: JourneyPlan) -> Result:
     return simulate(plan, customers=1000, days=120, seed=1)
 
 
-def test_everyone_enrolls_and_is_welcomed(thousand: Result) -> None:
-    assert thousand.enrolled == 1000
-    assert thousand.sends["thank_you"] == 1000
-    assert sum(thousand.outcomes.values()) == 1000
+def test_every_order_enrolls_and_is_welcomed(thousand: Result) -> None:
+    """once_per: order — a customer who buys again enters again, as in production."""
+    window = EPOCH + timedelta(days=120)
+    second = sum(
+        1
+        for i in range(1000)
+        for e in _World(i, 1, EPOCH, 120).events
+        if e["type"] == "order.placed" and e["order_id"].endswith("-2") and e["occurred_at"] <= window
+    )
+    assert second > 50
+    assert thousand.enrolled == 1000 + second
+    assert thousand.sends["thank_you"] == thousand.enrolled
+    assert sum(thousand.outcomes.values()) == thousand.enrolled
 
 
 def test_promoters_reach_the_referral_ask(thousand: Result) -> None:
@@ -42,7 +52,7 @@ def test_promoters_reach_the_referral_ask(thousand: Result) -> None:
     assert thousand.promoters_asked == referrals
     assert thousand.variants["plain"] + thousand.variants["incentive"] == referrals
     assert 0.04 <= held_out / promoters <= 0.16  # holdout: 10 %
-    assert thousand.outcomes["exited: holdout"] == held_out
+    assert thousand.outcomes["exited: holdout"] == 0  # the holdout goes on to the content emails
 
 
 def test_detractors_never_get_a_promotion(thousand: Result) -> None:
@@ -126,26 +136,26 @@ def test_scripted_timeline_gives_the_exact_sequence(plan: JourneyPlan, tmp_path:
     assert c1.customer["id"] == "c1"
     # The clock starts Monday 2026-01-05 08:00 UTC. Madrid is UTC+1, and UTC+2 from 29 March.
     assert c1.entries == [
-        (_at(5, 8), "send thank_you (transactional, en)"),
-        (_at(8, 9), "send delivery_check (transactional, en)"),  # delivered 7th; +1d, then 10:00 local
-        (_at(14, 9), "send nps_survey (transactional, en)"),  # +6d at 10:00
-        (_at(15, 12), "answered NPS 10 (promoter)"),
-        (_at(15, 12), "send referral_ask_incentive (promotional, en)"),
-        (_at(17, 9, 2), "send content_tip (promotional, en)"),  # +30d is Sat 14 Feb → Tue 17, 10:00
-        (_at(19, 9, 3), "send content_tip (promotional, en)"),  # +30d is Thu 19 Mar, 10:00
-        (_at(21, 8, 4), "send content_tip (promotional, en)"),  # Sat 18 Apr → Tue 21, 10:00 CEST
-        (_at(21, 8, 4), "completed (end of journey)"),
+        (_at(5, 8), "send", "thank_you (transactional, en)"),
+        (_at(8, 9), "send", "delivery_check (transactional, en)"),  # delivered 7th; +1d, then 10:00 local
+        (_at(14, 9), "send", "nps_survey (transactional, en)"),  # +6d at 10:00
+        (_at(15, 12), "answered", "NPS 10 (promoter)"),
+        (_at(15, 12), "send", "referral_ask_incentive (promotional, en)"),
+        (_at(17, 9, 2), "send", "content_tip (promotional, en)"),  # +30d is Sat 14 Feb → Tue 17, 10:00
+        (_at(19, 9, 3), "send", "content_tip (promotional, en)"),  # +30d is Thu 19 Mar, 10:00
+        (_at(21, 8, 4), "send", "content_tip (promotional, en)"),  # Sat 18 Apr → Tue 21, 10:00 CEST
+        (_at(21, 8, 4), "end", "completed (end of journey)"),
     ]
     # Mexico City is UTC-6: 10:00 local is 16:00 UTC.
     assert c2.entries == [
-        (_at(5, 8), "send thank_you (transactional, es)"),
-        (_at(9, 16), "send delivery_check (transactional, es)"),
-        (_at(15, 16), "send nps_survey (transactional, es)"),
-        (_at(16, 8), "answered NPS 2 (detractor)"),
-        (_at(16, 8), "action set_attribute (flag_detractor)"),
-        (_at(16, 8), "action open_ticket (detractor_ticket)"),
-        (_at(16, 8), "send detractor_apology (transactional, es)"),
-        (_at(16, 8), "exited (detractor)"),
+        (_at(5, 8), "send", "thank_you (transactional, es)"),
+        (_at(9, 16), "send", "delivery_check (transactional, es)"),
+        (_at(15, 16), "send", "nps_survey (transactional, es)"),
+        (_at(16, 8), "answered", "NPS 2 (detractor)"),
+        (_at(16, 8), "action", "set_attribute (flag_detractor)"),
+        (_at(16, 8), "action", "open_ticket (detractor_ticket)"),
+        (_at(16, 8), "send", "detractor_apology (transactional, es)"),
+        (_at(16, 8), "end", "exited (detractor)"),
     ]
     assert result.promo_to_detractors == 0
 
@@ -172,3 +182,79 @@ def test_bad_script_lines_name_file_and_line(tmp_path: Path, line: str, message:
 def test_at_least_one_customer_and_day(plan: JourneyPlan) -> None:
     with pytest.raises(PosventaError, match="at least 1"):
         simulate(plan, customers=0)
+
+
+def _script(tmp_path: Path, *lines: dict[str, object]) -> list[dict[str, object]]:
+    path = tmp_path / "timeline.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return load_script(path)
+
+
+def test_a_scripted_customer_has_only_what_the_script_says(plan: JourneyPlan, tmp_path: Path) -> None:
+    """No invented promised date, items or channel: an order without a promised date gets the ten-day
+    timeout, as in production; a store order gets no delivery tracking at all."""
+    script = _script(
+        tmp_path,
+        {"customer": "web", "at": "0d", "type": "order.placed", "order_id": "W-1"},
+        {
+            "customer": "shop",
+            "at": "0d",
+            "type": "order.placed",
+            "order_id": "S-1",
+            "order": {"channel": "store"},
+        },
+    )
+    result = simulate(plan, days=20, script=script)
+    shop, web = result.timelines
+    assert [what for _, kind, what in web.entries if kind == "send"][:2] == [
+        "thank_you (transactional, es)",
+        "delivery_late (transactional, es)",
+    ]
+    assert web.entries[1][0] == EPOCH + timedelta(days=10)
+    assert "delivery_late" not in str(shop.entries) and "nps_survey" in str(shop.entries)
+    assert (shop.customer, web.customer) == (
+        {"id": "shop", "attributes": {}},
+        {"id": "web", "attributes": {}},
+    )
+
+
+def test_scripted_complaints_hold_promotions_and_orders_enroll_again(
+    plan: JourneyPlan, tmp_path: Path
+) -> None:
+    lines: list[dict[str, object]] = [
+        {
+            "customer": "c1",
+            "at": "0d",
+            "type": "order.placed",
+            "order_id": "A-1",
+            "order": {"promised_delivery_date": "2026-01-08"},
+        },
+        {"customer": "c1", "at": "2d", "type": "order.delivered", "order_id": "A-1"},
+        {"customer": "c1", "at": "9d", "type": "feedback.submitted", "order_id": "A-1", "data": {"score": 8}},
+        {"customer": "c1", "at": "20d", "type": "ticket.opened", "data": {"ticket_id": "T-1"}},
+        {"customer": "c1", "at": "60d", "type": "ticket.resolved", "data": {"ticket_id": "T-1"}},
+    ]
+    result = simulate(plan, days=70, script=_script(tmp_path, *lines))
+    [tl] = result.timelines
+    tips = [at for at, kind, what in tl.entries if kind == "send" and what.startswith("content_tip")]
+    assert tips == [EPOCH + timedelta(days=60)]  # held by the shop's complaint ticket until it was resolved
+    again = _script(
+        tmp_path,
+        *lines[:2],
+        {"customer": "c1", "at": "30d", "type": "order.placed", "order_id": "A-2"},
+    )
+    twice = simulate(plan, days=40, script=again)
+    assert twice.enrolled == 2 and twice.sends["thank_you"] == 2
+    assert twice.outcomes["converted: goal:order.placed"] == 1
+
+
+def test_a_scripted_event_is_checked_like_an_api_event(plan: JourneyPlan, tmp_path: Path) -> None:
+    script = _script(
+        tmp_path,
+        {"customer": "c1", "at": "0d", "type": "order.placed"},
+        {"customer": "c1", "at": "1d", "type": "feedback.submitted", "data": {"score": 11}},
+    )
+    with pytest.raises(
+        PosventaError, match=r"timeline\.jsonl:2: data\.score: Input should be less than or equal to 10"
+    ):
+        simulate(plan, script=script)

@@ -15,6 +15,7 @@ from core_helpers import plan_of
 
 from posventa.diagnostics import Diagnostic
 from posventa.errors import JourneyError
+from posventa.plan import EventRule, ExitStep, RepeatStep, SendStep, WaitStep
 from posventa.validate import check_text
 
 PATH = "journeys/case.yaml"
@@ -302,7 +303,7 @@ CASES: list[tuple[str, str, list[E]]] = [
     (
         "set-attribute-list-value",
         HEAD + "  - id: a\n    type: action\n    set_attribute: {tags: [a, b]}\n",
-        [E(7, 27, "invalid-value", "tags: expected a valid string or a valid integer")],
+        [E(7, 27, "invalid-value", "'tags' cannot be set to ['a', 'b']", "{from: event.data.<field>}")],
     ),
     (
         "split-weight-zero",
@@ -581,14 +582,14 @@ def test_yaml_1_1_words_stay_words(templates_root: Path) -> None:
         + "  - id: w\n    type: wait\n    at: 10:00\n  - id: done\n    type: exit\n    reason: no\n",
         templates_root,
     )
-    assert plan.exit["on"] == ({"event": "order.canceled", "when": None},)
-    assert plan.steps["w"]["at"] == "10:00"
-    assert plan.steps["done"]["reason"] == "no"
+    assert plan.exit.on == (EventRule("order.canceled", None),)
+    assert plan.steps["w"] == WaitStep(None, None, "10:00", None, "done")
+    assert plan.steps["done"] == ExitStep("no")
 
 
 def test_dates_stay_text(templates_root: Path) -> None:
     plan = plan_of(HEAD + "  - id: done\n    type: exit\n    reason: 2026-01-01\n", templates_root)
-    assert plan.steps["done"]["reason"] == "2026-01-01"
+    assert plan.steps["done"] == ExitStep("2026-01-01")
 
 
 def test_sendgrid_template_needs_no_local_template(templates_root: Path) -> None:
@@ -597,7 +598,8 @@ def test_sendgrid_template_needs_no_local_template(templates_root: Path) -> None
         "    sendgrid_template_id: d-0123abcd4567\n",
         templates_root,
     )
-    assert plan.steps["a"]["sendgrid_template_id"] == "d-0123abcd4567"
+    step = plan.steps["a"]
+    assert isinstance(step, SendStep) and step.sendgrid_template_id == "d-0123abcd4567"
     assert "hosted_only" not in plan.templates
 
 
@@ -607,7 +609,8 @@ def test_repeat_back_over_a_wait_is_fine(templates_root: Path) -> None:
         "category: promotional}\n  - {id: r, type: repeat, from: w, times: 3}\n",
         templates_root,
     )
-    assert plan.steps["r"] == {"type": "repeat", "from": "w", "times": 3, "next": None}
+    assert plan.steps["r"] == RepeatStep("w", 3, None)
+    assert plan.to_json()["steps"]["r"] == {"type": "repeat", "from": "w", "times": 3, "next": None}
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from posventa.compile import compile_checked
 from posventa.errors import JourneyError
 from posventa.loader import LoadFailed, load_bytes
-from posventa.plan import compile_checked
 from posventa.simulate import simulate
 from posventa.templates import MAX_TEMPLATE_BYTES, Templates
 from posventa.validate import check_document, check_file

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -22,18 +23,27 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+#: Orders placed yesterday (09:15 UTC), promised for yesterday: recent enough to enroll (journeys ignore
+#: events older than their ``stale_after``), late by today. Dates are relative to the real clock so the
+#: tests do not age.
+PLACED = (datetime.now(UTC) - timedelta(days=1)).replace(hour=9, minute=15, second=0, microsecond=0)
+#: A virtual time for ``run --at``: the thank-you (it expires two days after the order) is still due,
+#: the parcel is late.
+WALK_TO = (PLACED + timedelta(days=1, hours=23)).replace(minute=0)
+
+
 def _events(path: Path, *customers: str) -> Path:
     lines = [
         {
             "id": f"placed-{c}",
             "type": "order.placed",
-            "occurred_at": "2026-11-23T10:15:00+01:00",
+            "occurred_at": PLACED.isoformat(),
             "customer": {"id": c, "email": f"{c}@example.com", "name": "Ana Pérez", "locale": "es"},
             "order": {
                 "id": f"o-{c}",
                 "total": 59.9,
                 "currency": "EUR",
-                "promised_delivery_date": "2026-11-27",
+                "promised_delivery_date": PLACED.date().isoformat(),
             },
         }
         for c in customers
@@ -197,17 +207,19 @@ def test_run_walks_one_customer_through_time(
     assert run(capsys, "ingest", str(_events(tmp_path / "ev.jsonl", "c1")))[0] == 0
     steps._from_settings.cache_clear()  # the flow's services: this test's database
     try:
-        code, out, err = run(capsys, "run", "--customer", "c1", "--at", "2026-12-06T10:00")
+        code, out, err = run(capsys, "run", "--customer", "c1", "--at", WALK_TO.strftime("%Y-%m-%dT%H:%M"))
         assert code == 0, err
-        assert "customer c1 advanced at virtual time 2026-12-06T10:00:00+00:00" in out
+        assert f"customer c1 advanced at virtual time {WALK_TO.isoformat()}" in out
         assert "2 messages sent" in out  # the thank-you, and the apology: the parcel is late by then
     finally:
         steps._from_settings.cache_clear()
-    code, _, err = run(capsys, "run", "--customer", "c1", "--at", "2026-12-01T10:00")
+    earlier = WALK_TO - timedelta(hours=1)
+    code, _, err = run(capsys, "run", "--customer", "c1", "--at", earlier.strftime("%Y-%m-%dT%H:%M"))
     assert code == 1 and "time only moves forward" in err
     _, out, _ = run(capsys, "customer", "c1", "--format", "json")
     messages = [(x["step"], x["status"], x["at"][:10]) for x in json.loads(out)["messages"]]
-    assert messages == [("thank_you", "sent", "2026-12-06"), ("late_apology", "sent", "2026-12-06")]
+    day = WALK_TO.date().isoformat()
+    assert messages == [("thank_you", "sent", day), ("late_apology", "sent", day)]
 
 
 def test_a_database_behind_the_code_is_named(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:

@@ -16,8 +16,8 @@ from app.migrate import migrate, parse_mapping, plan_moves
 from app.plans import PlanBook
 from app.publish import plan_changes, publish
 from app.services import Services
+from posventa.compile import compile_file, load_plans
 from posventa.errors import PosventaError
-from posventa.plan import compile_file, load_plans
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from infra.db.store import SqlStore
 from infra.email.fake_sendgrid import FakeSendGrid
 from infra.email.outbox import FileOutboxSender
 from infra.email.sendgrid_sender import SendGridSender
+from posventa.compile import load_plans
 from posventa.errors import PosventaError
-from posventa.plan import load_plans
+from posventa.plan import SendStep
 from posventa.templates import Templates
 
 SECRET = "k" * 40
@@ -49,8 +50,8 @@ def _cases() -> list[tuple[str, str, str]]:
         (p.id, sid, loc)
         for p in plans.values()
         for sid in p.order
-        if p.steps[sid]["type"] == "send" and not p.steps[sid].get("sendgrid_template_id")
-        for loc in p.policy["locales"]
+        if isinstance(p.steps[sid], SendStep) and not getattr(p.steps[sid], "sendgrid_template_id", None)
+        for loc in p.policy.locales
     ]
 
 
@@ -77,7 +78,7 @@ def test_every_template_renders_for_the_sample_customer(journey: str, step: str,
 
 def test_the_cases_cover_every_template_in_every_locale() -> None:
     plans = load_plans(ROOT / "journeys")
-    covered = {(plans[j].steps[s]["template"], loc) for j, s, loc in _cases()}
+    covered = {(getattr(plans[j].steps[s], "template", None), loc) for j, s, loc in _cases()}
     shipped = {(f.stem, f.parent.name) for f in TEMPLATES.glob("*/*.j2") if not f.name.startswith("_")}
     assert covered == shipped
 

@@ -13,7 +13,7 @@ from app.plans import PlanBook
 from app.ports import Store
 from app.publish import FILE_REMOVED, JourneyDiff, diff_values, plan_changes, publish
 from infra.db import models as m
-from posventa.plan import load_plans
+from posventa.compile import load_plans
 
 
 def _plan(store: Store, journeys: Path) -> dict[str, JourneyDiff]:

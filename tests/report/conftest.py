@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from infra.db.session import make_engine, session_factory
 from infra.db.testing import clear_tables, fresh_postgres_database, migrated_sqlite_url
-from posventa.plan import JourneyPlan, load_plans
+from posventa.compile import load_plans
+from posventa.plan import JourneyPlan
 
 
 @pytest.fixture(scope="session")

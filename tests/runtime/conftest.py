@@ -20,7 +20,7 @@ from rt_helpers import ROOT, make_services
 from app.services import Services
 from infra.db.testing import clear_tables, fresh_postgres_database
 from infra.email.fake_sendgrid import FakeSendGrid
-from posventa.plan import compile_file
+from posventa.compile import compile_file
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,7 @@ import os, signal, sys
 from datetime import datetime
 from infra.settings import make_settings
 from infra.wiring import build_services
-from posventa.plan import compile_file
+from posventa.compile import compile_file
 import infra.email.sendgrid_sender, psycopg2  # loaded once, before forking
 
 url, fake_url, journeys = sys.argv[1:4]

@@ -145,7 +145,7 @@ import sys
 from infra.email.sendgrid_sender import SendGridSender
 from infra.settings import make_settings
 from infra.wiring import build_services
-from posventa.plan import compile_file
+from posventa.compile import compile_file
 from datetime import datetime
 url, fake_url, journeys, now = sys.argv[1:5]
 settings = make_settings(database_url=url, journeys_dir=journeys, secret_key="k" * 40, batch_size=20,
@@ -302,7 +302,7 @@ def test_frequency_cap_counts_a_customers_other_enrollments(
 ) -> None:
     """Two enrollments of one customer due together: the cap (1 per 7 days) lets one through, whether
     they are in one batch or claimed by two workers at once."""
-    from posventa.plan import compile_checked
+    from posventa.compile import compile_checked
     from posventa.validate import check_text
 
     plan = compile_checked(check_text(CAPPED, "journeys/capped.yaml", ROOT / "journeys" / "templates"))

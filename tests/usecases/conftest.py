@@ -16,7 +16,7 @@ from uc_builders import ROOT, Endpoint, make_services
 
 from app.services import Services
 from infra.db.testing import fresh_postgres_database, migrated_sqlite_url
-from posventa.plan import compile_file
+from posventa.compile import compile_file
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.config import Config
 from app.services import Services
@@ -20,7 +20,8 @@ from infra.db.session import make_engine, session_factory
 from infra.db.store import SqlStore
 from infra.email.outbox import FileOutboxSender
 from infra.http import HttpxClient
-from posventa.plan import JourneyPlan, compile_checked
+from posventa.compile import compile_checked
+from posventa.plan import JourneyPlan
 from posventa.templates import Templates
 from posventa.validate import check_text
 
@@ -90,6 +91,17 @@ def ledger(svc: Services, **where: Any) -> list[m.LedgerEntry]:
         for k, v in where.items():
             q = q.where(getattr(m.LedgerEntry, k) == v)
         return list(s.scalars(q))
+
+
+def next_due(svc: Services) -> datetime | None:
+    """When the earliest live enrollment falls due (a virtual clock jumps there)."""
+    with svc.store.factory() as s:  # type: ignore[attr-defined]
+        due = s.scalar(
+            select(func.min(m.Enrollment.next_due_at)).where(
+                m.Enrollment.status.in_(("active", "waiting", "held"))
+            )
+        )
+    return None if due is None else due if due.tzinfo else due.replace(tzinfo=UTC)
 
 
 class Endpoint:

@@ -19,8 +19,9 @@ from infra.email.outbox import outbox_stem
 from infra.settings import Settings, make_settings
 from infra.wiring import build_services
 from posventa import tokens
+from posventa.compile import compile_file
 from posventa.engine import bucket
-from posventa.plan import JourneyPlan, compile_file
+from posventa.plan import JourneyPlan
 
 REPO = Path(__file__).resolve().parents[2]
 JOURNEYS = REPO / "journeys"
