@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.links import SURVEY, UNSUBSCRIBE
 from app.services import Services
 from infra.db import models as m
 from infra.email.outbox import outbox_stem
@@ -129,6 +130,7 @@ def survey_token(
     return tokens.sign(
         {"k": key, "c": customer_id, "o": order_id, "s": score, "j": "post_purchase"},
         secret,
+        purpose=SURVEY,
         now=now,
         ttl=ttl,
     )
@@ -144,7 +146,11 @@ def unsubscribe_token(
     secret: str = SECRET,
 ) -> str:
     return tokens.sign(
-        {"c": customer_id, "e": email, "j": "post_purchase", "k": key}, secret, now=now, ttl=ttl
+        {"c": customer_id, "e": email, "j": "post_purchase", "k": key},
+        secret,
+        purpose=UNSUBSCRIBE,
+        now=now,
+        ttl=ttl,
     )
 
 
