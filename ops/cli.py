@@ -96,7 +96,7 @@ def _read_events(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
             try:
                 yield n, json.loads(line_text)
             except json.JSONDecodeError as exc:
-                yield n, f"not JSON: {exc.msg} at column {exc.colno}"
+                yield n, f"not JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
             except (ValueError, RecursionError) as exc:  # a number of 5000 digits, nesting too deep
                 yield n, f"not JSON: {type(exc).__name__}: {str(exc)[:200]}"
 
