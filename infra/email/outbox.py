@@ -27,6 +27,7 @@ from infra.email.message import (
     SendResult,
     categories,
     custom_args,
+    display_name,
     mask_email,
     message_problems,
     unique_by_key,
@@ -124,7 +125,7 @@ class FileOutboxSender:
         stem = stem or outbox_stem(message.ledger_key)
         eml = EmailMessage()
         eml["From"] = Address(self.from_name or "", addr_spec=self.from_email)
-        eml["To"] = Address(message.to_name or "", addr_spec=message.to_email)
+        eml["To"] = Address(display_name(message.to_name) or "", addr_spec=message.to_email)
         eml["Subject"] = message.subject
         eml["Date"] = formatdate(localtime=False, usegmt=True)
         eml["Message-ID"] = f"<{stem}@posventa.outbox>"
