@@ -9,6 +9,7 @@ the driver's exception and SQLAlchemy's wrapper, so a logged traceback cannot ca
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,10 @@ def safe_db_message(orig: BaseException) -> str | None:
         if name
     ]
     kind = type(orig).__name__
-    return f"{kind} (SQLSTATE {sqlstate})" + (f" on {', '.join(where)}" if where else "") + (
-        "; the database's own text is withheld: it may quote personal data"
+    return (
+        f"{kind} (SQLSTATE {sqlstate})"
+        + (f" on {', '.join(where)}" if where else "")
+        + ("; the database's own text is withheld: it may quote personal data")
     )
 
 
@@ -81,10 +84,10 @@ def withhold_values(context: ExceptionContext) -> None:
     text = safe_db_message(orig)
     if text is None:
         return
-    try:
+    with contextlib.suppress(
+        AttributeError, TypeError
+    ):  # a driver's exceptions may refuse: the wrapper won't
         orig.args = (text,)
-    except (AttributeError, TypeError):  # a driver whose exceptions refuse it: the wrapper is still fixed
-        pass
     wrapper = context.sqlalchemy_exception
     if isinstance(wrapper, DBAPIError):
         wrapper.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}",)

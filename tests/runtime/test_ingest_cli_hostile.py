@@ -32,23 +32,33 @@ def placed(n: int, **customer: object) -> bytes:
 
 #: (line, what the report must say about it) for the bad lines of the JSONL file below.
 BAD_LINES: list[tuple[bytes, str]] = [
-    (b'{"id": "b\xff\xfe", "type": "purchase", "occurred_at": "' + T.encode() + b'", "customer_id": "c"}', "id:"),
+    (
+        b'{"id": "b\xff\xfe", "type": "purchase", "occurred_at": "' + T.encode() + b'", "customer_id": "c"}',
+        "id:",
+    ),
     (json.dumps({"id": "b\x00", "type": "purchase", "occurred_at": T, "customer_id": "c"}).encode(), "id:"),
     (placed(1, name="Ana\r\nBcc: x@example.com"), "customer.name: contains a line break"),
     (placed(2, name="Ana\x00"), "customer.name: contains a control character (U+0000)"),
     (
-        json.dumps({"id": "b3", "type": "purchase", "occurred_at": "0001-01-01T00:00:00+01:00", "customer_id": "c"})
-        .encode(),
+        json.dumps(
+            {"id": "b3", "type": "purchase", "occurred_at": "0001-01-01T00:00:00+01:00", "customer_id": "c"}
+        ).encode(),
         "occurred_at: must be between the years",
     ),
     (
-        json.dumps({"id": "b4", "type": "purchase", "occurred_at": T, "customer_id": "c", "data": {"total": 1e13}})
-        .encode(),
+        json.dumps(
+            {"id": "b4", "type": "purchase", "occurred_at": T, "customer_id": "c", "data": {"total": 1e13}}
+        ).encode(),
         "data.total:",
     ),
     (b'{"id": "b5", "n": ' + b"9" * 5000 + b"}", "not JSON"),
     (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
-    (b'{"id": "b6", "type": "purchase", "occurred_at": "' + T.encode() + b'", "customer_id": "c", "x": NaN}', "x:"),
+    (
+        b'{"id": "b6", "type": "purchase", "occurred_at": "'
+        + T.encode()
+        + b'", "customer_id": "c", "x": NaN}',
+        "x:",
+    ),
     (json.dumps({"id": "b7", "type": "\x1b[31mred", "occurred_at": T, "customer_id": "c"}).encode(), "type:"),
     (b'{"id": "b8", "type": "\x1b[31mred"}', "not JSON: Invalid control character at column 23"),
     (b"\xff\xfe\xfd", "not JSON"),
@@ -66,9 +76,7 @@ def test_a_hostile_jsonl_file_is_reported_line_by_line(tmp_path: Path) -> None:
     out = run(["ingest", str(src)], db)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert f"{len(BAD_LINES) + 1} accepted, 0 duplicates, {len(BAD_LINES)} rejected" in out.stdout
-    report = {
-        int(line.split(":")[1]): line for line in out.stderr.splitlines() if line.startswith(f"{src}:")
-    }
+    report = {int(line.split(":")[1]): line for line in out.stderr.splitlines() if line.startswith(f"{src}:")}
     assert sorted(report) == [2 * n for n in range(1, len(BAD_LINES) + 1)], out.stderr
     for n, (_, says) in enumerate(BAD_LINES, 1):
         assert says in report[2 * n], (says, report[2 * n])
@@ -84,14 +92,14 @@ def test_a_hostile_csv_file_numbers_records_by_their_first_line(tmp_path: Path) 
     src = tmp_path / "events.csv"
     header = b"id,type,occurred_at,customer_id,data\n"
     rows = [
-        b'g1,ticket.opened,' + T.encode() + b',c1,"{""ticket_id"": ""t1""}"\n',  # line 2
+        b"g1,ticket.opened," + T.encode() + b',c1,"{""ticket_id"": ""t1""}"\n',  # line 2
         b'"bad\nid",purchase,' + T.encode() + b",c1,\n",  # lines 3-4: LF inside a quoted id
         b"g2,ticket.opened," + T.encode() + b',c2,"{""ticket_id"": ""t2""}"\n',  # line 5
         b"b\xff,purchase," + T.encode() + b",c1,\n",  # line 6: not UTF-8
         b"b\x00,purchase," + T.encode() + b",c1,\n",  # line 7: NUL
         b"b8,purchase,0001-01-01T00:00:00+01:00,c1,\n",  # line 8
-        b'b9,purchase,' + T.encode() + b',c1,"{""total"": 1e13}"\n',  # line 9
-        b'b10,purchase,' + T.encode() + b',c1,"' + b"[" * 5000 + b'"\n',  # line 10: data not JSON
+        b"b9,purchase," + T.encode() + b',c1,"{""total"": 1e13}"\n',  # line 9
+        b"b10,purchase," + T.encode() + b',c1,"' + b"[" * 5000 + b'"\n',  # line 10: data not JSON
         b"g3,ticket.opened," + T.encode() + b',c3,"{""ticket_id"": ""t3""}"\n',  # line 11
     ]
     src.write_bytes(header + b"".join(rows))

@@ -47,7 +47,10 @@ BAD: dict[str, tuple[Any, str]] = {
         ev("n4", "ticket.opened", data={"ticket_id": "T1", "subject": "roto\x00"}),
         "data.subject",
     ),
-    "NUL in a comment": (ev("n5", "feedback.submitted", data={"score": 5, "comment": "\x00"}), "data.comment"),
+    "NUL in a comment": (
+        ev("n5", "feedback.submitted", data={"score": 5, "comment": "\x00"}),
+        "data.comment",
+    ),
     "NUL in an attribute key": (placed(13, attributes={"vip\x00": True}), "customer.attributes"),
     "NUL in a nested attribute": (placed(14, attributes={"a": {"b": ["ok", "\x00"]}}), "customer.attributes"),
     # instants whose UTC conversion leaves the representable range
@@ -85,7 +88,10 @@ BAD: dict[str, tuple[Any, str]] = {
     "id of 129 characters": (ev("x" * 129, "purchase"), "id"),
     "name of 201 characters": (placed(27, name="n" * 201), "customer.name"),
     "email of 400 characters": (placed(28, email="a" * 390 + "@example.com"), "customer.email"),
-    "attributes 40 levels deep": (placed(29, attributes=json.loads('{"a":' * 40 + "1" + "}" * 40)), "customer"),
+    "attributes 40 levels deep": (
+        placed(29, attributes=json.loads('{"a":' * 40 + "1" + "}" * 40)),
+        "customer",
+    ),
     # other shapes
     "null": (None, "(event)"),
     "a number": (3.5, "(event)"),
@@ -164,8 +170,12 @@ def refusing_db(svc: Services, session: Session) -> Iterator[None]:
     stricter schema, a DBA's rule, a trigger)."""
     engine = session.get_bind()
     with engine.begin() as conn:
-        conn.execute(text(f"ALTER TABLE customers ADD CONSTRAINT probe_name CHECK (name <> '{REFUSED_NAME}')"))
-        conn.execute(text("ALTER TABLE orders ADD CONSTRAINT probe_total CHECK (total IS NULL OR total <> 13.13)"))
+        conn.execute(
+            text(f"ALTER TABLE customers ADD CONSTRAINT probe_name CHECK (name <> '{REFUSED_NAME}')")
+        )
+        conn.execute(
+            text("ALTER TABLE orders ADD CONSTRAINT probe_total CHECK (total IS NULL OR total <> 13.13)")
+        )
     try:
         yield
     finally:

@@ -42,7 +42,9 @@ def raw_token(body: Any, secret: str = SECRET) -> str:
 
 def legacy_survey(score: int = 9) -> str:
     """A survey token as sent before tokens carried a purpose (exact payload of those releases)."""
-    return raw_token({"c": "c1", "j": "post_purchase", "k": "1:nps_survey:0", "o": "o1", "s": score, "x": EXP})
+    return raw_token(
+        {"c": "c1", "j": "post_purchase", "k": "1:nps_survey:0", "o": "o1", "s": score, "x": EXP}
+    )
 
 
 def legacy_unsubscribe() -> str:
@@ -68,7 +70,11 @@ def customer(svc: Services) -> None:
 
 
 def is_invalid_page(r: Any) -> bool:
-    return r.status_code == 400 and "Este enlace no es válido" in r.text and "text/html" in r.headers["content-type"]
+    return (
+        r.status_code == 400
+        and "Este enlace no es válido" in r.text
+        and "text/html" in r.headers["content-type"]
+    )
 
 
 # --- a token only opens its own page ---------------------------------------------------------------------
@@ -122,7 +128,9 @@ def test_a_purpose_the_app_does_not_know_is_refused(client: TestClient, customer
     assert is_invalid_page(client.post(f"/u/{other}", data=FORM))
 
 
-def test_legacy_tokens_keep_working_until_they_expire(client: TestClient, session: Session, customer: None) -> None:
+def test_legacy_tokens_keep_working_until_they_expire(
+    client: TestClient, session: Session, customer: None
+) -> None:
     assert client.get(f"/s/{legacy_survey(4)}").status_code == 200
     assert client.post(f"/u/{legacy_unsubscribe()}", data=FORM).status_code == 200
     assert suppressed(session) == "unsubscribed"
@@ -130,15 +138,32 @@ def test_legacy_tokens_keep_working_until_they_expire(client: TestClient, sessio
     assert client.get(f"/s/{late}").status_code == 410
 
 
-def test_an_expired_token_of_the_wrong_purpose_is_invalid_not_expired(client: TestClient, customer: None) -> None:
+def test_an_expired_token_of_the_wrong_purpose_is_invalid_not_expired(
+    client: TestClient, customer: None
+) -> None:
     old = survey_token(now=T0 - timedelta(days=90))
     assert client.get(f"/s/{old}").status_code == 410
     assert is_invalid_page(client.post(f"/u/{old}", data=FORM))
 
 
 # --- validly signed, unexpected payloads -----------------------------------------------------------------
-SURVEY_OK = {"c": "c1", "j": "post_purchase", "k": "1:nps_survey:0", "o": "o1", "s": 9, "p": "survey", "x": EXP}
-UNSUB_OK = {"c": "c1", "e": "c1@example.com", "j": "post_purchase", "k": "1:tip:0", "p": "unsubscribe", "x": EXP}
+SURVEY_OK = {
+    "c": "c1",
+    "j": "post_purchase",
+    "k": "1:nps_survey:0",
+    "o": "o1",
+    "s": 9,
+    "p": "survey",
+    "x": EXP,
+}
+UNSUB_OK = {
+    "c": "c1",
+    "e": "c1@example.com",
+    "j": "post_purchase",
+    "k": "1:tip:0",
+    "p": "unsubscribe",
+    "x": EXP,
+}
 
 ODD_PAYLOADS: dict[str, Any] = {
     "a list": [1, 2, 3],
@@ -183,7 +208,11 @@ def test_a_signed_survey_token_with_an_odd_payload_is_an_invalid_link(
     client: TestClient, session: Session, customer: None, body: Any
 ) -> None:
     t = raw_token(body)
-    for r in (client.get(f"/s/{t}"), client.post(f"/s/{t}", data={"comment": "hola"}), client.post(f"/u/{t}")):
+    for r in (
+        client.get(f"/s/{t}"),
+        client.post(f"/s/{t}", data={"comment": "hola"}),
+        client.post(f"/u/{t}"),
+    ):
         assert is_invalid_page(r), (r.status_code, r.text[:200])
     assert events(session, "feedback.submitted") == []
 
