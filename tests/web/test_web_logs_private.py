@@ -25,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
-from web_builders import JOURNEYS, REPO, SECRET, T0, Clock, order_placed, post_purchase
+from web_builders import JOURNEYS, REPO, SECRET, T0, Clock, order_placed, post_purchase, wait_until_serving
 
 from app.links import UNSUBSCRIBE
 from app.services import Services
@@ -194,16 +194,7 @@ def test_no_address_or_name_in_the_serve_log(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_until_serving(proc, base, log_path.read_text)
         with httpx.Client(base_url=base, trust_env=False, timeout=30) as http:
             headers = {"Authorization": f"Bearer {api_key}"}
             r = http.post(
