@@ -241,3 +241,14 @@ def test_the_good_payloads_above_are_accepted(client: TestClient, session: Sessi
     assert client.get(f"/s/{raw_token(SURVEY_OK)}").status_code == 200
     assert client.post(f"/u/{raw_token(UNSUB_OK)}", data=FORM).status_code == 200
     assert suppressed(session) == "unsubscribed"
+
+
+def test_a_comment_with_control_characters_is_kept_without_them(
+    client: TestClient, svc: Services, customer: None
+) -> None:
+    """Found while hardening: a NUL or an escape in the comment box was a 500 (the event refuses them)."""
+    r = client.post(f"/s/{survey_token()}", data={"comment": "muy\x00 bien\x1b[31m\r\ngracias"})
+    assert r.status_code == 200, r.text[:300]
+    with svc.store.read() as tx:
+        answer = tx.feedback.get("c1", "o1", "nps")
+    assert answer is not None and answer.comment == "muy bien[31m\ngracias"

@@ -36,6 +36,7 @@ from infra.settings import Settings
 from infra.wiring import build_services
 from posventa import tokens
 from web.app import create_app
+from web.logs import ScrubFilter
 
 pytestmark = pytest.mark.postgres
 
@@ -217,3 +218,17 @@ def test_no_address_or_name_in_the_serve_log(
     assert "unhandled error" in written and "leak_probe" in written, written[-3000:]
     assert "SendGrid webhook refused" in written
     assert leaks(written) == [], [line for line in written.splitlines() if leaks(line)][:5]
+
+
+def test_the_scrub_filter_masks_addresses_in_messages_and_tracebacks() -> None:
+    try:
+        raise ValueError(f"cannot send to {EMAIL}")
+    except ValueError as exc:
+        record = logging.LogRecord(
+            "lib", logging.ERROR, __file__, 1, "to %s", (EMAIL,), (type(exc), exc, None)
+        )
+    assert ScrubFilter().filter(record)
+    written = logging.Formatter().format(record)
+    assert "z***@leakprobe.example" in written and leaks(written) == []
+    odd = logging.LogRecord("lib", logging.INFO, __file__, 1, "%s %s", ("one",), None)
+    assert ScrubFilter().filter(odd)  # a record that cannot be formatted is left to the handler
