@@ -46,6 +46,9 @@ class Ingest:
                 except PosventaError as exc:
                     report.rejected.append((n, str(exc)))
                     continue
+                except self.store.value_errors as exc:  # the database refused it: rolled back alone
+                    report.rejected.append((n, self.store.refusal(exc)))
+                    continue
                 if new:
                     report.accepted += 1
                 else:

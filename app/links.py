@@ -4,10 +4,22 @@
 signed, expiring capabilities (:mod:`posventa.tokens`), so the pages need no login and no CSRF token.
 ``/r/<code>`` is a referral link (a code, not a secret). Survey links are signed lazily — a template that
 prints no survey link costs no signature (:class:`LazyList`).
+
+Each token names its purpose (:data:`SURVEY`, :data:`UNSUBSCRIBE`) and each page verifies its own: a
+survey link's token posted to ``/u/`` unsubscribes nobody. Links sent before tokens carried a purpose
+(*legacy* tokens) are still honoured, each only where it was meant to go: a legacy payload is recognised by
+its exact set of keys (:data:`LEGACY_SURVEY_KEYS`, :data:`LEGACY_UNSUBSCRIBE_KEYS`), which the two kinds
+never shared. They expire like any token (30 and 400 days), so 400 days after the release that added
+purposes no legacy token is still valid and the legacy rule can go.
+
+A verified payload is also checked for shape and size (a signed token is ours, but a key that leaked or an
+old format must still end on the "invalid link" page, never on an error): wrong types, over-long or
+control-character text are ``TokenError("malformed")``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +31,28 @@ from posventa import tokens
 SURVEY_TTL = timedelta(days=30)
 UNSUBSCRIBE_TTL = timedelta(days=400)
 SURVEY_SCORES = 11  # 0…10
+#: Token purposes: stored in every link we send, so never renamed.
+SURVEY = "survey"
+UNSUBSCRIBE = "unsubscribe"
+#: The exact payload keys of tokens signed before purposes existed (see the module docstring).
+LEGACY_SURVEY_KEYS = frozenset({"k", "c", "o", "s", "j", "x"})
+LEGACY_UNSUBSCRIBE_KEYS = frozenset({"c", "e", "j", "k", "x"})
+#: Longest text a payload field may hold: the columns its value reaches (ledger key, ids, address).
+_LIMITS = {"k": 255, "c": 128, "o": 128, "j": 128, "e": 320}
+_CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
+
+
+def _optional(p: Mapping[str, Any], name: str) -> str | None:
+    """Field ``name`` of a payload: None when absent or empty, else as :func:`_required`."""
+    return None if p.get(name) in (None, "") else _required(p, name)
+
+
+def _required(p: Mapping[str, Any], name: str) -> str:
+    """Field ``name`` of a payload: a non-empty single-line string within its limit."""
+    value = p.get(name)
+    if not isinstance(value, str) or not value or len(value) > _LIMITS[name] or _CONTROL.search(value):
+        raise tokens.TokenError("malformed")
+    return value
 
 
 # --- verified links ----------------------------------------------------------------------------------
@@ -36,28 +70,18 @@ class SurveyLink:
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> SurveyLink:
-        k, c, o, s, j, x = (p.get(n) for n in ("k", "c", "o", "s", "j", "x"))
-        if (
-            not isinstance(k, str)
-            or not k
-            or not isinstance(c, str)
-            or not c
-            or not (o is None or isinstance(o, str))
-            or isinstance(s, bool)
-            or not isinstance(s, int)
-            or not 0 <= s <= 10
-            or not (j is None or isinstance(j, str))
-            or not isinstance(x, int)
-        ):
+        s, x = p.get("s"), p.get("x")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 10 or not isinstance(x, int):
             raise tokens.TokenError("malformed")
-        return cls(dict(p), k, c, o or None, s, j, x)
+        k, c, o, j = _required(p, "k"), _required(p, "c"), _optional(p, "o"), _optional(p, "j")
+        return cls(dict(p), k, c, o, s, j, x)
 
     def for_score(self, score: int, secret: str, now: datetime) -> str:
         """A token for the same survey with another score, expiring when this one does."""
-        body = {n: v for n, v in self.payload.items() if n != "x"}
+        body = {n: v for n, v in self.payload.items() if n not in ("x", "p")}
         body["s"] = score
         ttl = timedelta(seconds=self.expires - now.timestamp() + 0.5)  # sign() floors to the same second
-        return tokens.sign(body, secret, now=now, ttl=ttl)
+        return tokens.sign(body, secret, purpose=SURVEY, now=now, ttl=ttl)
 
 
 @dataclass(frozen=True)
@@ -71,24 +95,23 @@ class UnsubscribeLink:
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> UnsubscribeLink:
-        c, e, j, k = (p.get(n) for n in ("c", "e", "j", "k"))
-        if (
-            not isinstance(c, str)
-            or not c
-            or not (e is None or isinstance(e, str))
-            or not (j is None or isinstance(j, str))
-            or not (k is None or isinstance(k, str))
-        ):
-            raise tokens.TokenError("malformed")
-        return cls(c, e or None, j or None, k or None)
+        return cls(_required(p, "c"), _optional(p, "e"), _optional(p, "j"), _optional(p, "k"))
+
+
+def _legacy(keys: frozenset[str]) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda payload: set(payload) == keys
 
 
 def verify_survey(token: str, secret: str, now: datetime) -> SurveyLink:
-    return SurveyLink.from_payload(tokens.verify(token, secret, now=now))
+    payload = tokens.verify(token, secret, purpose=SURVEY, now=now, legacy=_legacy(LEGACY_SURVEY_KEYS))
+    return SurveyLink.from_payload(payload)
 
 
 def verify_unsubscribe(token: str, secret: str, now: datetime) -> UnsubscribeLink:
-    return UnsubscribeLink.from_payload(tokens.verify(token, secret, now=now))
+    payload = tokens.verify(
+        token, secret, purpose=UNSUBSCRIBE, now=now, legacy=_legacy(LEGACY_UNSUBSCRIBE_KEYS)
+    )
+    return UnsubscribeLink.from_payload(payload)
 
 
 # --- signing -------------------------------------------------------------------------------------------
@@ -102,6 +125,7 @@ class Links:
         token = tokens.sign(
             {"k": key, "c": customer_id, "o": order_id, "s": score, "j": journey},
             self.config.secret_key,
+            purpose=SURVEY,
             now=now,
             ttl=SURVEY_TTL,
         )
@@ -111,6 +135,7 @@ class Links:
         token = tokens.sign(
             {"c": customer_id, "e": email, "j": journey, "k": key},
             self.config.secret_key,
+            purpose=UNSUBSCRIBE,
             now=now,
             ttl=UNSUBSCRIBE_TTL,
         )

@@ -373,6 +373,11 @@ class Store(Protocol):
     #: constraint), as opposed to "the database is unavailable".
     value_errors: tuple[type[Exception], ...]
 
+    def refusal(self, exc: Exception) -> str:
+        """One of :attr:`value_errors` said for the sender of the item: the field it concerns when known
+        (``customer.name: …``) and what was refused, never a stored value."""
+        ...
+
     def begin(self) -> AbstractContextManager[Tx]:
         """One transaction: committed when the block ends normally, rolled back on an exception."""
         ...

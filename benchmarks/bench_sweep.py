@@ -573,7 +573,7 @@ def _prepare_raw(url: str, fake_url: str, tmp: str, per_request: int) -> tuple[C
             "attributes": dict(oattrs or {}),
         }
         unsub = f"{base}/u/" + tokens.sign(
-            {"c": cid, "e": email, "j": plan.id, "k": key}, SECRET, now=NOW, ttl=ttl
+            {"c": cid, "e": email, "j": plan.id, "k": key}, SECRET, purpose="unsubscribe", now=NOW, ttl=ttl
         )
         links = {"unsubscribe": unsub, "support": f"mailto:{settings.email_from}", "shop": base}
         ctx = message_context(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,29 +53,52 @@ def _masked(url: str) -> str:
         return "<invalid url>"
 
 
+#: Not printed as is in a report: control characters (a file's ANSI escapes) and undecodable bytes.
+_UNPRINTABLE = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
+
+
 def _read_events(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, raw item); a line that is not JSON yields its error text for the report."""
+    """Yield (line number, raw item); a line that cannot be read yields its error text for the report.
+
+    Bytes that are not UTF-8 are kept as lone surrogates (``surrogateescape``), so the event's check names
+    the field that holds them instead of the whole file failing. A CSV record is numbered by the line it
+    starts on (a quoted value may span lines)."""
     if fmt == "auto":
         fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
         if fmt == "csv":
-            for row in csv.DictReader(fh):
+            reader = csv.DictReader(fh)
+            try:
+                _ = reader.fieldnames  # reads the header, so record line numbers start after it
+            except csv.Error as exc:
+                yield 1, f"not CSV: {exc}"
+                return
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    yield start, f"not CSV: {exc}"
+                    continue
                 item: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
                 for key in ("data", "customer", "order"):
                     if isinstance(item.get(key), str):
                         try:
                             item[key] = json.loads(item[key])
-                        except json.JSONDecodeError:
+                        except (ValueError, RecursionError):
                             item[key] = {"__invalid_json__": item[key]}
-                yield 0, item
-            return
+                yield start, item
         for n, line_text in enumerate(fh, 1):
             if not line_text.strip():
                 continue
             try:
                 yield n, json.loads(line_text)
             except json.JSONDecodeError as exc:
-                yield n, f"not JSON: {exc.msg} at column {exc.colno}"
+                yield n, f"not JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+            except (ValueError, RecursionError) as exc:  # a number of 5000 digits, nesting too deep
+                yield n, f"not JSON: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -86,7 +110,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise PosventaError(f"no such file: {path}")
     services = build_services(_settings())
     total = IngestReport()
-    csv_mode = args.format == "csv" or (args.format == "auto" and path.suffix.lower() == ".csv")
     chunk: list[tuple[int, dict[str, Any]]] = []
 
     def flush() -> None:
@@ -98,8 +121,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         total.rejected += [(lines[i], reason) for i, reason in rep.rejected]
         chunk.clear()
 
-    for i, (n, item) in enumerate(_read_events(path, args.format), 2 if csv_mode else 1):
-        line = i if csv_mode else n
+    for line, item in _read_events(path, args.format):
         if isinstance(item, str):
             total.rejected.append((line, item))
             continue
@@ -113,7 +135,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         flush()
     total.rejected.sort()
     for line, reason in total.rejected:
-        print(t("rejected_line", path=path, line=line, reason=reason), file=sys.stderr)
+        shown = _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", reason)  # no terminal escapes
+        print(t("rejected_line", path=path, line=line, reason=shown), file=sys.stderr)
     print(t("ingest_summary", ok=total.accepted, dup=total.duplicates, bad=len(total.rejected)))
     return 1 if total.rejected else 0
 

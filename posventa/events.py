@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -36,9 +36,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from posventa.errors import EventError
 from posventa.timeutil import MAX_YEAR, MIN_YEAR, in_calendar
@@ -154,16 +159,61 @@ def _zero_is_none(value: int) -> int | None:
     return value or None
 
 
+class _TextRule:
+    """A check of text that also states itself in the JSON Schema, so the API's OpenAPI document and
+    ``GET /v1/event-types`` say what is refused (a ``pattern``; the check's message is the error)."""
+
+    def __init__(self, check: Callable[[str], str], pattern: str) -> None:
+        self.check, self.pattern = check, pattern
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        if "pattern" in out:  # the field has its own (an email's): both must hold
+            out.setdefault("allOf", []).append({"pattern": self.pattern})
+        else:
+            out["pattern"] = self.pattern
+        return out
+
+
 #: Checks of single-line text (ids, names, emails, codes, URLs) and multi-line text (comments, reasons),
-#: written after the field's length constraints: ``Annotated[str, Field(max_length=200), LINE]``.
-LINE = AfterValidator(_line)
-TEXT = AfterValidator(_text)
+#: written after the field's length constraints: ``Annotated[str, Field(max_length=200), LINE]``. The
+#: patterns are ECMA-262, as JSON Schema wants (lone surrogates are refused too, but no pattern can say so
+#: without also refusing the pairs that make up emoji).
+LINE = _TextRule(_line, "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
+TEXT = _TextRule(_text, "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$")
+#: The years an instant or a date may have, as a pattern (an instant is checked in UTC: an offset can still
+#: move one at the edge out of range).
+_YEARS = f"^(19[0-9][0-9]|2[01][0-9][0-9]|{MAX_YEAR})-"
 #: An id: the shop's customer, order or event id (the columns are ``VARCHAR(128)``).
 Id = Annotated[str, Field(min_length=1, max_length=128), LINE]
-Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
-Day = Annotated[date, AfterValidator(_day)]
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _YEARS}),
+]
+Day = Annotated[
+    date, AfterValidator(_day), WithJsonSchema({"type": "string", "format": "date", "pattern": _YEARS})
+]
 Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
-JSONObject = Annotated[dict[str, Any], AfterValidator(_json)]
+JSONObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_json),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": f"Free-form JSON: keys of at most {MAX_KEY_CHARS} characters without control "
+            f"characters, text without NUL or other controls but tab and line breaks, numbers within "
+            f"{MAX_NUMBER} either way, at most {MAX_JSON_DEPTH} levels deep.",
+            "propertyNames": {"maxLength": MAX_KEY_CHARS, "pattern": LINE.pattern},
+            "additionalProperties": True,
+        }
+    ),
+]
 
 
 class _Strict(BaseModel):

@@ -28,6 +28,7 @@ from web import api, openapi, pages, webhooks
 from web.context import WebContext
 from web.errors import RateLimited, Unauthorized, WebError
 from web.limits import Limits
+from web.logs import install_scrubbing, log_unexpected
 from web.render import error_page
 
 __all__ = ["create_app", "serve"]
@@ -170,8 +171,9 @@ def create_app(
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         rid = _rid(request) or uuid.uuid4().hex[:16]
-        log.error("unhandled error rid=%s %s %s", rid, request.method, redact(request.url.path), exc_info=exc)
-        headers = {"X-Request-ID": rid, **SECURITY_HEADERS}
+        log_unexpected(log, rid, request.method, redact(request.url.path), exc)
+        # uvicorn closes the connection after an unhandled error: say so, or a client reusing it fails
+        headers = {"X-Request-ID": rid, **SECURITY_HEADERS, "Connection": "close"}
         if _is_page(request):
             return error_page(ctx, request, 500, "error_title", "error_body", headers=headers, request_id=rid)
         return JSONResponse(
@@ -197,6 +199,7 @@ def serve(host: str, port: int) -> None:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_scrubbing()  # no address reaches the log, whoever logs it (uvicorn's records propagate here)
     settings = get_settings()
     for warning in settings.warnings():
         log.warning("%s", warning)
@@ -208,5 +211,6 @@ def serve(host: str, port: int) -> None:
         "server_header": False,
         "access_log": False,
         "timeout_keep_alive": 5,
+        "log_config": None,  # uvicorn's loggers propagate to the handlers above, and their filter
     }
     uvicorn.run(app, host=host, port=port, **options)

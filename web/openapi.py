@@ -82,6 +82,13 @@ EVENTS_REQUEST_BODY: dict[str, Any] = {
 }
 
 
+def _one_of_present(*names: str) -> dict[str, Any]:
+    """At least one of the fields ``names`` is present and not null (``customer_id`` or ``customer``)."""
+    return {
+        "anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]
+    }
+
+
 def event_schemas() -> dict[str, Any]:
     """Components: envelope, payload models, one typed event per type, ``Event`` and ``EventBatch``."""
     models: list[type[BaseModel]] = [EventIn, *dict.fromkeys(EVENT_TYPES.values())]
@@ -89,9 +96,14 @@ def event_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
     for name, model in EVENT_TYPES.items():
         required = ["type", "data"] if model.model_json_schema().get("required") else ["type"]
-        description = f"`{name}`: payload `{model.__name__}`."
+        description = (
+            f"`{name}`: payload `{model.__name__}`. Names its customer (`customer_id` or `customer`)."
+        )
         if name in ORDER_EVENTS:
             description += " Needs `order_id` (or an `order` object)."
+        who = [_one_of_present("customer_id", "customer")]
+        if name in ORDER_EVENTS:
+            who.append(_one_of_present("order_id", "order"))
         schemas[typed_name(name)] = {
             "title": name,
             "description": description,
@@ -102,6 +114,7 @@ def event_schemas() -> dict[str, Any]:
                     "required": required,
                     "properties": {"type": {"const": name}, "data": _ref(model.__name__)},
                 },
+                *who,
             ],
         }
     schemas["Event"] = {

@@ -6,6 +6,7 @@ Every link is a capability: ``/s/<token>`` and ``/u/<token>`` are signed, expiri
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
@@ -23,6 +24,9 @@ from web.render import page, page_lang, with_lang
 router = APIRouter(include_in_schema=False)
 
 MAX_TOKEN = 2048
+#: What a comment may not hold (``posventa.events`` refuses it in multi-line text): C0 controls but tab and
+#: line breaks, and DEL.
+_CONTROL = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]")
 
 
 def _limit(ctx: WebContext, request: Request) -> None:
@@ -104,7 +108,8 @@ async def survey_comment(request: Request, token: str) -> Response:
     now = ctx.now()
     link = verify_survey(_token(token), ctx.secret, now)
     fields = await _form(ctx, request)
-    comment = (fields.get("comment") or [""])[0].replace("\r\n", "\n").strip()
+    # line breaks are kept; other control characters (invisible, and refused by the event) are dropped
+    comment = _CONTROL.sub("", (fields.get("comment") or [""])[0].replace("\r\n", "\n")).strip()
     limit = ctx.limits.max_comment_chars
     if len(comment) > limit:
         answer = await run_in_threadpool(ctx.services().clicks.answer, link, now)

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -22,6 +23,7 @@ from infra.email.webhook import (
     parse_events,
     verify_signature,
 )
+from web.api import ApiError
 from web.context import get_context
 from web.limits import read_body
 
@@ -51,14 +53,75 @@ def _refuse(request: Request, exc: WebhookRejected) -> JSONResponse:
     )
 
 
+class WebhookResult(BaseModel):
+    received: int = Field(description="Events in the batch.")
+    applied: int = Field(description="Events applied now.")
+    duplicates: int = Field(description="Events whose `sg_event_id` was applied before.")
+    ignored: int = Field(description="Events for addresses Posventa does not know, or of no interest.")
+    failed: int = Field(description="Events that could not be applied (logged); the batch is still accepted.")
+
+
+#: The request as SendGrid sends it: the signature headers and a JSON array of events. Documented here
+#: because the endpoint reads the raw bytes (the signature covers them exactly).
+WEBHOOK_REQUEST: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "description": description,
+            "schema": {"type": "string", "minLength": 1},
+        }
+        for name, description in (
+            (SIGNATURE_HEADER, "ECDSA P-256 / SHA-256 signature of timestamp + body, DER, base64."),
+            (TIMESTAMP_HEADER, "Unix time in seconds when SendGrid signed the request."),
+        )
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["sg_event_id", "event", "email", "timestamp"],
+                        "properties": {
+                            "sg_event_id": {"type": "string", "minLength": 1},
+                            "event": {"type": "string", "minLength": 1},
+                            "email": {"type": "string", "minLength": 1},
+                            "timestamp": {"type": "integer", "minimum": 0},
+                            "posventa_key": {"type": "string"},
+                            "sg_message_id": {"type": "string"},
+                            "url": {"type": "string"},
+                            "reason": {"type": "string"},
+                            "category": {
+                                "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    },
+}
+
+
 @router.post(
     "/webhooks/sendgrid",
     tags=["webhooks"],
     summary="SendGrid Event Webhook (signed)",
+    response_model=WebhookResult,
+    openapi_extra=WEBHOOK_REQUEST,
     responses={
-        401: {"description": "Signature or timestamp header missing or unreadable."},
-        403: {"description": "Bad signature, stale timestamp, or no verification key set."},
-        413: {"description": "Body too large."},
+        400: {"model": ApiError, "description": "Signed, but not a JSON array of events."},
+        401: {"model": ApiError, "description": "Signature or timestamp header missing or unreadable."},
+        403: {
+            "model": ApiError,
+            "description": "Bad signature, stale timestamp, or no verification key set.",
+        },
+        413: {"model": ApiError, "description": "Body too large."},
+        503: {"model": ApiError, "description": "The configured verification key cannot be used."},
     },
 )
 async def sendgrid_events(request: Request) -> JSONResponse:

@@ -1,12 +1,21 @@
-"""Engines and sessions for PostgreSQL (production, several workers) and SQLite (embedded, one worker)."""
+"""Engines and sessions for PostgreSQL (production, several workers) and SQLite (embedded, one worker).
+
+No personal data in errors: every engine is created with ``hide_parameters=True`` (a failed statement's
+error text names the statement, never the bound values: addresses, names, comments), and
+:func:`withhold_values` removes what the database itself quotes back (PostgreSQL's ``DETAIL: Key
+(email)=(ana@example.com) already exists``, ``Failing row contains (…)``, the value in a data error) from
+the driver's exception and SQLAlchemy's wrapper, so a logged traceback cannot carry them either.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
@@ -23,10 +32,65 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     query of every pooled connection.
     """
     u = make_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if u.get_backend_name() == "sqlite":
-        return _sqlite_engine(u, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(u, **kwargs)
+        engine = _sqlite_engine(u, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_engine(u, **kwargs)
+    event.listen(engine, "handle_error", withhold_values)
+    return engine
+
+
+#: SQLSTATE classes whose primary message may quote a value: data exceptions (``invalid input syntax for
+#: type date: "…"``) and integrity violations.
+_QUOTING_CLASSES = ("22", "23")
+
+
+def safe_db_message(orig: BaseException) -> str | None:
+    """The driver error's text without any value it quotes, or None when it quotes none (SQLite's messages
+    name the constraint, never the row). For PostgreSQL: the primary message line without ``DETAIL`` or
+    ``HINT``, and for data and integrity errors only the SQLSTATE and the names of the table, column and
+    constraint involved."""
+    sqlstate = getattr(orig, "pgcode", None)
+    if not isinstance(sqlstate, str):
+        return None
+    text = str(orig).strip().splitlines()
+    first = text[0] if text else ""
+    if not sqlstate.startswith(_QUOTING_CLASSES):
+        return first
+    diag = getattr(orig, "diag", None)
+    where = [
+        f'{what} "{name}"'
+        for what, name in (
+            ("table", getattr(diag, "table_name", None)),
+            ("column", getattr(diag, "column_name", None)),
+            ("constraint", getattr(diag, "constraint_name", None)),
+        )
+        if name
+    ]
+    kind = type(orig).__name__
+    return (
+        f"{kind} (SQLSTATE {sqlstate})"
+        + (f" on {', '.join(where)}" if where else "")
+        + ("; the database's own text is withheld: it may quote personal data")
+    )
+
+
+def withhold_values(context: ExceptionContext) -> None:
+    """``handle_error`` listener: rewrite the driver's exception (and SQLAlchemy's wrapper of it) to
+    :func:`safe_db_message`. Type, SQLSTATE and ``diag`` are kept, so code that inspects them still works."""
+    orig = context.original_exception
+    text = safe_db_message(orig)
+    if text is None:
+        return
+    with contextlib.suppress(
+        AttributeError, TypeError
+    ):  # a driver's exceptions may refuse: the wrapper won't
+        orig.args = (text,)
+    wrapper = context.sqlalchemy_exception
+    if isinstance(wrapper, DBAPIError):
+        wrapper.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}",)
 
 
 def _sqlite_engine(u: URL, **kwargs: Any) -> Engine:

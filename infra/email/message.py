@@ -20,6 +20,7 @@ __all__ = [
     "OutgoingEmail",
     "SendResult",
     "Sender",
+    "display_name",
     "mailbox",
     "mask_email",
     "message_problems",
@@ -53,6 +54,22 @@ def mailbox(text: str) -> tuple[str, str | None]:
     return address, name.strip() or None
 
 
+#: Never in a display name: C0/C1 controls (CR and LF end a header), DEL, lone surrogates.
+_NOT_IN_NAME = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]+")
+
+
+def display_name(name: str | None) -> str | None:
+    """A customer's name as the display name of a header (``To: Ana García <ana@…>``).
+
+    The events API refuses names with line breaks or control characters, but older releases stored some;
+    such a name must not make every email to that customer fail. Each run of them becomes one space, the
+    result is trimmed, and None is returned when nothing is left (the header is then the bare address)."""
+    if not name:
+        return None
+    cleaned = " ".join(_NOT_IN_NAME.sub(" ", name).split())
+    return cleaned or None
+
+
 def message_problems(message: OutgoingEmail) -> list[str]:
     """Why ``message`` must not be sent at all (empty when it may be), checked before any network call."""
     problems: list[str] = []
@@ -60,8 +77,6 @@ def message_problems(message: OutgoingEmail) -> list[str]:
         problems.append("ledger_key is empty")
     if not valid_address(message.to_email):
         problems.append(f"invalid recipient address {mask_email(message.to_email)}")
-    if message.to_name is not None and ("\r" in message.to_name or "\n" in message.to_name):
-        problems.append("to_name contains a line break")
     if "\r" in message.subject or "\n" in message.subject:
         problems.append("subject contains a line break")
     if message.promotional:

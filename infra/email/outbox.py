@@ -27,6 +27,7 @@ from infra.email.message import (
     SendResult,
     categories,
     custom_args,
+    display_name,
     mailbox,
     mask_email,
     message_problems,
@@ -131,7 +132,7 @@ class FileOutboxSender:
         stem = stem or outbox_stem(message.ledger_key)
         eml = EmailMessage()
         eml["From"] = Address(self.from_name or "", addr_spec=self.from_email)
-        eml["To"] = Address(message.to_name or "", addr_spec=message.to_email)
+        eml["To"] = Address(display_name(message.to_name) or "", addr_spec=message.to_email)
         if self.reply_to is not None:
             eml["Reply-To"] = Address(self.reply_to[1] or "", addr_spec=self.reply_to[0])
         eml["Subject"] = message.subject

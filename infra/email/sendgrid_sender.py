@@ -39,6 +39,7 @@ from infra.email.message import (
     SendResult,
     categories,
     custom_args,
+    display_name,
     mailbox,
     mask_email,
     message_problems,
@@ -274,7 +275,7 @@ class SendGridSender:
     @staticmethod
     def _personalization(message: OutgoingEmail) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "to": [_address(message.to_email, message.to_name)],
+            "to": [_address(message.to_email, display_name(message.to_name))],
             "custom_args": custom_args(message),
         }
         if message.promotional and message.unsubscribe_url:

@@ -121,8 +121,8 @@ def _event(item: Any, index: int) -> WebhookEvent:
     for name in ("sg_event_id", "event", "email"):
         if not isinstance(item.get(name), str) or not item[name]:
             raise WebhookRejected("malformed-payload", f"event {index} has no {name}")
-    stamp = item.get("timestamp")
-    if isinstance(stamp, bool) or not isinstance(stamp, int | str) or not str(stamp).isdigit():
+    stamp = _timestamp(item.get("timestamp"))
+    if stamp is None:
         raise WebhookRejected("malformed-payload", f"event {index} has no integer timestamp")
     category = item.get("category")
     if isinstance(category, str):
@@ -135,7 +135,7 @@ def _event(item: Any, index: int) -> WebhookEvent:
         sg_event_id=item["sg_event_id"],
         event=item["event"],
         email=item["email"],
-        timestamp=int(stamp),
+        timestamp=stamp,
         ledger_key=_text(item.get(LEDGER_KEY_ARG)),
         sg_message_id=_text(item.get("sg_message_id")),
         url=_text(item.get("url")),
@@ -143,6 +143,16 @@ def _event(item: Any, index: int) -> WebhookEvent:
         category=categories,
         raw=item,
     )
+
+
+def _timestamp(value: Any) -> int | None:
+    """Unix seconds: an integer, the same written ``1700000000.0`` (JSON does not tell them apart), or a
+    string of ASCII digits (``"²"`` is a digit to ``str.isdigit``, not to ``int``); None otherwise."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and 0 < len(value) <= 12 and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _text(value: Any) -> str | None:

@@ -8,13 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from web_builders import JOURNEYS, REPO
+from web_builders import JOURNEYS, REPO, wait_until_serving
 
 from infra.settings import make_settings
 from web.app import create_app
@@ -56,16 +55,7 @@ def test_serve_runs_the_app_from_the_environment(db_url: str, tmp_path: Path) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_until_serving(proc, base, lambda: proc.communicate()[0])
         r = httpx.get(f"{base}/s/secret-capability-token", trust_env=False)
         assert r.status_code == 400 and "server" not in r.headers
         r = httpx.post(f"{base}/v1/events", json={}, trust_env=False)

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import html.parser
 import re
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
+from app.links import SURVEY, UNSUBSCRIBE
 from app.services import Services
 from infra.db import models as m
 from infra.email.outbox import outbox_stem
@@ -130,6 +135,7 @@ def survey_token(
     return tokens.sign(
         {"k": key, "c": customer_id, "o": order_id, "s": score, "j": "post_purchase"},
         secret,
+        purpose=SURVEY,
         now=now,
         ttl=ttl,
     )
@@ -145,7 +151,11 @@ def unsubscribe_token(
     secret: str = SECRET,
 ) -> str:
     return tokens.sign(
-        {"c": customer_id, "e": email, "j": "post_purchase", "k": key}, secret, now=now, ttl=ttl
+        {"c": customer_id, "e": email, "j": "post_purchase", "k": key},
+        secret,
+        purpose=UNSUBSCRIBE,
+        now=now,
+        ttl=ttl,
     )
 
 
@@ -238,3 +248,17 @@ def survey_link(html_text: str, score: int) -> str:
     found = [href for href, text in links_in(html_text) if re.search(r"/s/", href) and text == str(score)]
     assert len(found) == 1, f"expected one survey link for {score}, found {found}"
     return found[0]
+
+
+def wait_until_serving(proc: subprocess.Popen[Any], base: str, output: Callable[[], str]) -> None:
+    """Wait (at most a minute) until ``posventa serve`` answers at ``base``; ``output`` says why it died."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, output()
+        try:
+            if httpx.get(f"{base}/openapi.json", timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.1)

@@ -28,6 +28,7 @@ work already done and does not do it twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -79,10 +80,36 @@ class SqlTx:
         return self.session.begin_nested()
 
 
+#: Where an event's values land, by table: the field a refused row is reported under.
+_FIELD_OF_TABLE = {"customers": "customer", "orders": "order", "suppressions": "customer.email"}
+#: SQLite names the column in its message: ``CHECK constraint failed: name``, ``… failed: customers.email``.
+_SQLITE_WHERE = re.compile(r"constraint failed: (?:(\w+)\.)?(\w+)")
+
+
 class SqlStore:
     """:class:`app.ports.Store` on a SQLAlchemy session factory (PostgreSQL or SQLite)."""
 
     value_errors: tuple[type[Exception], ...] = (DataError, IntegrityError)
+
+    def refusal(self, exc: Exception) -> str:
+        """``customer.name: the database refused the value (check constraint "…")``, from the driver's
+        diagnostics (table, column, constraint names: never a value, see :mod:`infra.db.session`)."""
+        orig = getattr(exc, "orig", exc)
+        diag = getattr(orig, "diag", None)
+        table = getattr(diag, "table_name", None)
+        column = getattr(diag, "column_name", None)
+        constraint = getattr(diag, "constraint_name", None)
+        if diag is None:
+            found = _SQLITE_WHERE.search(str(orig))
+            if found and found.group(1):
+                table, column = found.group(1), found.group(2)
+            elif found:
+                constraint = found.group(2)
+        field = _FIELD_OF_TABLE.get(table or "", "(event)")
+        if column and field != "(event)":
+            field = f"{field}.{column}"
+        what = f'{type(orig).__name__}, constraint "{constraint}"' if constraint else type(orig).__name__
+        return f"{field}: the database refused this item ({what}); nothing of it was stored"
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self.factory = factory
