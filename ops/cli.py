@@ -148,22 +148,33 @@ def _prefect_env() -> None:
         os.environ["PREFECT_HOME"] = str(home)
 
 
+def _run_flow(flow: Any, **params: Any) -> int:
+    """Run a flow in this process; print its summary. Exit 1 when the run is not clean (failed sends,
+    engine errors): the reasons are printed, grouped."""
+    from flows.outcome import RunNotClean
+
+    try:
+        stats = flow(**params)
+    except RunNotClean as exc:
+        _print_stats(exc.stats)
+        print(exc.message, file=sys.stderr)
+        return 1
+    _print_stats(stats)
+    return 0
+
+
 def cmd_tick(args: argparse.Namespace) -> int:
     _prefect_env()
     from flows.sweep import tick
 
-    stats = tick(journey=args.journey)
-    _print_stats(stats)
-    return 0
+    return _run_flow(tick, journey=args.journey)
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
     _prefect_env()
     from flows.sweep import nightly
 
-    stats = nightly(journey=args.journey)
-    _print_stats(stats)
-    return 0
+    return _run_flow(nightly, journey=args.journey)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -172,9 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not args.customer:
         raise PosventaError("--customer is required")
-    stats = journey_for_customer(customer=args.customer, journey=args.journey)
-    _print_stats(stats)
-    return 0
+    return _run_flow(journey_for_customer, customer=args.customer, journey=args.journey)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ module               aggregate
 ``referrals``        referral codes and conversions
 ``provider_events``  SendGrid webhook events, deduplicated
 ``api_keys``         the shops' API keys, hashed
+``health``           read-only figures for ops: due backlog, ledger counts, failure reasons
 ==================== ===============================================================================
 
 No engine logic and no commits here: :meth:`SqlStore.begin` owns the transaction. Idempotency comes from
@@ -37,6 +38,7 @@ from infra.db.store.customers import Customers
 from infra.db.store.enrollments import Enrollments
 from infra.db.store.events import Events
 from infra.db.store.feedback import Feedback
+from infra.db.store.health import Health
 from infra.db.store.ledger import Ledger
 from infra.db.store.orders import Orders
 from infra.db.store.plans import Plans
@@ -65,6 +67,7 @@ class SqlTx:
         self.referrals = Referrals(s)
         self.provider_events = ProviderEvents(s)
         self.api_keys = ApiKeys(s)
+        self.health = Health(s)
 
     def savepoint(self) -> AbstractContextManager[object]:
         return self.session.begin_nested()
