@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             failed = True
     else:
         print("✓ prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)")
+    if s.prefect_api_url and not failed:  # the scheduler produces runs (the check of `posventa status`)
+        from ops.status import scheduler_checks
+
+        for line in scheduler_checks(s.prefect_api_url, datetime.now(UTC))[0]:
+            print(line.render())
+            failed |= line.ok is False
     if s.sendgrid_api_key is None:
         print(f"✓ email: {t('outbox_note', path=s.outbox_dir)}")
     else:
