@@ -154,23 +154,29 @@ class Stats:
         return " · ".join(parts)
 
     def problems(self, limit: int = 5) -> str:
-        """Why the run is not clean, grouped: ``2 sends failed: 401: bad key ×2; 1 engine error: …``."""
+        """Why the run is not clean, grouped: ``2 sends failed: 401: bad key ×2; 1 enrollment failed in the
+        engine: KeyError: 'x' ×1``; ``unknown`` sends too. Empty for a run with nothing to report."""
         groups = self.grouped()
         out = []
-        for outcome, what, total in (
-            ("failed", "sends failed", self.failed_sends),
-            (ENGINE, "enrollments failed in the engine", self.engine_errors),
-            (SHARD, "shards did not finish", self.shard_errors),
-            ("unknown", "sends unknown (awaiting reconciliation)", self.total("unknown")),
+        for outcome, (one, many), total in (
+            ("failed", ("send failed", "sends failed"), self.failed_sends),
+            (
+                ENGINE,
+                ("enrollment failed in the engine", "enrollments failed in the engine"),
+                self.engine_errors,
+            ),
+            (SHARD, ("shard did not finish", "shards did not finish"), self.shard_errors),
+            ("unknown", ("send unknown", "sends unknown"), self.total("unknown")),
         ):
             if not total:
                 continue
+            what = one if total == 1 else many
+            if outcome == "unknown":
+                what += " (awaiting reconciliation)"
             mine = [(r, n) for o, r, n in groups if o == outcome]
             shown = ", ".join(f"{r} ×{n}" for r, n in mine[:limit])
-            more = len(mine) - limit
-            out.append(
-                f"{total} {what}" + (f": {shown}" if shown else "") + (f" (+{more} more)" if more > 0 else "")
-            )
+            more = f" (+{len(mine) - limit} more)" if len(mine) > limit else ""
+            out.append(f"{total} {what}" + (f": {shown}" if shown else "") + more)
         return "; ".join(out)
 
     # -- the run table ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The deployment as the README runs it: a Prefect server on its own PostgreSQL database, the work pool,
 ``prefect deploy --all`` of the shipped ``prefect.yaml``, a process worker, and a migrated Posventa
-database whose email goes to the loopback SendGrid fake. Built once per module, torn down (processes and
-databases) whatever happens."""
+database whose email goes to the loopback SendGrid fake. Built once per session — shared by
+``test_deploy_ops.py`` (automations, a failing run, the fan-out over several workers) and
+``test_deployment.py`` (what the README runs) — and torn down (processes and databases) whatever happens."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     from prefect.client.orchestration import SyncPrefectClient
 
@@ -57,6 +58,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
             "POSVENTA_SENDGRID_HOST": fake.url,
             "POSVENTA_SECRET_KEY": "deploy-test-" + "k" * 32,
             "POSVENTA_OUTBOX_DIR": str(tmp / "outbox"),
+            # Small batches: the shards of a fanned-out run interleave within a few hundred customers.
+            "POSVENTA_BATCH_SIZE": "50",
         }
         stack = Stack(tmp, env)
         cleanup.callback(stack.stop)

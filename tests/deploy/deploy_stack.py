@@ -50,6 +50,7 @@ class Stack:
     tmp: Path
     env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopped: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def command(self, readme_line: str) -> str:
         return re.sub(r"(?<![\w/.])\.venv/bin/", f"{BIN}/", readme_line)
@@ -84,19 +85,22 @@ class Stack:
         )
         log.close()
 
-    def stop(self) -> None:
-        """SIGTERM each process group, then SIGKILL what is left after 15 s."""
-        for proc in self.procs.values():
+    def stop(self, *names: str) -> None:
+        """SIGTERM each process group (those of ``names``, else all), then SIGKILL what is left after 15 s."""
+        procs = [self.procs[n] for n in names] if names else list(self.procs.values())
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for proc in self.procs.values():
+        for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             # The leader may be gone while a child (a flow run) still lives in its group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for name in names:  # stopped on purpose: no longer watched by wait()
+            self.stopped[name] = self.procs.pop(name)
 
     def logs(self, lines: int = 40) -> str:
         out = []
@@ -220,3 +224,33 @@ def order_placed(customer: str, email: str, locale: str = "es") -> dict[str, Any
             "items": [{"sku": "CEP-01", "name": "Cepillo", "quantity": 1, "price": 59.9}],
         },
     }
+
+
+class Receiver:
+    """A loopback HTTP endpoint that records the JSON bodies POSTed to it (a notification target)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies: list[dict[str, Any]] = []
+        self.bodies = bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                bodies.append(json.loads(raw or b"{}"))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
