@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from deploy_stack import WORKER, Deployed, Receiver, created_run_id, order_placed
+from deploy_stack import ROOT, WORKER, Deployed, Receiver, created_run_id, order_placed
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -24,6 +24,16 @@ FAN_OUT = ".venv/bin/prefect deployment run tick/tick --param shards=3"
 STATUS = ".venv/bin/posventa status --format json"
 INVALID_KEY = "401: The provided authorization grant is invalid, expired, or revoked"
 FANNED_OUT_CUSTOMERS = 600
+
+
+def test_the_readme_documents_these_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for line in (
+        ".venv/bin/posventa automations --notify ",
+        STATUS.split(" --")[0],
+        "run nightly/nightly --param shards=",
+    ):
+        assert line in readme, f"README no longer documents `{line}`"
 
 
 @pytest.fixture(scope="module")
