@@ -182,9 +182,7 @@ class Stats:
     # -- the run table ------------------------------------------------------------------------------------
 
     def table(self) -> list[dict[str, Any]]:
-        by_step: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        for (j, s), c in self._step_counts().items():
-            by_step[(j, s)] = c
+        by_step = self._step_counts()
         step_reasons: dict[tuple[str, str], list[str]] = defaultdict(list)
         explained: Counter[tuple[str, str]] = Counter()
         for (j, s, o, r), n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):

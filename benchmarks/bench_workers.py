@@ -58,10 +58,17 @@ def _due() -> int:
 
 
 def run(n: int | None = None, counts: tuple[int, ...] = WORKER_COUNTS) -> dict[str, Any]:
-    import httpx
-    from deploy_stack import DEPLOY, POOL, WORKER, Stack, clean_environment, free_port
+    from deploy_stack import (
+        DEPLOY,
+        POOL,
+        WORKER,
+        Stack,
+        free_port,
+        stack_environment,
+        start_server,
+        wait_healthy,
+    )
     from prefect.client.orchestration import SyncPrefectClient
-    from sqlalchemy.engine import make_url
 
     from infra.db.testing import fresh_postgres_database
     from posventa.plan import compile_file
@@ -79,34 +86,20 @@ def run(n: int | None = None, counts: tuple[int, ...] = WORKER_COUNTS) -> dict[s
         print(f"  workers: seeded {n} due in {time.perf_counter() - started:.1f} s", flush=True)
 
         api = f"http://127.0.0.1:{free_port()}/api"
-        env = clean_environment() | {
-            "PREFECT_HOME": str(tmp / "prefect-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": api,
-            "POSVENTA_DATABASE_URL": url,
-            "POSVENTA_SENDGRID_API_KEY": API_KEY,
-            "POSVENTA_SENDGRID_HOST": fake.url,
-            "POSVENTA_SENDGRID_TIMEOUT": "30",
-            "POSVENTA_SENDGRID_PASSTHROUGH_TEMPLATE_ID": PASSTHROUGH_TEMPLATE,
-            "POSVENTA_SECRET_KEY": SECRET,
-            "POSVENTA_OUTBOX_DIR": str(tmp / "outbox"),
-        }
+        env = stack_environment(
+            tmp,
+            api,
+            url,
+            fake.url,
+            sendgrid_api_key=API_KEY,
+            sendgrid_timeout="30",
+            sendgrid_passthrough_template_id=PASSTHROUGH_TEMPLATE,
+            secret_key=SECRET,
+        )
         stack = Stack(tmp, env)
         cleanup.callback(stack.stop)
-        server_db = make_url(prefect_db).set(drivername="postgresql+asyncpg")
-        stack.start(
-            "server",
-            f".venv/bin/prefect server start --host 127.0.0.1 --port {api.rsplit(':', 1)[1].split('/')[0]}",
-            PREFECT_API_DATABASE_CONNECTION_URL=server_db.render_as_string(hide_password=False),
-        )
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        stack.wait("healthy Prefect server", up, timeout=180)
+        start_server(stack, api, prefect_db)
+        wait_healthy(stack, api, timeout=180)
         stack.run(POOL)
         stack.run(DEPLOY, timeout=180)
         client = cleanup.enter_context(SyncPrefectClient(api))

@@ -128,6 +128,54 @@ class Stack:
             time.sleep(every)
 
 
+def stack_environment(
+    tmp: Path, api: str, database_url: str, sendgrid_url: str, **posventa: str
+) -> dict[str, str]:
+    """What every process of a stack shares: its own Prefect home and API, Posventa's database and the
+    loopback SendGrid; ``posventa`` adds or overrides ``POSVENTA_<NAME>`` settings."""
+    return (
+        clean_environment()
+        | {
+            "PREFECT_HOME": str(tmp / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": api,
+            "POSVENTA_PREFECT_API_URL": api,
+            "POSVENTA_DATABASE_URL": database_url,
+            "POSVENTA_SENDGRID_API_KEY": API_KEY,
+            "POSVENTA_SENDGRID_HOST": sendgrid_url,
+            "POSVENTA_SECRET_KEY": "deploy-test-" + "k" * 32,
+            "POSVENTA_OUTBOX_DIR": str(tmp / "outbox"),
+        }
+        | {f"POSVENTA_{name.upper()}": value for name, value in posventa.items()}
+    )
+
+
+def start_server(stack: Stack, api: str, prefect_database_url: str, **env: str) -> None:
+    """``prefect server start`` on its own PostgreSQL database (asyncpg), at ``api``'s port."""
+    from sqlalchemy.engine import make_url
+
+    server_db = make_url(prefect_database_url).set(drivername="postgresql+asyncpg")
+    port = api.rsplit(":", 1)[1].split("/")[0]
+    stack.start(
+        "server",
+        f".venv/bin/prefect server start --host 127.0.0.1 --port {port}",
+        PREFECT_API_DATABASE_CONNECTION_URL=server_db.render_as_string(hide_password=False),
+        **env,
+    )
+
+
+def wait_healthy(stack: Stack, api: str, timeout: float = 90) -> None:
+    import httpx
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{api}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    stack.wait("healthy Prefect server", up, timeout)
+
+
 def created_run_id(output: str) -> str:
     """The flow run id printed by ``prefect deployment run``."""
     found = re.search(r"UUID: ([0-9a-f-]{36})", output)
