@@ -115,16 +115,88 @@ def run(n: int | None = None, counts: tuple[int, ...] = WORKER_COUNTS) -> dict[s
             stack.wait(f"{w} online workers", lambda w=w: _online(client) >= w, timeout=180)
             reset_due(url, plan)
             fake.reset()
-            rows.append(_round(client, stack, tick.id, w, n, url, fake))
+            load = os.getloadavg()[0]
+            pids = [p.pid for name, p in stack.procs.items() if name.startswith("worker-")]
+            with CpuSampler(pids, url) as cpu:
+                rows.append(_round(client, stack, tick.id, w, n, url, fake))
+            rows[-1] |= cpu.figures() | {"load_before": round(load, 1)}
+            r = rows[-1]
             print(
-                f"  workers: {w} → {rows[-1]['seconds']:.1f} s, {rows[-1]['steps_per_s']:.0f} steps/s, "
-                f"shares {rows[-1]['shares']}",
+                f"  workers: {w} → {r['seconds']:.1f} s, {r['steps_per_s']:.0f} steps/s, "
+                f"shares {r['shares']}, "
+                f"CPU: flow runs {r['flow_runs_cpu_s']} s, PostgreSQL {r['postgres_cpu_s']} s; "
+                f"load average before {r['load_before']}",
                 flush=True,
             )
     base = rows[0]["steps_per_s"]
     for row in rows:
         row["ratio_to_one"] = round(row["steps_per_s"] / base, 2)
     return {"due": n, "cpus": os.cpu_count(), "rows": rows}
+
+
+class CpuSampler:
+    """CPU seconds used during a round by the flow-run processes (descendants of the worker processes)
+    and by the PostgreSQL backends connected to the Posventa database, sampled from ``/proc`` every
+    half second (a process's last half second before it exits is missed)."""
+
+    def __init__(self, worker_pids: list[int], url: str) -> None:
+        import threading
+
+        self.worker_pids, self.url = worker_pids, url
+        self.flows: dict[int, float] = {}
+        self.postgres: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "flow_runs_cpu_s": round(sum(self.flows.values()), 1),
+            "postgres_cpu_s": round(sum(self.postgres.values()), 1),
+        }
+
+    def _cpu(self, pid: int) -> tuple[int, float] | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / self._tick  # ppid, utime + stime
+
+    def _loop(self) -> None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(self.url, poolclass=NullPool)
+        database = make_url(self.url).database
+        query = text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()")
+        try:
+            while not self._stop.wait(0.5):
+                stats = {int(p): self._cpu(int(p)) for p in os.listdir("/proc") if p.isdigit()}
+                mine = set(self.worker_pids)
+                changed = True
+                while changed:  # the workers' descendants: bash, the flow-run processes
+                    found = {pid for pid, st in stats.items() if st and st[0] in mine}
+                    changed = not found <= mine
+                    mine |= found
+                for pid in mine - set(self.worker_pids):
+                    if stats.get(pid):
+                        self.flows[pid] = max(self.flows.get(pid, 0.0), stats[pid][1])  # type: ignore[index]
+                with engine.connect() as c:
+                    backends = [int(r[0]) for r in c.execute(query, {"d": database})]
+                for pid in backends:
+                    if stats.get(pid):
+                        self.postgres[pid] = max(self.postgres.get(pid, 0.0), stats[pid][1])  # type: ignore[index]
+        finally:
+            engine.dispose()
 
 
 def _online(client: Any) -> int:
