@@ -36,6 +36,19 @@ def test_the_readme_documents_these_commands() -> None:
         assert line in readme, f"README no longer documents `{line}`"
 
 
+def test_the_shipped_automations_expect_the_events_the_flows_emit() -> None:
+    """Offline: Prefect's own model accepts the file, and every ``posventa.*`` event it waits for is one
+    that ``flows/outcome.py`` emits (a renamed event would silence the notification)."""
+    import re
+
+    from ops.automations import FILE, definitions
+
+    emitted = set(re.findall(r'"(posventa\.[a-z.]+)"', (ROOT / "flows" / "outcome.py").read_text()))
+    expected = {e for a in definitions(FILE, None) for e in a.trigger.expect if e.startswith("posventa.")}
+    assert expected == {"posventa.sends.failed", "posventa.enrollments.failed"}
+    assert expected <= emitted
+
+
 @pytest.fixture(scope="module")
 def ops(deployed: Deployed) -> Iterator[Deployed]:
     tick = deployed.deployment("tick/tick")
