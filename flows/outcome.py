@@ -3,10 +3,11 @@
 **The final state.** A run with permanent send failures or engine errors ends **Failed**, its message
 saying how many and why (``312 sends failed: 401: … ×312 — 400 due · 88 sent · 312 failed``); a clean
 run ends Completed with the same headline (``400 due · 400 sent``). Failed, not a Completed state with a
-custom name such as "Completed with failures": Prefect 3.9 keeps custom names but judges by the state
-*type* — the dashboard's failed-runs count, the UI's colours, filters and ``prefect.flow-run.Failed``
-events all read the type, so a renamed Completed would stay green and uncounted, which is the problem
-this fixes. Nothing retries a flow run here (``retries`` is 0), so Failed only reports. ``unknown``
+custom name such as "Completed with failures": Prefect 3.9 stores a custom name but judges by the state
+*type* — the dashboard's failed-runs count, the UI's colours and the state filters read the type, so a
+renamed Completed would stay green and uncounted, which is the problem this fixes — and it names the
+run's event after the state name (``prefect.flow-run.Completed with failures``), which automations and
+filters written for ``prefect.flow-run.Failed`` would never see. Nothing retries a flow run here (``retries`` is 0), so Failed only reports. ``unknown``
 sends alone do not fail a run: they await reconciliation and settle themselves; the message names them.
 
 **The log.** One WARNING line per reason with its count, then up to 20 engine detail lines.
