@@ -52,10 +52,14 @@ def test_deploy_registers_the_shipped_deployments(deployed: Deployed) -> None:
     [cron] = nightly.schedules
     assert (cron.schedule.cron, cron.schedule.timezone) == ("30 2 * * *", "Europe/Madrid")
 
+    assert tick.parameters == nightly.parameters == {"shards": 1}  # one process unless ops raise it
+    shard = deployed.deployment("sweep-shard/sweep-shard")
+    assert shard.schedules == [] and shard.parameter_openapi_schema["required"] == ["now", "shard", "shards"]
+
     customer = deployed.deployment("customer/customer")
     assert customer.schedules == [] and customer.parameters == {}
     assert customer.parameter_openapi_schema["required"] == ["customer"]
-    for d in (tick, nightly, customer):
+    for d in (tick, nightly, shard, customer):
         assert d.work_pool_name == "posventa"
 
 
