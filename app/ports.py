@@ -329,6 +329,17 @@ class Installation(Protocol):
     def unset(self, name: str) -> None: ...
 
 
+class Health(Protocol):
+    """Read-only figures for ops: the due backlog, ledger counts, failure reasons (``posventa status``, the
+    run summaries)."""
+
+    def backlog(self, now: datetime) -> tuple[int, datetime | None]: ...
+    def ledger_counts(self, statuses: Sequence[str]) -> dict[str, int]: ...
+    def reasons(
+        self, statuses: Sequence[str], *, moved_at: datetime | None = None, limit: int = 50
+    ) -> list[tuple[str, str, str, str | None, int]]: ...
+
+
 class Tx(Protocol):
     """One transaction's view of the store: a repository per aggregate."""
 
@@ -362,6 +373,8 @@ class Tx(Protocol):
     def test_sends(self) -> SendTests: ...
     @property
     def installation(self) -> Installation: ...
+    @property
+    def health(self) -> Health: ...
 
     def savepoint(self) -> AbstractContextManager[object]:
         """A nested transaction: an exception inside rolls back only what the block did."""

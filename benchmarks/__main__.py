@@ -7,7 +7,8 @@ sweep on PostgreSQL vs the per-customer Prefect design and the raw SQL+HTTP limi
 ``POSVENTA_BENCH_SIZES``), ``email`` (SendGridSender batched vs one request per message, by a colleague)
 ``api`` (``benchmarks/bench_api.py``), ``render`` (one ``thank_you`` message vs a trivial template) and
 ``report`` (the results report over a million ledger rows on PostgreSQL; size from
-``POSVENTA_BENCH_REPORT_ENROLLMENTS``).
+``POSVENTA_BENCH_REPORT_ENROLLMENTS``) and ``workers`` (one due set swept by 1, 2 and 4 process workers
+through a real Prefect server; size from ``POSVENTA_BENCH_WORKERS_DUE``).
 """
 
 from __future__ import annotations
@@ -165,6 +166,20 @@ def _render_ratios(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _workers() -> dict[str, Any]:
+    from benchmarks import bench_workers
+
+    return bench_workers.run()
+
+
+def _workers_ratios(r: dict[str, Any]) -> list[str]:
+    return [
+        f"{row['workers']} worker(s): {row['steps_per_s']:.0f} steps/s on {r['due']} due = "
+        f"{row['ratio_to_one']:.2f}x one worker (baseline); enrollments per process {row['shares']}"
+        for row in r["rows"]
+    ]
+
+
 class _Skip(Exception):
     pass
 
@@ -176,6 +191,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, An
     "api": (_api, _api_ratios),
     "render": (_render, _render_ratios),
     "report": (_report, _report_ratios),
+    "workers": (_workers, _workers_ratios),
 }
 
 

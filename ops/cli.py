@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,22 +172,33 @@ def _prefect_env() -> None:
         os.environ["PREFECT_HOME"] = str(home)
 
 
+def _run_flow(flow: Any, **params: Any) -> int:
+    """Run a flow in this process; print its summary. Exit 1 when the run is not clean (failed sends,
+    engine errors): the reasons are printed, grouped."""
+    from flows.outcome import RunNotClean
+
+    try:
+        stats = flow(**params)
+    except RunNotClean as exc:
+        _print_stats(exc.stats)
+        print(exc.message, file=sys.stderr)
+        return 1
+    _print_stats(stats)
+    return 0
+
+
 def cmd_tick(args: argparse.Namespace) -> int:
     _prefect_env()
     from flows.sweep import tick
 
-    stats = tick(journey=args.journey)
-    _print_stats(stats)
-    return 0
+    return _run_flow(tick, journey=args.journey)
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
     _prefect_env()
     from flows.sweep import nightly
 
-    stats = nightly(journey=args.journey)
-    _print_stats(stats)
-    return 0
+    return _run_flow(nightly, journey=args.journey)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -202,11 +214,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     _prefect_env()
     from flows.sweep import journey_for_customer
 
-    stats = journey_for_customer(customer=args.customer, journey=args.journey, now=walk[1] if walk else None)
+    code = _run_flow(
+        journey_for_customer, customer=args.customer, journey=args.journey, now=walk[1] if walk else None
+    )
     if walk:
         after_travel(walk[0], args.customer, walk[1])
-    _print_stats(stats)
-    return 0
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -253,6 +266,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             failed = True
     else:
         print("✓ prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)")
+    if s.prefect_api_url and not failed:  # the scheduler produces runs (the check of `posventa status`)
+        from ops.status import scheduler_checks
+
+        for line in scheduler_checks(s.prefect_api_url, datetime.now(UTC))[0]:
+            print(line.render())
+            failed |= line.ok is False
     if s.sendgrid_api_key is None:
         print(f"✓ email: {t('outbox_note', path=s.outbox_dir)}")
     else:

@@ -27,6 +27,7 @@ from prefect.states import State
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.services import Services
+from app.stats import ledger_reasons
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -117,3 +118,9 @@ def ingest_events(
 @durable("count-due", "count due enrollments")
 def count_due(now: datetime, journey: str | None = None) -> int:
     return services().advance.count_due(now, journey)
+
+
+@durable("failure-reasons", "why sends failed")
+def failure_reasons(now: datetime) -> list[tuple[str, str, str, str | None, int]]:
+    """The run's ``failed``/``unknown`` ledger rows grouped by journey step and reason (read-only)."""
+    return ledger_reasons(services().store, now)

@@ -1,7 +1,8 @@
 """The deployment as the README runs it: a Prefect server on its own PostgreSQL database, the work pool,
 ``prefect deploy --all`` of the shipped ``prefect.yaml``, a process worker, and a migrated Posventa
-database whose email goes to the loopback SendGrid fake. Built once per module, torn down (processes and
-databases) whatever happens."""
+database whose email goes to the loopback SendGrid fake. Built once per session — shared by
+``test_deploy_ops.py`` (automations, a failing run, the fan-out over several workers) and
+``test_deployment.py`` (what the README runs) — and torn down (processes and databases) whatever happens."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 import pytest
 from deploy_stack import (
     API_KEY,
@@ -20,23 +20,17 @@ from deploy_stack import (
     WORKER,
     Deployed,
     Stack,
-    clean_environment,
     free_port,
+    stack_environment,
+    start_server,
+    wait_healthy,
 )
-from sqlalchemy.engine import make_url
 
 from infra.db.testing import fresh_postgres_database
 from infra.email.fake_sendgrid import FakeSendGrid
 
 
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     from prefect.client.orchestration import SyncPrefectClient
 
@@ -47,32 +41,15 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         posventa_db = cleanup.enter_context(fresh_postgres_database(migrate=False))
         fake = cleanup.enter_context(FakeSendGrid(api_key=API_KEY))
         api = f"http://127.0.0.1:{free_port()}/api"
-        env = clean_environment() | {
-            "PREFECT_HOME": str(tmp / "prefect-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": api,
-            "POSVENTA_PREFECT_API_URL": api,
-            "POSVENTA_DATABASE_URL": posventa_db,
-            "POSVENTA_SENDGRID_API_KEY": API_KEY,
-            "POSVENTA_SENDGRID_HOST": fake.url,
-            "POSVENTA_SECRET_KEY": "deploy-test-" + "k" * 32,
-            "POSVENTA_OUTBOX_DIR": str(tmp / "outbox"),
-        }
+        # Small batches: the shards of a fanned-out run interleave within a few hundred customers.
+        env = stack_environment(tmp, api, posventa_db, fake.url, batch_size="50")
         stack = Stack(tmp, env)
         cleanup.callback(stack.stop)
-
-        server_db = make_url(prefect_db).set(drivername="postgresql+asyncpg")
-        port = api.rsplit(":", 1)[1].split("/")[0]
-        stack.start(
-            "server",
-            f".venv/bin/prefect server start --host 127.0.0.1 --port {port}",
-            PREFECT_API_DATABASE_CONNECTION_URL=server_db.render_as_string(hide_password=False),
-            # The scheduler visits every deployment each 5 s instead of 60: the shortened tick schedule
-            # gets its runs at once.
-            PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
-        )
+        # The scheduler visits every deployment each 5 s instead of 60: the shortened tick schedule gets
+        # its runs at once.
+        start_server(stack, api, prefect_db, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5")
         stack.run(MIGRATE)
-        stack.wait("healthy Prefect server", lambda: _up(api), SERVER_START_TIMEOUT)
+        wait_healthy(stack, api, SERVER_START_TIMEOUT)
         stack.run(POOL)
         stack.run(DEPLOY)
         # Polling every 2 s instead of 15 keeps the test short; nothing else differs from the README.

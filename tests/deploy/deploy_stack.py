@@ -50,6 +50,7 @@ class Stack:
     tmp: Path
     env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopped: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def command(self, readme_line: str) -> str:
         return re.sub(r"(?<![\w/.])\.venv/bin/", f"{BIN}/", readme_line)
@@ -84,19 +85,22 @@ class Stack:
         )
         log.close()
 
-    def stop(self) -> None:
-        """SIGTERM each process group, then SIGKILL what is left after 15 s."""
-        for proc in self.procs.values():
+    def stop(self, *names: str) -> None:
+        """SIGTERM each process group (those of ``names``, else all), then SIGKILL what is left after 15 s."""
+        procs = [self.procs[n] for n in names] if names else list(self.procs.values())
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for proc in self.procs.values():
+        for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             # The leader may be gone while a child (a flow run) still lives in its group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for name in names:  # stopped on purpose: no longer watched by wait()
+            self.stopped[name] = self.procs.pop(name)
 
     def logs(self, lines: int = 40) -> str:
         out = []
@@ -122,6 +126,54 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {what} after {timeout:.0f} s{self.logs()}")
             time.sleep(every)
+
+
+def stack_environment(
+    tmp: Path, api: str, database_url: str, sendgrid_url: str, **posventa: str
+) -> dict[str, str]:
+    """What every process of a stack shares: its own Prefect home and API, Posventa's database and the
+    loopback SendGrid; ``posventa`` adds or overrides ``POSVENTA_<NAME>`` settings."""
+    return (
+        clean_environment()
+        | {
+            "PREFECT_HOME": str(tmp / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": api,
+            "POSVENTA_PREFECT_API_URL": api,
+            "POSVENTA_DATABASE_URL": database_url,
+            "POSVENTA_SENDGRID_API_KEY": API_KEY,
+            "POSVENTA_SENDGRID_HOST": sendgrid_url,
+            "POSVENTA_SECRET_KEY": "deploy-test-" + "k" * 32,
+            "POSVENTA_OUTBOX_DIR": str(tmp / "outbox"),
+        }
+        | {f"POSVENTA_{name.upper()}": value for name, value in posventa.items()}
+    )
+
+
+def start_server(stack: Stack, api: str, prefect_database_url: str, **env: str) -> None:
+    """``prefect server start`` on its own PostgreSQL database (asyncpg), at ``api``'s port."""
+    from sqlalchemy.engine import make_url
+
+    server_db = make_url(prefect_database_url).set(drivername="postgresql+asyncpg")
+    port = api.rsplit(":", 1)[1].split("/")[0]
+    stack.start(
+        "server",
+        f".venv/bin/prefect server start --host 127.0.0.1 --port {port}",
+        PREFECT_API_DATABASE_CONNECTION_URL=server_db.render_as_string(hide_password=False),
+        **env,
+    )
+
+
+def wait_healthy(stack: Stack, api: str, timeout: float = 90) -> None:
+    import httpx
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{api}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    stack.wait("healthy Prefect server", up, timeout)
 
 
 def created_run_id(output: str) -> str:
@@ -220,3 +272,33 @@ def order_placed(customer: str, email: str, locale: str = "es") -> dict[str, Any
             "items": [{"sku": "CEP-01", "name": "Cepillo", "quantity": 1, "price": 59.9}],
         },
     }
+
+
+class Receiver:
+    """A loopback HTTP endpoint that records the JSON bodies POSTed to it (a notification target)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies: list[dict[str, Any]] = []
+        self.bodies = bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                bodies.append(json.loads(raw or b"{}"))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(240
 
 RUN_CUSTOMER = ".venv/bin/prefect deployment run customer/customer --param customer=c-42"
 SHORTEN_TICK = ".venv/bin/prefect deployment schedule create tick/tick --interval 10 --replace -y"
+STATUS = ".venv/bin/posventa status"
+DOCTOR = ".venv/bin/posventa doctor"
 
 SHIPPED = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
 
@@ -50,10 +52,14 @@ def test_deploy_registers_the_shipped_deployments(deployed: Deployed) -> None:
     [cron] = nightly.schedules
     assert (cron.schedule.cron, cron.schedule.timezone) == ("30 2 * * *", "Europe/Madrid")
 
+    assert tick.parameters == nightly.parameters == {"shards": 1}  # one process unless ops raise it
+    shard = deployed.deployment("sweep-shard/sweep-shard")
+    assert shard.schedules == [] and shard.parameter_openapi_schema["required"] == ["now", "shard", "shards"]
+
     customer = deployed.deployment("customer/customer")
     assert customer.schedules == [] and customer.parameters == {}
     assert customer.parameter_openapi_schema["required"] == ["customer"]
-    for d in (tick, nightly, customer):
+    for d in (tick, nightly, shard, customer):
         assert d.work_pool_name == "posventa"
 
 
@@ -121,3 +127,24 @@ def test_a_scheduled_tick_completes_on_the_worker_and_sends_once(deployed: Deplo
     assert all(n == 1 for n in Counter(m.to for m in deployed.fake.messages).values())
     failed = deployed.runs("tick/tick", "FAILED", "CRASHED")
     assert not failed, deployed.describe(failed[0])
+
+
+def test_status_and_doctor_see_a_healthy_scheduler(deployed: Deployed) -> None:
+    """After the scheduled ticks above: the last completed tick is within twice its (shortened) period."""
+    done = deployed.stack.run(STATUS + " --format json", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["healthy"] and report["backlog"]["due"] == 0
+    tick, nightly = report["prefect"]["tick"], report["prefect"]["nightly"]
+    assert (tick["schedule_active"], tick["period_seconds"]) == (True, 10)
+    assert tick["seconds_since"] <= tick["alarm_after_seconds"] == 70  # 10 s + the minute of slack
+    assert (nightly["period_seconds"], nightly["last_completed_at"]) == (86400, None)  # none yet: not late
+
+    doctor = deployed.stack.run(DOCTOR, check=False)
+    assert doctor.returncode == 0 and "✓ tick: last completed" in doctor.stdout, doctor.stdout
+
+    # The same server seen five minutes from now: no tick completed within 70 s — stalled.
+    from ops.status import scheduler_checks
+
+    lines, _ = scheduler_checks(deployed.api_url, datetime.now(UTC) + timedelta(minutes=5))
+    assert [line.problem for line in lines if line.ok is False] == ["tick_stalled"]

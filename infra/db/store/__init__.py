@@ -18,6 +18,7 @@ module               aggregate
 ``journeys``         the live version and state of each journey, publications, journey-wide moves
 ``test_sends``       test messages (``posventa send-test``), for the rate limit
 ``installation``     facts about the database: the production mark, virtual clocks
+``health``           read-only figures for ops: due backlog, ledger counts, failure reasons
 ==================== ===============================================================================
 
 No engine logic and no commits here: :meth:`SqlStore.begin` owns the transaction. Idempotency comes from
@@ -41,6 +42,7 @@ from infra.db.store.customers import Customers
 from infra.db.store.enrollments import Enrollments
 from infra.db.store.events import Events
 from infra.db.store.feedback import Feedback
+from infra.db.store.health import Health
 from infra.db.store.installation import Installation
 from infra.db.store.journeys import Journeys
 from infra.db.store.ledger import Ledger
@@ -75,6 +77,7 @@ class SqlTx:
         self.journeys = Journeys(s)
         self.test_sends = SendTests(s)
         self.installation = Installation(s)
+        self.health = Health(s)
 
     def savepoint(self) -> AbstractContextManager[object]:
         return self.session.begin_nested()

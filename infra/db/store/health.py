@@ -1,0 +1,50 @@
+"""Read-only figures for ops (:class:`app.ports.Health`): the due backlog and its age, ledger rows by
+status, and why rows failed — for ``posventa status`` and the flow runs' summaries. Nothing here writes
+or locks: a status probe must never hold up a sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from infra.db.models import LIVE_ENROLLMENT_STATUSES, Enrollment, LedgerEntry
+from infra.db.store._base import Repo, aware
+
+
+class Health(Repo):
+    def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many live enrollments are due at ``now``, and since when the oldest of them is."""
+        count, oldest = self.s.execute(
+            select(func.count(), func.min(Enrollment.next_due_at)).where(
+                Enrollment.status.in_(LIVE_ENROLLMENT_STATUSES),
+                Enrollment.next_due_at <= aware(now, "now"),
+            )
+        ).one()
+        return int(count or 0), oldest
+
+    def ledger_counts(self, statuses: Sequence[str]) -> dict[str, int]:
+        """Ledger rows (messages and journey webhooks) per status, zero for a status without rows."""
+        found = dict(
+            self.s.execute(
+                select(LedgerEntry.status, func.count())
+                .where(LedgerEntry.status.in_(tuple(statuses)))
+                .group_by(LedgerEntry.status)
+            ).all()
+        )
+        return {status: int(found.get(status, 0)) for status in statuses}
+
+    def reasons(
+        self, statuses: Sequence[str], *, moved_at: datetime | None = None, limit: int = 50
+    ) -> list[tuple[str, str, str, str | None, int]]:
+        """``(journey, step, status, reason, n)`` for ledger rows in ``statuses``, most frequent first;
+        with ``moved_at``, only the rows a run stamped with that instant (its ``now``)."""
+        q = select(
+            LedgerEntry.journey_id, LedgerEntry.step_id, LedgerEntry.status, LedgerEntry.reason, func.count()
+        ).where(LedgerEntry.status.in_(tuple(statuses)))
+        if moved_at is not None:
+            q = q.where(LedgerEntry.updated_at == aware(moved_at, "moved_at"))
+        q = q.group_by(LedgerEntry.journey_id, LedgerEntry.step_id, LedgerEntry.status, LedgerEntry.reason)
+        q = q.order_by(func.count().desc(), LedgerEntry.journey_id, LedgerEntry.step_id).limit(limit)
+        return [(j, s, st, r, int(n)) for j, s, st, r, n in self.s.execute(q).all()]
