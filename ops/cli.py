@@ -289,8 +289,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"! {warning}")
     from ops.marketer import doctor_lines  # shop policy and brand placeholders, unpublished journeys
 
-    for line in doctor_lines(s):
-        print(f"! {line}")
+    for note in doctor_lines(s):
+        print(f"! {note}")
     return 1 if failed else 0
 
 
