@@ -173,3 +173,17 @@ class ReferralFigures:
     clicks_by_owner: Mapping[str, int]
     conversions_by_code: Mapping[str, tuple[int, float]]
     codes: list[tuple[str, str, str | None]]  # (code, owner, journey)
+
+
+@dataclass(frozen=True)
+class DeferralRecord:
+    """A message that waited when due (quiet hours, frequency cap, complaint hold), as the advance saw it
+    at ``at``: the message is (enrollment, step, occurrence); ``until`` is when the engine looks again."""
+
+    enrollment_id: int
+    journey_id: str
+    step_id: str
+    occurrence: int
+    reason: str
+    at: datetime
+    until: datetime
