@@ -404,15 +404,21 @@ def doctor_lines(settings: Any) -> list[str]:
     base = settings.public_base_url
     if any(host in base for host in ("://127.", "://localhost", "://0.0.0.0")):
         lines.append(t("doctor_links", value=base))
+    if not settings.shop_url:
+        lines.append(t("doctor_shop_url", value=base))
     try:
         store = _store(settings, required=False)
         if store is not None:
             from app.control import journey_controls
             from app.publish import plan_changes
 
-            pending = [d.journey_id for d in plan_changes(store, _book(settings, store)).pending]
-            if pending:
-                lines.append(t("doctor_unpublished", names=", ".join(pending)))
+            pending = plan_changes(store, _book(settings, store)).pending
+            never = [d.journey_id for d in pending if d.status == "new"]
+            changed = [d.journey_id for d in pending if d.status != "new"]
+            if never:
+                lines.append(t("doctor_never_published", names=", ".join(never)))
+            if changed:
+                lines.append(t("doctor_unpublished", names=", ".join(changed)))
             held = [f"{j} ({c.state})" for j, c in journey_controls(store).items() if c.state != "running"]
             if held:
                 lines.append(t("doctor_held", names=", ".join(held)))

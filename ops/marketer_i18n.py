@@ -286,6 +286,17 @@ MARKETER = Catalogue(
             "es": "POSVENTA_PUBLIC_BASE_URL es {value}: los clientes no pueden abrir los enlaces de sus "
             "correos",
         },
+        "doctor_shop_url": {
+            "en": "POSVENTA_SHOP_URL is not set: referral links send friends to {value} (the Posventa "
+            "server), not to the shop",
+            "es": "POSVENTA_SHOP_URL no está definida: los enlaces de recomendación llevan a {value} (el "
+            "servidor de Posventa), no a la tienda",
+        },
+        "doctor_never_published": {
+            "en": "journeys never published: {names} — nobody enters them (posventa plan, posventa publish)",
+            "es": "recorridos nunca publicados: {names} — nadie entra en ellos (posventa plan, posventa "
+            "publish)",
+        },
         "doctor_unpublished": {
             "en": "journeys with unpublished changes: {names} (posventa plan)",
             "es": "recorridos con cambios sin publicar: {names} (posventa plan)",
