@@ -239,6 +239,16 @@ MARKETER = Catalogue(
             "es": "{journey}: detenido ({reason}) — inscripciones terminadas: {n} · mensajes pendientes "
             "omitidos: {m}",
         },
+        "already": {
+            "en": "{journey}: already {state} since {since}{reason} — nothing changed",
+            "es": "{journey}: ya estaba {state} desde {since}{reason}; no se cambia nada",
+        },
+        "already_running": {
+            "en": "{journey}: already running — nothing changed",
+            "es": "{journey}: ya estaba en marcha; no se cambia nada",
+        },
+        "word_paused": {"en": "paused", "es": "en pausa"},
+        "word_draining": {"en": "draining", "es": "vaciándose"},
         "env_show": {
             "en": "environment: {env} (POSVENTA_ENVIRONMENT={setting}; database mark: {mark})",
             "es": "entorno: {env} (POSVENTA_ENVIRONMENT={setting}; marca en la base de datos: {mark})",

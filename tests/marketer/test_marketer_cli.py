@@ -88,8 +88,13 @@ def test_the_marketers_loop(capsys: pytest.CaptureFixture[str], env: dict[str, s
     assert code == 0 and "post_purchase: paused" in out
     code, out, _ = run(capsys, "customer", "c1")
     assert "[paused]" in out
+    code, out, _ = run(capsys, "pause", "post_purchase")  # again: said, nothing changed, no traceback
+    assert code == 0 and out.startswith("post_purchase: already paused since ")
+    assert out.rstrip().endswith("(checking the coupon) — nothing changed")
     code, out, _ = run(capsys, "--lang", "es", "resume", "post_purchase")
     assert code == 0 and "post_purchase: en marcha" in out
+    code, out, _ = run(capsys, "--lang", "es", "resume", "post_purchase")
+    assert (code, out.strip()) == (0, "post_purchase: ya estaba en marcha; no se cambia nada")
     assert "[paused]" not in run(capsys, "customer", "c1")[1]
 
     code, out, _ = run(capsys, "publish")
