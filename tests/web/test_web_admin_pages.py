@@ -8,52 +8,19 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
-from admin_builders import ADMIN, PASSWORD, Live, accounts, serve_live, sign_in
-from web_builders import ev, order_placed, promoter_id, survey_link, walk_to_survey
+from admin_builders import World, admin_world
+from web_builders import order_placed
 
 pytestmark = pytest.mark.postgres
 
 
-@dataclass
-class World:
-    live: Live
-    client: httpx.Client
-    answered: str  # customer id: answered 9, commented
-    complained: str  # customer id: an open complaint ticket
-
-
 @pytest.fixture
 def world(db_url: str, tmp_path: Path) -> Iterator[World]:
-    with serve_live(db_url, tmp_path) as live:
-        accounts(live).add(ADMIN, PASSWORD)
-        first, second = promoter_id("adm-a"), promoter_id("adm-b")
-        walk = walk_to_survey(live.svc, first, "o-a")
-        walk_to_survey(live.svc, second, "o-b")
-        live.clock.set(walk.survey_at + timedelta(hours=1))
-        with live.client() as c:
-            # the customer clicks 9 in the real survey email, then comments, through the served pages
-            nine = survey_link(walk.survey_html.read_text(encoding="utf-8"), 9)
-            path = nine.removeprefix(live.base)
-            assert c.get(path).status_code == 200
-            comment = '<script>alert("x")</script> muy bien'
-            assert c.post(path, data={"comment": comment}).status_code == 200
-            opened = ev(
-                "t-1",
-                "ticket.opened",
-                second,
-                live.clock.now,
-                data={"ticket_id": "tk-1", "subject": "Caja rota"},
-            )
-            applied = live.svc.ingest.apply([opened], "api", live.clock.now)
-            assert applied.accepted == 1, applied
-            assert sign_in(c).status_code == 303
-            yield World(live, c, first, second)
+    with admin_world(db_url, tmp_path) as built:
+        yield built
 
 
 def _cell(page: str, row_attr: str, css_class: str) -> str:
