@@ -34,6 +34,7 @@ from app.records import (
     ReferralFigures,
     RequeueFilter,
     SuppressionRecord,
+    TimelineEntry,
 )
 from posventa.events import CustomerIn, Event, OrderIn
 
@@ -304,6 +305,10 @@ class AdminUsers(Protocol):
     def remove(self, username: str) -> bool: ...
 
 
+class Timelines(Protocol):
+    def for_customer(self, customer_id: str, limit: int) -> list[TimelineEntry]: ...
+
+
 class ApiKeys(Protocol):
     def create(self, shop: str, label: str | None = None) -> str: ...
     def check(self, plaintext: str) -> str | None: ...
@@ -390,6 +395,8 @@ class Tx(Protocol):
     def api_keys(self) -> ApiKeys: ...
     @property
     def admin_users(self) -> AdminUsers: ...
+    @property
+    def timelines(self) -> Timelines: ...
     @property
     def journeys(self) -> Journeys: ...
     @property
