@@ -1,8 +1,8 @@
 """Deferrals: which messages waited instead of going out when due, and why (quiet hours, frequency cap,
 complaint hold) — one row per message and reason, however many sweeps it waited through.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 
 The results report counts distinct deferred messages from it (the run tables counted every sweep a
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
