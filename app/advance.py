@@ -15,7 +15,7 @@ from typing import Any
 from app.config import Config
 from app.plans import PlanBook
 from app.ports import Clock, Store, Tx
-from app.records import EnrollmentRecord, ledger_key
+from app.records import EnrollmentRecord, StateChange, ledger_key
 from app.stats import Stats
 from posventa.engine import Act, Send, Skip, State, advance
 from posventa.facts import Facts
@@ -58,16 +58,20 @@ class Advancer:
             tx.customers.lock(sorted({e.customer_id for e in rows}))
             facts = self._facts_for(tx, rows, now)
             ledger: list[dict[str, Any]] = []
+            changes: list[StateChange] = []
             for e in rows:
                 stats.enrollments += 1
                 mine = Stats()
                 try:
-                    ledger_rows = self._advance_one(tx, e, facts[e.id], now, mine)
+                    ledger_rows, change = self._advance_one(tx, e, facts[e.id], now, mine)
                 except Exception as exc:
                     self._failed(tx, e, exc, now, stats)
                 else:
                     ledger += ledger_rows
+                    changes.append(change)
                     stats.merge(mine)
+            # The batch's writes, set-based: the new states in one statement, the ledger rows in another.
+            tx.enrollments.save_states(changes)
             if ledger:
                 tx.ledger.insert(ledger)
         return stats
@@ -131,9 +135,10 @@ class Advancer:
 
     def _advance_one(
         self, tx: Tx, e: EnrollmentRecord, facts: Facts, now: datetime, stats: Stats
-    ) -> list[dict[str, Any]]:
-        """Advance one enrollment; return its ledger rows. The engine is pure, so nothing is written
-        unless it succeeds; local actions (rare) get a savepoint so a failing one rolls back alone."""
+    ) -> tuple[list[dict[str, Any]], StateChange]:
+        """Advance one enrollment; return its ledger rows and its new state (both written with the rest of
+        the batch). The engine is pure, so nothing is written unless it succeeds; local actions (rare) get
+        a savepoint so a failing one rolls back alone."""
         plan = self.plans.pinned(tx, e.journey_id, e.plan_version)
         before = State.from_json(e.state)
         adv = advance(before, plan, now, facts)
@@ -198,8 +203,7 @@ class Advancer:
                 for act in local_actions:
                     self._local_action(tx, e, act)
         ended = now if adv.status in ENDED else None
-        tx.enrollments.save_state(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended)
-        return ledger
+        return ledger, StateChange(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended)
 
     def _local_action(self, tx: Tx, e: EnrollmentRecord, act: Act) -> None:
         if act.action == "set_attribute":
