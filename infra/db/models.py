@@ -493,3 +493,19 @@ class InstallationFlag(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     set_at: Mapped[datetime] = _updated()
+
+
+# --- the admin area (revision 0006): who may sign in to /admin ------------------------------------------
+class AdminUser(Base):
+    """A marketer who may sign in to ``/admin`` (``posventa admin-user``). ``password_hash`` is a
+    self-describing scrypt hash (``app.passwords``): the password itself is never stored. Changing the
+    password changes the hash, which ends every session signed for the old one."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created()
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

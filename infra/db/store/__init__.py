@@ -15,6 +15,7 @@ module               aggregate
 ``referrals``        referral codes and conversions
 ``provider_events``  SendGrid webhook events, deduplicated
 ``api_keys``         the shops' API keys, hashed
+``admin_users``      who may sign in to ``/admin``, passwords hashed
 ``journeys``         the live version and state of each journey, publications, journey-wide moves
 ``test_sends``       test messages (``posventa send-test``), for the rate limit
 ``installation``     facts about the database: the production mark, virtual clocks
@@ -37,6 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.store._base import normalise_email
+from infra.db.store.admin_users import AdminUsers
 from infra.db.store.api_keys import ApiKeys
 from infra.db.store.customers import Customers
 from infra.db.store.enrollments import Enrollments
@@ -74,6 +76,7 @@ class SqlTx:
         self.referrals = Referrals(s)
         self.provider_events = ProviderEvents(s)
         self.api_keys = ApiKeys(s)
+        self.admin_users = AdminUsers(s)
         self.journeys = Journeys(s)
         self.test_sends = SendTests(s)
         self.installation = Installation(s)
