@@ -33,6 +33,7 @@ from app.records import (
     Move,
     ReferralFigures,
     RequeueFilter,
+    StateChange,
     SuppressionRecord,
     TimelineEntry,
 )
@@ -181,6 +182,7 @@ class Enrollments(Protocol):
         next_due_at: datetime | None,
         ended_at: datetime | None,
     ) -> None: ...
+    def save_states(self, changes: Sequence[StateChange]) -> None: ...
     def record_failure(
         self, enrollment_id: int, attempts: int, error: str, status: str, next_due_at: datetime | None
     ) -> None: ...
