@@ -33,7 +33,9 @@ from app.records import (
     Move,
     ReferralFigures,
     RequeueFilter,
+    StateChange,
     SuppressionRecord,
+    TimelineEntry,
 )
 from posventa.events import CustomerIn, Event, OrderIn
 
@@ -180,6 +182,7 @@ class Enrollments(Protocol):
         next_due_at: datetime | None,
         ended_at: datetime | None,
     ) -> None: ...
+    def save_states(self, changes: Sequence[StateChange]) -> None: ...
     def record_failure(
         self, enrollment_id: int, attempts: int, error: str, status: str, next_due_at: datetime | None
     ) -> None: ...
@@ -304,6 +307,10 @@ class AdminUsers(Protocol):
     def remove(self, username: str) -> bool: ...
 
 
+class Timelines(Protocol):
+    def for_customer(self, customer_id: str, limit: int) -> list[TimelineEntry]: ...
+
+
 class ApiKeys(Protocol):
     def create(self, shop: str, label: str | None = None) -> str: ...
     def check(self, plaintext: str) -> str | None: ...
@@ -390,6 +397,8 @@ class Tx(Protocol):
     def api_keys(self) -> ApiKeys: ...
     @property
     def admin_users(self) -> AdminUsers: ...
+    @property
+    def timelines(self) -> Timelines: ...
     @property
     def journeys(self) -> Journeys: ...
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,31 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert f"{broken}:3:6: error[yaml-syntax]" in proc.stdout
+
+
+#: What ``posventa validate`` must never import: the database, workflow and web stacks (they would make a
+#: marketer's quick check slow, and it needs none of them).
+HEAVY = ("sqlalchemy", "prefect", "fastapi", "psycopg2", "starlette", "uvicorn", "sendgrid")
+
+
+def test_validate_imports_no_database_workflow_or_web_library() -> None:
+    """In a fresh interpreter, validating the shipped journeys (every command registered, as the console
+    entry point does) leaves none of those packages in ``sys.modules``."""
+    probe = (
+        "import sys\n"
+        "from posventa.cli import main\n"
+        "code = main(['validate'])\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(code, ','.join(heavy) or '-')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "POSVENTA_JOURNEYS_DIR": str(REPO / "journeys")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == "0 -", f"validate imported {last.split()[-1]}"
