@@ -188,6 +188,20 @@ class AdminRecord:
 
 
 @dataclass(frozen=True)
+class DeferralRecord:
+    """A message that waited when due (quiet hours, frequency cap, complaint hold), as the advance saw it
+    at ``at``: the message is (enrollment, step, occurrence); ``until`` is when the engine looks again."""
+
+    enrollment_id: int
+    journey_id: str
+    step_id: str
+    occurrence: int
+    reason: str
+    at: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
 class TimelineEntry:
     """One thing that happened to a customer (the admin area's timeline). ``kind``: ``event`` (the event
     log), ``enrollment`` (entered a journey), ``message`` / ``action`` (a ledger row), ``email`` (a SendGrid
