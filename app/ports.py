@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from app.journey_state import JourneyControl, LiveEnrollment, Publication, StepCount
 from app.records import (
     AdminRecord,
+    DeferralRecord,
     EnrollmentRecord,
     Fact,
     FeedbackRecord,
@@ -342,6 +343,13 @@ class Installation(Protocol):
     def unset(self, name: str) -> None: ...
 
 
+class Deferrals(Protocol):
+    """Messages that waited when due, one row per message and reason (the report's ``deferred``)."""
+
+    def record(self, rows: Sequence[DeferralRecord]) -> None: ...
+    def distinct_messages(self, journey: str | None = None) -> dict[tuple[str, str, str], int]: ...
+
+
 class Health(Protocol):
     """Read-only figures for ops: the due backlog, ledger counts, failure reasons (``posventa status``, the
     run summaries)."""
@@ -368,6 +376,8 @@ class Tx(Protocol):
     def enrollments(self) -> Enrollments: ...
     @property
     def ledger(self) -> Ledger: ...
+    @property
+    def deferrals(self) -> Deferrals: ...
     @property
     def suppressions(self) -> Suppressions: ...
     @property

@@ -196,3 +196,17 @@ class AdminRecord:
     created_at: datetime
     password_changed_at: datetime
     last_login_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeferralRecord:
+    """A message that waited when due (quiet hours, frequency cap, complaint hold), as the advance saw it
+    at ``at``: the message is (enrollment, step, occurrence); ``until`` is when the engine looks again."""
+
+    enrollment_id: int
+    journey_id: str
+    step_id: str
+    occurrence: int
+    reason: str
+    at: datetime
+    until: datetime

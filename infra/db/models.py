@@ -55,6 +55,8 @@ LEDGER_ACTORS = ("deliver", "reconcile", "webhook", "operator")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam_report", "dropped", "manual")
 SUPPRESSION_SCOPES = ("all", "promotional")
 SURVEYS = ("nps", "product", "service")
+#: Why a due send waited (``posventa.state.DeferralReason``, stored in ``deferrals.reason``).
+DEFERRAL_REASONS = ("quiet_hours", "frequency_cap", "complaint_hold")
 TICKET_CATEGORIES = ("complaint", "support", "return", "warranty")
 TICKET_STATUSES = ("open", "resolved")
 TICKET_SOURCES = ("journey", "external")
@@ -301,6 +303,31 @@ class LedgerHistory(Base):
     status: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Deferral(Base):
+    """A message that waited instead of going out when due: one row per (enrollment, step, occurrence,
+    reason) — the message and why it waited — however many sweeps it waited through (``ticks``).
+
+    Written by the advance in the transaction that saves the enrollment's state (``app.advance``), as an
+    upsert on the primary key: a retried advance rolls back with its state, and a message deferred again
+    by a later sweep moves ``last_at``/``until`` and counts a tick, so the report counts distinct messages
+    (the run tables count sweeps). ``until`` is when the engine looks again: the end of the quiet hours or
+    of the cap's window; for a complaint hold, the next check.
+    """
+
+    __tablename__ = "deferrals"
+    __table_args__ = (one_of("reason", DEFERRAL_REASONS),)
+
+    enrollment_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("enrollments.id"), primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    occurrence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16), primary_key=True)
+    journey_id: Mapped[str] = mapped_column(String(128))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    ticks: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Suppression(Base):

@@ -9,6 +9,7 @@ module               aggregate
 ``plans``            compiled journey plans by version
 ``enrollments``      enrollments: entry rules, due claims (``SKIP LOCKED``), engine state
 ``ledger``           the step ledger / outbox: one row per effect, guarded status moves
+``deferrals``        messages that waited when due (quiet hours, cap, complaint hold): one row per reason
 ``suppressions``     addresses not to write to
 ``feedback``         survey answers
 ``tickets``          support tickets (complaints hold promotions)
@@ -41,6 +42,7 @@ from infra.db.store._base import normalise_email
 from infra.db.store.admin_users import AdminUsers
 from infra.db.store.api_keys import ApiKeys
 from infra.db.store.customers import Customers
+from infra.db.store.deferrals import Deferrals
 from infra.db.store.enrollments import Enrollments
 from infra.db.store.events import Events
 from infra.db.store.feedback import Feedback
@@ -70,6 +72,7 @@ class SqlTx:
         self.plans = Plans(s)
         self.enrollments = Enrollments(s)
         self.ledger = Ledger(s)
+        self.deferrals = Deferrals(s)
         self.suppressions = Suppressions(s)
         self.feedback = Feedback(s)
         self.tickets = Tickets(s)
