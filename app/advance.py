@@ -15,7 +15,7 @@ from typing import Any
 from app.config import Config
 from app.plans import PlanBook
 from app.ports import Clock, Store, Tx
-from app.records import EnrollmentRecord, ledger_key
+from app.records import DeferralRecord, EnrollmentRecord, ledger_key
 from app.stats import Stats
 from posventa.engine import Act, Send, Skip, State, advance
 from posventa.facts import Facts
@@ -58,18 +58,21 @@ class Advancer:
             tx.customers.lock(sorted({e.customer_id for e in rows}))
             facts = self._facts_for(tx, rows, now)
             ledger: list[dict[str, Any]] = []
+            deferrals: list[DeferralRecord] = []
             for e in rows:
                 stats.enrollments += 1
                 mine = Stats()
                 try:
-                    ledger_rows = self._advance_one(tx, e, facts[e.id], now, mine)
+                    ledger_rows, waited = self._advance_one(tx, e, facts[e.id], now, mine)
                 except Exception as exc:
                     self._failed(tx, e, exc, now, stats)
                 else:
                     ledger += ledger_rows
+                    deferrals += waited
                     stats.merge(mine)
             if ledger:
                 tx.ledger.insert(ledger)
+            tx.deferrals.record(deferrals)
         return stats
 
     def _failed(self, tx: Tx, e: EnrollmentRecord, exc: Exception, now: datetime, stats: Stats) -> None:
@@ -131,9 +134,11 @@ class Advancer:
 
     def _advance_one(
         self, tx: Tx, e: EnrollmentRecord, facts: Facts, now: datetime, stats: Stats
-    ) -> list[dict[str, Any]]:
-        """Advance one enrollment; return its ledger rows. The engine is pure, so nothing is written
-        unless it succeeds; local actions (rare) get a savepoint so a failing one rolls back alone."""
+    ) -> tuple[list[dict[str, Any]], list[DeferralRecord]]:
+        """Advance one enrollment; return its ledger rows and the messages that wait (the deferrals
+        table: one row per message and reason, however many sweeps it waits). The engine is pure, so
+        nothing is written unless it succeeds; local actions (rare) get a savepoint so a failing one rolls
+        back alone."""
         plan = self.plans.pinned(tx, e.journey_id, e.plan_version)
         before = State.from_json(e.state)
         adv = advance(before, plan, now, facts)
@@ -191,15 +196,27 @@ class Advancer:
                     row.update(status="sent", sent_at=now)
                     stats.add(e.journey_id, eff.step, "sent")
             ledger.append(row)
+        waited = []
         for deferral in adv.deferrals:
             stats.add_deferral(e.journey_id, deferral)
+            waited.append(
+                DeferralRecord(
+                    e.id,
+                    e.journey_id,
+                    deferral.step,
+                    deferral.occurrence,
+                    deferral.reason.value,
+                    now,
+                    deferral.until,
+                )
+            )
         if local_actions:
             with tx.savepoint():
                 for act in local_actions:
                     self._local_action(tx, e, act)
         ended = now if adv.status in ENDED else None
         tx.enrollments.save_state(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended)
-        return ledger
+        return ledger, waited
 
     def _local_action(self, tx: Tx, e: EnrollmentRecord, act: Act) -> None:
         if act.action == "set_attribute":

@@ -173,3 +173,29 @@ class ReferralFigures:
     clicks_by_owner: Mapping[str, int]
     conversions_by_code: Mapping[str, tuple[int, float]]
     codes: list[tuple[str, str, str | None]]  # (code, owner, journey)
+
+
+@dataclass(frozen=True)
+class AdminRecord:
+    """An admin user of the ``/admin`` area; ``password_hash`` is the stored scrypt hash (app.passwords)."""
+
+    id: int
+    username: str
+    password_hash: str
+    created_at: datetime
+    password_changed_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeferralRecord:
+    """A message that waited when due (quiet hours, frequency cap, complaint hold), as the advance saw it
+    at ``at``: the message is (enrollment, step, occurrence); ``until`` is when the engine looks again."""
+
+    enrollment_id: int
+    journey_id: str
+    step_id: str
+    occurrence: int
+    reason: str
+    at: datetime
+    until: datetime

@@ -311,7 +311,7 @@ class _Run:
         if promo and pol.hold_promotions_during_complaint and self.facts.open_complaint:
             due = self.now + RECHECK if expires is None else min(self.now + RECHECK, expires)
             self.status, self.due = "held", due
-            self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, due))
+            self.deferrals.append(Deferral(sid, DeferralReason.COMPLAINT_HOLD, due, occ))
             self.trace.append(f"{sid}: held (open complaint)")
             return False
         until, reason = self._deferred_until(spec)
@@ -319,7 +319,7 @@ class _Run:
             if expires is not None and until >= expires:  # it could only go out too late
                 return self._skip(sid, spec, "expired")
             self.status, self.due = "waiting", until
-            self.deferrals.append(Deferral(sid, reason, until))
+            self.deferrals.append(Deferral(sid, reason, until, occ))
             self.trace.append(f"{sid}: deferred to {until.isoformat()} ({reason.value.replace('_', ' ')})")
             return False
         locale = self.facts.customer.get("locale")

@@ -194,6 +194,9 @@ class Deferral:
     step: str
     reason: DeferralReason
     until: datetime
+    #: Which pass through the step waits (its visit count, as in the ledger key): with ``step`` and the
+    #: enrollment it names the one message, however many sweeps it waits through.
+    occurrence: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from app.services import Services
 from infra.settings import Settings, get_settings
 from posventa.tokens import TokenError
 from web import api, openapi, pages, webhooks
+from web.admin import pages as admin_pages
 from web.context import WebContext
 from web.errors import RateLimited, Unauthorized, WebError
 from web.limits import Limits
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(webhooks.router)
+    admin_pages.install(app)
 
     async def web_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WebError)

@@ -35,6 +35,7 @@ class WebContext:
         self.shop_url: str | None = shop_url or getattr(settings, "shop_url", None) or None
         self.public_bucket = TokenBucket(limits.public_rate, limits.public_burst)
         self.api_bucket = TokenBucket(limits.api_rate, limits.api_burst)
+        self.login_bucket = TokenBucket(limits.login_rate, limits.login_burst)
         self._services = services
         self._lock = threading.Lock()
 

@@ -6,7 +6,7 @@ browser's ``Accept-Language``, else Spanish (the product's default locale).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 LANGS = ("es", "en")
 DEFAULT_LANG = "es"
@@ -126,17 +126,23 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
-def text(key: str, lang: str, **values: object) -> str:
-    entry = TEXTS[key]
+def text_in(texts: Mapping[str, Mapping[str, str]], key: str, lang: str, **values: object) -> str:
+    """``key`` of the catalogue ``texts`` in ``lang`` (the default language when it has no translation)."""
+    entry = texts[key]
     template = entry.get(lang) or entry[DEFAULT_LANG]
     return template.format(**values) if values else template
 
 
-def translator(lang: str) -> Callable[..., str]:
-    """``t("key", name=value)`` bound to ``lang``, for templates."""
+def text(key: str, lang: str, **values: object) -> str:
+    return text_in(TEXTS, key, lang, **values)
+
+
+def translator(lang: str, texts: Mapping[str, Mapping[str, str]] = TEXTS) -> Callable[..., str]:
+    """``t("key", name=value)`` bound to ``lang`` (and a catalogue: the customer pages' by default), for
+    templates."""
 
     def t(key: str, **values: object) -> str:
-        return text(key, lang, **values)
+        return text_in(texts, key, lang, **values)
 
     return t
 

@@ -12,10 +12,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
-from web.errors import BodyTooLarge, RateLimited
+from web.errors import BadRequest, BodyTooLarge, RateLimited, UnsupportedMedia
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -36,6 +37,10 @@ class Limits:
         8 * MIB
     )  # SendGrid batches events (it posts when a batch is ~768 KB or 30 s old)
     max_comment_chars: int = 5000  # FeedbackSubmitted.comment
+    #: /admin sign-in attempts, per client address and per user name alike: a burst of 10, then one
+    #: every 30 s (a person mistyping is not slowed; a password guesser gets 2,880 tries a day, at most)
+    login_rate: float = 1 / 30
+    login_burst: float = 10
 
 
 class TokenBucket:
@@ -95,3 +100,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 def client_ip(request: Request) -> str:
     """The peer address (uvicorn has already applied X-Forwarded-For from trusted proxies)."""
     return request.client.host if request.client else "unknown"
+
+
+async def read_form(request: Request, limit: int, max_fields: int = 20) -> dict[str, list[str]]:
+    """An ``application/x-www-form-urlencoded`` body of at most ``limit`` bytes, as lists of values."""
+    body = await read_body(request, limit)
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise UnsupportedMedia("send the form as application/x-www-form-urlencoded")
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("the form could not be read") from exc

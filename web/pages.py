@@ -7,7 +7,7 @@ Every link is a capability: ``/s/<token>`` and ``/u/<token>`` are signed, expiri
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,8 +17,7 @@ from app.clicks import Answer
 from app.links import SurveyLink, verify_survey, verify_unsubscribe
 from web import i18n
 from web.context import WebContext, get_context
-from web.errors import BadRequest, UnsupportedMedia
-from web.limits import client_ip, read_body
+from web.limits import client_ip, read_body, read_form
 from web.render import page, page_lang, with_lang
 
 router = APIRouter(include_in_schema=False)
@@ -42,14 +41,7 @@ def _token(token: str) -> str:
 
 
 async def _form(ctx: WebContext, request: Request) -> dict[str, list[str]]:
-    body = await read_body(request, ctx.limits.page_body_bytes)
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise UnsupportedMedia("send the form as application/x-www-form-urlencoded")
-    try:
-        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("the form could not be read") from exc
+    return await read_form(request, ctx.limits.page_body_bytes)
 
 
 # --- survey ----------------------------------------------------------------------------------------------

@@ -31,6 +31,11 @@ _env = Environment(
 )
 
 
+def render_template(name: str, **values: Any) -> str:
+    """A template of ``web/templates`` rendered with ``values`` (autoescaped)."""
+    return _env.get_template(name).render(**values)
+
+
 def page_lang(request: Request, customer_locale: str | None = None) -> str:
     return i18n.pick(
         request.query_params.get("lang"), customer_locale, request.headers.get("accept-language")

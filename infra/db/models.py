@@ -55,6 +55,8 @@ LEDGER_ACTORS = ("deliver", "reconcile", "webhook", "operator")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam_report", "dropped", "manual")
 SUPPRESSION_SCOPES = ("all", "promotional")
 SURVEYS = ("nps", "product", "service")
+#: Why a due send waited (``posventa.state.DeferralReason``, stored in ``deferrals.reason``).
+DEFERRAL_REASONS = ("quiet_hours", "frequency_cap", "complaint_hold")
 TICKET_CATEGORIES = ("complaint", "support", "return", "warranty")
 TICKET_STATUSES = ("open", "resolved")
 TICKET_SOURCES = ("journey", "external")
@@ -303,6 +305,31 @@ class LedgerHistory(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class Deferral(Base):
+    """A message that waited instead of going out when due: one row per (enrollment, step, occurrence,
+    reason) — the message and why it waited — however many sweeps it waited through (``ticks``).
+
+    Written by the advance in the transaction that saves the enrollment's state (``app.advance``), as an
+    upsert on the primary key: a retried advance rolls back with its state, and a message deferred again
+    by a later sweep moves ``last_at``/``until`` and counts a tick, so the report counts distinct messages
+    (the run tables count sweeps). ``until`` is when the engine looks again: the end of the quiet hours or
+    of the cap's window; for a complaint hold, the next check.
+    """
+
+    __tablename__ = "deferrals"
+    __table_args__ = (one_of("reason", DEFERRAL_REASONS),)
+
+    enrollment_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("enrollments.id"), primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    occurrence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16), primary_key=True)
+    journey_id: Mapped[str] = mapped_column(String(128))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    ticks: Mapped[int] = mapped_column(Integer, default=1)
+
+
 class Suppression(Base):
     __tablename__ = "suppressions"
     __table_args__ = (
@@ -493,3 +520,19 @@ class InstallationFlag(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     set_at: Mapped[datetime] = _updated()
+
+
+# --- the admin area (revision 0006): who may sign in to /admin ------------------------------------------
+class AdminUser(Base):
+    """A marketer who may sign in to ``/admin`` (``posventa admin-user``). ``password_hash`` is a
+    self-describing scrypt hash (``app.passwords``): the password itself is never stored. Changing the
+    password changes the hash, which ends every session signed for the old one."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created()
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

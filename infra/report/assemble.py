@@ -122,6 +122,7 @@ def build_report(
         churn=metrics.churn(s, scope, churn_window_days),
         referral=metrics.referral(s, scope),
         complaints=metrics.complaints(s, scope),
+        deferred=sum(st.deferred for j in funnel for st in j.steps),
     )
 
 

@@ -118,11 +118,12 @@ LABELS: dict[str, dict[str, str]] = {
     "return": {"es": "devolución", "en": "return"},
     "warranty": {"es": "garantía", "en": "warranty"},
     "notes": {"es": "Notas", "en": "Notes"},
+    "deferred": {"es": "aplazados", "en": "deferred"},
     "deferred_note": {
-        "es": "Los envíos aplazados por horas de silencio, límites de frecuencia o reclamaciones abiertas "
-        "aún no se registran: el campo «deferred» queda vacío.",
-        "en": "Sends deferred by quiet hours, frequency caps or open complaints are not recorded yet: the "
-        "'deferred' field is empty.",
+        "es": "«aplazados»: mensajes distintos que esperaron al vencer (horas de silencio, límite de "
+        "frecuencia o reclamación abierta), una vez cada uno por mucho que esperaran.",
+        "en": "'deferred': distinct messages that waited when due (quiet hours, a frequency cap or an open "
+        "complaint), once each however long they waited.",
     },
     "chart_funnel": {"es": "Embudo", "en": "Funnel"},
     "chart_count": {"es": "mensajes o inscripciones", "en": "messages or enrollments"},

@@ -19,13 +19,8 @@ from typing import Any, ClassVar
 
 from posventa.errors import PosventaError
 
-#: ``deferred`` cannot be counted yet: the engine defers a send (quiet hours, frequency cap) or holds it
-#: (open complaint) by waiting, and nothing persists the deferral. A field that says so beats a number
-#: that means something else (the demo's old "deferred" counted every tick a message waited).
-DEFERRED_NOTE = (
-    "deferred: distinct messages deferred by quiet hours, frequency caps or complaint holds are not "
-    "recorded by the engine yet; the field is null until they are"
-)
+#: Why a message waited when due (``deferrals.reason``): the keys of ``StepFunnel.deferred_by``.
+DEFERRAL_REASONS = ("quiet_hours", "frequency_cap", "complaint_hold")
 
 #: z for a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -78,7 +73,9 @@ class StepFunnel:
     rows with at least one such SendGrid event (unique opens and clicks, not event counts); ``converted``:
     enrollments that reached the step and reached the journey's goal; ``revenue``: what they brought;
     ``median_time_to_step_s``: from entering the journey to reaching the step (definitions in
-    ``infra.db.metrics.funnel``). ``deferred`` is None: see :data:`DEFERRED_NOTE`."""
+    ``infra.db.metrics.funnel``). ``deferred``: distinct messages of the step that waited when due, for
+    any reason; ``deferred_by``: per reason (quiet_hours, frequency_cap, complaint_hold) — a message that
+    waited for two reasons counts once in ``deferred`` and once under each reason."""
 
     DERIVED: ClassVar[tuple[str, ...]] = ("delivery_rate", "open_rate", "click_rate", "conversion_rate")
 
@@ -101,7 +98,8 @@ class StepFunnel:
     converted: int = 0
     revenue: float = 0.0
     median_time_to_step_s: float | None = None
-    deferred: int | None = None
+    deferred: int = 0
+    deferred_by: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(DEFERRAL_REASONS, 0))
 
     @property
     def delivery_rate(self) -> float | None:
@@ -396,9 +394,9 @@ class Report:
     churn: Churn
     referral: Referral
     complaints: Complaints
-    #: Not computable from the stored data yet; see DEFERRED_NOTE.
-    deferred: int | None = None
-    notes: tuple[str, ...] = (DEFERRED_NOTE,)
+    #: Distinct messages of the cohort that waited when due (the sum of the steps' ``deferred``).
+    deferred: int = 0
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         plain = to_plain(self)

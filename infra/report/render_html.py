@@ -67,6 +67,7 @@ def render_html(report: Report, locale: str = "es", *, dot: str | None = None) -
             "entered",
             "due",
             "sent",
+            "deferred",
             "delivered",
             "bounced",
             "opened",

@@ -21,6 +21,7 @@ CSV_COLUMNS = ("section", "journey_id", "step_id", "variant", "group", "metric",
 TABLE_STEP_COLUMNS = (
     "entered",
     "sent",
+    "deferred",
     "delivered",
     "opened",
     "clicked",

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.records import ledger_key
+from app.records import DeferralRecord, ledger_key
 from infra.db import models as m
 from infra.db.store import SqlTx
 from posventa.plan import JourneyPlan
@@ -138,6 +138,23 @@ class World:
             )
         )
         return key
+
+    def deferral(
+        self,
+        eid: int,
+        step: str,
+        reason: str,
+        *ticks: datetime,
+        occurrence: int = 0,
+    ) -> None:
+        """A message that waited in each sweep of ``ticks``, recorded as the advance records it."""
+        e = self.s.get(m.Enrollment, eid)
+        assert e is not None
+        tx = SqlTx(self.s)
+        for tick in ticks:
+            tx.deferrals.record(
+                [DeferralRecord(eid, e.journey_id, step, occurrence, reason, tick, tick + HOUR)]
+            )
 
     def webhook(self, key: str | None, event: str, sg_id: str, occurred_at: datetime = T0) -> None:
         self.s.execute(
@@ -283,6 +300,7 @@ def sample_world(w: World) -> None:
             via=survey,
         )
         if variant == "plain":
+            w.deferral(i, "referral_ask", "quiet_hours", at(11, 21), at(11, 22), at(11, 23))
             w.ledger(i, "referral_ask", at(12), variant=variant)
     w.order("again-ana", "ana", at(15), "40.00")
     w.enrollment(5, "bob", at(1), journey="warranty", status="waiting", step="watch_for_claim")

@@ -76,7 +76,7 @@ def test_to_plain_names_fields_then_derived_values() -> None:
     step = StepFunnel("j", "s", None, sent=4, delivered=2, opened=1)
     plain = to_plain(step)
     assert list(plain)[:4] == ["journey_id", "step_id", "variant", "type"]
-    assert (plain["delivery_rate"], plain["open_rate"], plain["deferred"]) == (0.5, 0.5, None)
+    assert (plain["delivery_rate"], plain["open_rate"], plain["deferred"]) == (0.5, 0.5, 0)
     churn = to_plain(Churn(180, datetime(2026, 3, 2, tzinfo=UTC), 4, 1))
     assert churn == {
         "window_days": 180,

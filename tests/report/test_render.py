@@ -80,7 +80,13 @@ def test_json_names_every_key(report: Report) -> None:
         assert set(step) >= FUNNEL_KEYS, step
     thank_you = [s for s in pp["steps"] if s["step_id"] == "thank_you"]
     assert sum(s["sent"] for s in thank_you) == 4 and sum(s["opened"] for s in thank_you) > 0
-    assert data["deferred"] is None and "deferred" in data["notes"][0]
+    assert data["deferred"] == 1 and data["notes"] == []
+    tip = next(s for s in pp["steps"] if s["deferred"])
+    assert tip["step_id"] == "referral_ask" and tip["deferred_by"] == {
+        "quiet_hours": 1,
+        "frequency_cap": 0,
+        "complaint_hold": 0,
+    }
     assert {"nps", "responses", "promoters", "passives", "detractors"} <= set(data["nps"]["overall"])
     assert data["nps"]["overall"]["responses"] == 4
     assert {"on_time_rate", "delivered", "late"} <= set(data["on_time_delivery"]["overall"])

@@ -8,16 +8,11 @@ that instruction: a browser test that silently skips is a browser test that neve
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -27,22 +22,18 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 from web_builders import (
     REPO,
-    T0,
-    Clock,
+    Live,
     ledger,
     links_in,
-    make_services,
     promoter_id,
+    serve_live,
     survey_link,
     walk_to_survey,
-    web_settings,
 )
 
-from app.services import Services
 from infra.db import models as m
 from infra.db.store import SqlTx
 from infra.email.outbox import outbox_stem
-from web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
@@ -51,49 +42,10 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
 
 
-@dataclass
-class Live:
-    base: str
-    svc: Services
-    clock: Clock
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
-    """The app on a free loopback port, in a thread; its email links point at it."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = web_settings(db_url, tmp_path / "outbox", base)
-    svc = make_services(settings)
-    clock = Clock(T0)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(svc, settings=settings, clock=clock),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start", pytrace=False)
-        time.sleep(0.02)
-    try:
-        yield Live(base, svc, clock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        svc.store.dispose()  # type: ignore[attr-defined]
+    with serve_live(db_url, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

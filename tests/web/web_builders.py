@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import html.parser
 import re
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import select
 
 from app.links import SURVEY, UNSUBSCRIBE
@@ -27,6 +31,8 @@ from posventa import tokens
 from posventa.compile import compile_file
 from posventa.engine import bucket
 from posventa.plan import JourneyPlan
+from web.app import create_app
+from web.limits import Limits
 
 REPO = Path(__file__).resolve().parents[2]
 JOURNEYS = REPO / "journeys"
@@ -262,3 +268,54 @@ def wait_until_serving(proc: subprocess.Popen[Any], base: str, output: Callable[
             pass
         assert time.monotonic() < deadline, "serve did not start"
         time.sleep(0.1)
+
+
+# --- the app served for real (uvicorn in a thread, on loopback) ---------------------------------------
+@dataclass
+class Live:
+    base: str
+    svc: Services
+    clock: Clock
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An HTTP client of the live server (cookies kept; no proxy from the environment)."""
+        return httpx.Client(base_url=self.base, trust_env=False, timeout=60, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_live(db_url: str, tmp_path: Path, limits: Limits | None = None) -> Iterator[Live]:
+    """The app on a free loopback port, in a thread; its email links point at it. uvicorn trusts
+    ``X-Forwarded-*`` from 127.0.0.1 (as behind a proxy)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = web_settings(db_url, tmp_path / "outbox", base)
+    svc = make_services(settings)
+    clock = Clock(T0)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(svc, settings=settings, clock=clock, limits=limits),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Live(base, svc, clock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        svc.store.dispose()  # type: ignore[attr-defined]

@@ -27,7 +27,11 @@ Definitions (the JSON keys of ``infra.report.model.StepFunnel``):
 * ``median_time_to_step_s`` = median of (first ledger row of the step − ``entered_at``), in seconds, from a
   1%-wide log histogram (``_sql.median_of``: exact when the middle values are far enough apart to sit in
   buckets of their own, within 1% otherwise) — an exact ``percentile_cont`` sorts every ledger row;
-* ``deferred`` is None: the engine does not persist deferrals (``infra.report.model.DEFERRED_NOTE``).
+* ``deferred`` = distinct messages of the step (enrollment, step, occurrence) that waited when due, from
+  the ``deferrals`` table the advance writes (one row per message and reason, however many sweeps it
+  waited: a message held for a week by an open complaint is one, not one per sweep); ``deferred_by`` = the
+  same per reason (``quiet_hours``, ``frequency_cap``, ``complaint_hold``). A step whose messages are all
+  still waiting has a row with ``entered`` 0 and its ``deferred``.
 
 Speed (issue 13: 1,000,000 ledger rows and 100,000 enrollments, under 2 s on PostgreSQL; measured by
 ``benchmarks/bench_report.py``, which also seeds 1.7 M webhook events). Aggregated in SQL, today's schema:
@@ -73,7 +77,7 @@ from infra.db.metrics._sql import (
     median_of,
     prepare,
 )
-from infra.report.model import StepFunnel, VariantResult
+from infra.report.model import DEFERRAL_REASONS, StepFunnel, VariantResult
 
 #: webhook_events.event → StepFunnel field (several SendGrid events may feed one field).
 WEBHOOK_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -197,9 +201,14 @@ def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
     with hash_plans(s):
         found_rows = s.execute(agg).mappings().all()
         webhook_rows = _webhook_counts(s, scope)
+    deferred, deferred_by = _deferral_counts(s, scope)
+
+    def blank() -> dict[str, Any]:
+        return {name: 0 for name in (*_COUNTS, *WEBHOOK_FIELDS)} | {"revenue": 0.0}
+
     for row in found_rows:
         key = (row["journey_id"], row["step_id"], row["variant"])
-        found = counts.setdefault(key, {name: 0 for name in (*_COUNTS, *WEBHOOK_FIELDS)} | {"revenue": 0.0})
+        found = counts.setdefault(key, blank())
         for name in _COUNTS:
             found[name] += int(row[name])
         found["revenue"] += float(row["revenue"] or 0)
@@ -208,6 +217,8 @@ def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
     for key, name, n in webhook_rows:
         if key in counts:  # else: an event for a message of no ledger row in the cohort
             counts[key][name] += n
+    for key in deferred:
+        counts.setdefault(key, blank())  # messages still waiting: the step has no ledger row yet
     out = []
     for key, found in counts.items():
         middle = median_of(histograms.get(key, ()))
@@ -217,9 +228,41 @@ def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
                 **{k: v for k, v in found.items() if k != "revenue"},
                 revenue=money(found["revenue"]),
                 median_time_to_step_s=None if middle is None else round(middle, 1),
+                deferred=deferred.get(key, 0),
+                deferred_by=dict.fromkeys(DEFERRAL_REASONS, 0) | deferred_by.get(key, {}),
             )
         )
     return out
+
+
+def _deferral_counts(
+    s: Session, scope: Scope
+) -> tuple[dict[tuple[str, str, str | None], int], dict[tuple[str, str, str | None], dict[str, int]]]:
+    """The cohort's deferred messages per (journey, step, variant): distinct messages, and per reason."""
+    e, d = m.Enrollment, m.Deferral
+    rows = (
+        select(
+            e.journey_id,
+            d.step_id,
+            e.state["variant"].as_string().label("variant"),
+            d.enrollment_id,
+            d.occurrence,
+            d.reason,
+        )
+        .join(e, e.id == d.enrollment_id)
+        .where(*in_cohort(scope))
+        .subquery("deferred")
+    )
+    r = rows.c
+    keys = (r.journey_id, r.step_id, r.variant)
+    by: dict[tuple[str, str, str | None], dict[str, int]] = defaultdict(dict)
+    for j, st, v, reason, n in s.execute(select(*keys, r.reason, func.count()).group_by(*keys, r.reason)):
+        by[(j, st, v)][reason] = int(n)
+    messages = select(*keys, r.enrollment_id, r.occurrence).distinct().subquery("messages")
+    mc = messages.c
+    mkeys = (mc.journey_id, mc.step_id, mc.variant)
+    total = {(j, st, v): int(n) for j, st, v, n in s.execute(select(*mkeys, func.count()).group_by(*mkeys))}
+    return total, dict(by)
 
 
 def _webhook_counts(s: Session, scope: Scope) -> list[tuple[tuple[str, str, str | None], str, int]]:

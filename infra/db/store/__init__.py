@@ -9,12 +9,14 @@ module               aggregate
 ``plans``            compiled journey plans by version
 ``enrollments``      enrollments: entry rules, due claims (``SKIP LOCKED``), engine state
 ``ledger``           the step ledger / outbox: one row per effect, guarded status moves
+``deferrals``        messages that waited when due (quiet hours, cap, complaint hold): one row per reason
 ``suppressions``     addresses not to write to
 ``feedback``         survey answers
 ``tickets``          support tickets (complaints hold promotions)
 ``referrals``        referral codes and conversions
 ``provider_events``  SendGrid webhook events, deduplicated
 ``api_keys``         the shops' API keys, hashed
+``admin_users``      who may sign in to ``/admin``, passwords hashed
 ``journeys``         the live version and state of each journey, publications, journey-wide moves
 ``test_sends``       test messages (``posventa send-test``), for the rate limit
 ``installation``     facts about the database: the production mark, virtual clocks
@@ -37,8 +39,10 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.store._base import normalise_email
+from infra.db.store.admin_users import AdminUsers
 from infra.db.store.api_keys import ApiKeys
 from infra.db.store.customers import Customers
+from infra.db.store.deferrals import Deferrals
 from infra.db.store.enrollments import Enrollments
 from infra.db.store.events import Events
 from infra.db.store.feedback import Feedback
@@ -68,12 +72,14 @@ class SqlTx:
         self.plans = Plans(s)
         self.enrollments = Enrollments(s)
         self.ledger = Ledger(s)
+        self.deferrals = Deferrals(s)
         self.suppressions = Suppressions(s)
         self.feedback = Feedback(s)
         self.tickets = Tickets(s)
         self.referrals = Referrals(s)
         self.provider_events = ProviderEvents(s)
         self.api_keys = ApiKeys(s)
+        self.admin_users = AdminUsers(s)
         self.journeys = Journeys(s)
         self.test_sends = SendTests(s)
         self.installation = Installation(s)

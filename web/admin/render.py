@@ -1,0 +1,66 @@
+"""Rendering an /admin page: the admin texts, links that keep an explicit ``?lang=``, the CSRF token of
+the page's forms (and its cookie when new), and the headers every page carries (``web.render``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from app.admins import Admin
+from infra.report import fmt
+from web import i18n
+from web.admin import texts
+from web.admin.auth import csrf_nonce, csrf_token, set_csrf
+from web.context import WebContext
+from web.render import PAGE_HEADERS, page_lang, render_template
+
+
+def url_for(request: Request, path: str, **params: str | None) -> str:
+    """``path`` with ``params`` (None ones left out) and the page's explicit ``?lang=``."""
+    query = {k: v for k, v in params.items() if v not in (None, "")}
+    lang = i18n.normalise(request.query_params.get("lang"))
+    if lang:
+        query["lang"] = lang
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+def other_lang_url(request: Request, lang: str) -> str:
+    """This page (with its filters) in the other language."""
+    other = "en" if lang == "es" else "es"
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return request.url.path + "?" + urlencode([*query, ("lang", other)])
+
+
+def admin_page(
+    ctx: WebContext,
+    request: Request,
+    name: str,
+    *,
+    admin: Admin | None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    lang = page_lang(request)
+    nonce, new = csrf_nonce(request)
+    html = render_template(
+        name,
+        lang=lang,
+        t=texts.translator(lang),
+        brand=ctx.brand,
+        admin=admin,
+        csrf=csrf_token(ctx, nonce),
+        url=lambda path, **params: url_for(request, path, **params),
+        other_lang="en" if lang == "es" else "es",
+        other_lang_url=other_lang_url(request, lang),
+        num=lambda v, decimals=0: fmt.number(v, lang, decimals),
+        money=lambda v: fmt.money(v, lang),
+        **values,
+    )
+    response = HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+    if new:
+        set_csrf(response, request, nonce)
+    return response
