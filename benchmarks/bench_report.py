@@ -188,7 +188,8 @@ ON CONFLICT DO NOTHING;
 
 -- deferrals: a fifth of the promotional messages waited for quiet hours (one sweep), one in twenty through
 -- twenty sweeps of a complaint hold
-INSERT INTO deferrals (enrollment_id, step_id, occurrence, reason, journey_id, first_at, last_at, until, ticks)
+INSERT INTO deferrals (enrollment_id, step_id, occurrence, reason, journey_id, first_at, last_at, until,
+                       ticks)
 SELECT l.enrollment_id, l.step_id, l.occurrence, r.reason, l.journey_id, l.created_at - interval '10 hours',
        l.created_at - interval '1 hour', l.created_at, r.ticks
 FROM ledger l CROSS JOIN (VALUES ('quiet_hours', 0.2, 1), ('complaint_hold', 0.05, 20)) AS r(reason, p, ticks)
