@@ -58,13 +58,13 @@ class Advancer:
             tx.customers.lock(sorted({e.customer_id for e in rows}))
             facts = self._facts_for(tx, rows, now)
             ledger: list[dict[str, Any]] = []
-            changes: list[StateChange] = []
             deferrals: list[DeferralRecord] = []
+            changes: list[StateChange] = []
             for e in rows:
                 stats.enrollments += 1
                 mine = Stats()
                 try:
-                    ledger_rows, waited, change = self._advance_one(tx, e, facts[e.id], now, mine)
+                    ledger_rows, change, waited = self._advance_one(tx, e, facts[e.id], now, mine)
                 except Exception as exc:
                     self._failed(tx, e, exc, now, stats)
                 else:
@@ -138,10 +138,10 @@ class Advancer:
 
     def _advance_one(
         self, tx: Tx, e: EnrollmentRecord, facts: Facts, now: datetime, stats: Stats
-    ) -> tuple[list[dict[str, Any]], list[DeferralRecord], StateChange]:
-        """Advance one enrollment; return its ledger rows, the messages that wait (the deferrals table: one
-        row per message and reason, however many sweeps it waits) and its new state (all written with the
-        rest of the batch). The engine is pure, so nothing is written unless it succeeds; local actions
+    ) -> tuple[list[dict[str, Any]], StateChange, list[DeferralRecord]]:
+        """Advance one enrollment; return its ledger rows, its new state (both written with the rest of
+        the batch) and the messages that wait (the deferrals table: one row per message and reason, however
+        many sweeps it waits). The engine is pure, so nothing is written unless it succeeds; local actions
         (rare) get a savepoint so a failing one rolls back alone."""
         plan = self.plans.pinned(tx, e.journey_id, e.plan_version)
         before = State.from_json(e.state)
@@ -219,7 +219,7 @@ class Advancer:
                 for act in local_actions:
                     self._local_action(tx, e, act)
         ended = now if adv.status in ENDED else None
-        return ledger, waited, StateChange(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended)
+        return ledger, StateChange(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended), waited
 
     def _local_action(self, tx: Tx, e: EnrollmentRecord, act: Act) -> None:
         if act.action == "set_attribute":

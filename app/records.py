@@ -210,3 +210,18 @@ class DeferralRecord:
     reason: str
     at: datetime
     until: datetime
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to a customer (the admin area's timeline). ``kind``: ``event`` (the event
+    log), ``enrollment`` (entered a journey), ``message`` / ``action`` (a ledger row), ``email`` (a SendGrid
+    event on one of their messages), ``answer`` (a survey answer), ``ticket`` (opened or resolved)."""
+
+    at: datetime
+    kind: str
+    what: str
+    journey_id: str | None = None
+    status: str | None = None
+    detail: str | None = None
+    order_id: str | None = None
