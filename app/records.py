@@ -60,6 +60,17 @@ class Move(NamedTuple):
     not_before: datetime | None = None
 
 
+class StateChange(NamedTuple):
+    """What the engine decided for one enrollment, written with the rest of its batch
+    (:meth:`app.ports.Enrollments.save_states`); ``ended_at`` None keeps the stored value."""
+
+    enrollment_id: int
+    state: Mapping[str, Any]
+    status: str
+    next_due_at: datetime | None
+    ended_at: datetime | None
+
+
 @dataclass(frozen=True)
 class EnrollmentRecord:
     """One customer's place in one journey (the engine's serialised ``state`` and when to look again)."""
@@ -199,3 +210,18 @@ class DeferralRecord:
     reason: str
     at: datetime
     until: datetime
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to a customer (the admin area's timeline). ``kind``: ``event`` (the event
+    log), ``enrollment`` (entered a journey), ``message`` / ``action`` (a ledger row), ``email`` (a SendGrid
+    event on one of their messages), ``answer`` (a survey answer), ``ticket`` (opened or resolved)."""
+
+    at: datetime
+    kind: str
+    what: str
+    journey_id: str | None = None
+    status: str | None = None
+    detail: str | None = None
+    order_id: str | None = None

@@ -1,5 +1,5 @@
 """Read-only reports: a customer's story for ops ("why did — or didn't — this customer get that
-email?") and the shop's referral figures."""
+email?"), their timeline for the admin area, and the shop's referral figures."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.ports import Store
+from app.records import TimelineEntry
 
 
 def _iso(v: datetime | None) -> str | None:
@@ -95,3 +96,9 @@ def referral_report(store: Store, limit: int = 100) -> dict[str, Any]:
         "journeys": sorted(journeys.values(), key=lambda j: j["journey_id"] or ""),
         "referrers": referrers[:limit],
     }
+
+
+def customer_timeline(store: Store, customer_id: str, limit: int = 500) -> list[TimelineEntry]:
+    """Everything that happened to a customer, newest first (at most ``limit`` entries)."""
+    with store.read() as tx:
+        return tx.timelines.for_customer(customer_id, limit)

@@ -13,8 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -23,6 +21,7 @@ from sqlalchemy import select
 from web_builders import (
     REPO,
     Live,
+    chromium,
     ledger,
     links_in,
     promoter_id,
@@ -37,8 +36,6 @@ from infra.email.outbox import outbox_stem
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
 
 
@@ -50,32 +47,8 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not found: run `make browser-deps` (installs the Debian chromium and "
-            "chromium-driver packages) to run the browser tests",
-            pytrace=False,
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        "--window-size=412,915",
-        "--lang=es-ES",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path, window="412,915") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def shot(driver: WebDriver, name: str) -> None:

@@ -1,7 +1,6 @@
-"""What the /admin pages show, read from the database in one read transaction each (run in the thread
-pool): the journeys with their live counts, a journey's funnel and diagram, the report. The numbers come
-from ``infra.db.metrics`` and ``infra.report`` — the same queries as ``posventa report`` — never
-recomputed here."""
+"""What the /admin pages show, read from the database (run in the thread pool): the journeys with their
+live counts, a journey's funnel and diagram, the report, a customer. The numbers come from
+``infra.db.metrics`` and ``infra.report`` — the same queries as the report — never recomputed here."""
 
 from __future__ import annotations
 
@@ -9,12 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from app.records import TimelineEntry
+from app.reports import customer_report, customer_timeline
 from app.services import Services
 from infra.db import metrics
 from infra.db.metrics import Scope
+from infra.report import charts
+from infra.report.assemble import build_report
+from infra.report.model import JourneyFunnel
+from infra.report.render import render
 
 LIVE = ("active", "waiting", "held")
 
@@ -75,3 +82,73 @@ def journeys(services: Services, now: datetime) -> list[JourneyRow]:
             )
         )
     return rows
+
+
+def journey_ids(services: Services) -> list[str]:
+    """The journeys a report can be filtered by."""
+    with services.store.read() as tx:
+        controlled = {c.journey_id for c in tx.journeys.controls()}
+    with read_session(services) as s:
+        return sorted(controlled | metrics.known_journeys(s))
+
+
+@dataclass(frozen=True)
+class JourneyView:
+    funnel: JourneyFunnel
+    diagram_svg: Markup | None
+    funnel_svg: Markup | None
+
+
+def _markup(svg: str | None) -> Markup | None:
+    # SVG drawn by infra.report.charts from the report's own numbers and ids (Graphviz and vl-convert
+    # escape the text they draw), as the HTML report embeds it
+    return None if svg is None else Markup(svg)
+
+
+def journey_view(
+    services: Services,
+    journey_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    lang: str,
+) -> JourneyView:
+    """A journey's funnel with its diagram (counts on each step) and funnel chart; ReportError when no
+    such journey is known."""
+    with read_session(services) as s:
+        report = build_report(s, journey=journey_id, since=since, until=until, now=now)
+    funnel = next((j for j in report.funnel if j.journey_id == journey_id), None)
+    if funnel is None:
+        funnel = JourneyFunnel(journey_id, None)
+    return JourneyView(
+        funnel, _markup(charts.diagram_svg(funnel, lang)), _markup(charts.funnel_chart(funnel, lang))
+    )
+
+
+def report_html(
+    services: Services,
+    journey: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    lang: str,
+) -> str:
+    """The results report as the self-contained HTML page of ``posventa report --format html``."""
+    with read_session(services) as s:
+        report = build_report(s, journey=journey, since=since, until=until, now=now)
+    return render(report, "html", lang)
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer: dict[str, Any]
+    timeline: list[TimelineEntry]
+    limit: int
+
+
+def customer_view(services: Services, customer_id: str, limit: int = 500) -> CustomerView | None:
+    """A customer's facts, suppressions and journeys (``app.reports.customer_report``) and timeline."""
+    found = customer_report(services.store, customer_id)
+    if found is None:
+        return None
+    return CustomerView(found, customer_timeline(services.store, customer_id, limit), limit)

@@ -9,17 +9,21 @@ document. Pages are server-rendered, autoescaped Jinja templates with no script 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app.admins import Admin
+from infra.report.assemble import parse_period
+from infra.report.model import ReportError
 from web.admin import auth, data
-from web.admin.render import admin_page, url_for
+from web.admin.render import admin_page, render_admin, respond, url_for
 from web.admin.texts import text
-from web.context import get_context
+from web.context import WebContext, get_context
 from web.errors import RateLimited
 from web.limits import read_form
 
@@ -144,6 +148,172 @@ async def journeys_json(request: Request, admin: ApiAdmin) -> dict[str, object]:
             for r in rows
         ]
     }
+
+
+# --- a journey, the report ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    """The report filters as typed (days, ``YYYY-MM-DD``) and as instants (``until`` exclusive)."""
+
+    since: str | None
+    until: str | None
+    journey: str | None
+    since_at: datetime | None = None
+    until_at: datetime | None = None
+
+
+def _filters(ctx: WebContext, request: Request) -> tuple[Filters, str | None]:
+    """The query's filters, and the problem with them (the page says it; nothing is computed)."""
+    q = request.query_params
+    since, until, journey = ((q.get(k) or "").strip()[:64] or None for k in ("since", "until", "journey"))
+    filters = Filters(since, until, journey)
+    try:
+        since_at, until_at = parse_period(since, until, ctx.settings.timezone)
+        if since_at is not None and until_at is not None and since_at >= until_at:
+            raise ReportError("'since' must be before 'until'")
+    except ReportError as exc:
+        return filters, str(exc)
+    return replace(filters, since_at=since_at, until_at=until_at), None
+
+
+@router.get("/journeys/{journey_id}")
+async def journey_page(request: Request, journey_id: str, admin: PageAdmin) -> Response:
+    ctx = get_context(request)
+    lang = auth.admin_lang(request)
+    filters, problem = _filters(ctx, request)
+    filters = replace(filters, journey=journey_id)
+    common: dict[str, Any] = {
+        "section": "journeys",
+        "filters": filters,
+        "filter_action": f"/admin/journeys/{journey_id}",
+        "journey_choices": None,
+    }
+    if problem is None:
+        try:
+            view = await run_in_threadpool(
+                data.journey_view,
+                ctx.services(),
+                journey_id,
+                filters.since_at,
+                filters.until_at,
+                ctx.now(),
+                lang,
+            )
+        except ReportError:
+            return admin_page(
+                ctx,
+                request,
+                "admin/report_problem.html",
+                admin=admin,
+                status=404,
+                problem=text("unknown_journey", lang, journey=journey_id),
+                **{**common, "filters": replace(filters, journey=None)},
+            )
+        rows = {r.journey_id: r for r in await run_in_threadpool(data.journeys, ctx.services(), ctx.now())}
+        row = rows.get(journey_id)
+        report = url_for(
+            request, "/admin/report", journey=journey_id, since=filters.since, until=filters.until
+        )
+        return admin_page(
+            ctx,
+            request,
+            "admin/journey.html",
+            admin=admin,
+            view=view,
+            j=view.funnel,
+            state=row.state if row else None,
+            live=sum(view.funnel.statuses.get(s, 0) for s in data.LIVE),
+            statuses=STATUSES,
+            report_url=report,
+            problem=None,
+            **common,
+        )
+    return admin_page(
+        ctx,
+        request,
+        "admin/report_problem.html",
+        admin=admin,
+        status=400,
+        problem=text("bad_filter", lang, problem=problem),
+        **common,
+    )
+
+
+@router.get("/report")
+async def report_page(request: Request, admin: PageAdmin) -> Response:
+    """The results report (``posventa report --format html``) with the admin bar and its filters."""
+    ctx = get_context(request)
+    lang = auth.admin_lang(request)
+    filters, problem = _filters(ctx, request)
+    choices = await run_in_threadpool(data.journey_ids, ctx.services())
+    common: dict[str, Any] = {
+        "section": "report",
+        "filters": filters,
+        "filter_action": "/admin/report",
+        "journey_choices": choices,
+    }
+    if problem is None and filters.journey is not None and filters.journey not in choices:
+        problem = text("unknown_journey", lang, journey=filters.journey)
+        return admin_page(
+            ctx, request, "admin/report_problem.html", admin=admin, status=404, problem=problem, **common
+        )
+    if problem is not None:
+        problem = text("bad_filter", lang, problem=problem)
+        return admin_page(
+            ctx, request, "admin/report_problem.html", admin=admin, status=400, problem=problem, **common
+        )
+    html = await run_in_threadpool(
+        data.report_html, ctx.services(), filters.journey, filters.since_at, filters.until_at, ctx.now(), lang
+    )
+    bar, nonce = render_admin(ctx, request, "admin/report_bar.html", admin=admin, problem=None, **common)
+    # the report is a whole page: the admin bar goes at the top of its body
+    head, found, body = html.partition("<body>")
+    page = head + found + "\n" + bar + body if found else bar + html
+    return respond(request, page, nonce)
+
+
+# --- a customer ------------------------------------------------------------------------------------------
+@router.get("/customers")
+async def customer_page(request: Request, admin: PageAdmin) -> Response:
+    """Search by customer id (``?id=``: a query parameter, so the access log, which records paths, never
+    holds it); the customer's facts, journeys and timeline."""
+    ctx = get_context(request)
+    lang = auth.admin_lang(request)
+    query = (request.query_params.get("id") or "").strip()
+    values: dict[str, Any] = {"section": "customers", "query": query[:128], "view": None, "problem": None}
+    if not query:
+        return admin_page(ctx, request, "admin/customer.html", admin=admin, **values)
+    view = await run_in_threadpool(data.customer_view, ctx.services(), query) if len(query) <= 128 else None
+    if view is None:
+        values["problem"] = text("no_customer", lang, id=query[:128])
+        return admin_page(ctx, request, "admin/customer.html", admin=admin, status=404, **values)
+    return admin_page(ctx, request, "admin/customer.html", admin=admin, **{**values, "view": view})
+
+
+@router.get("/api/customers")
+async def customer_json(request: Request, admin: ApiAdmin) -> Response:
+    ctx = get_context(request)
+    query = (request.query_params.get("id") or "").strip()
+    view = (
+        await run_in_threadpool(data.customer_view, ctx.services(), query) if 0 < len(query) <= 128 else None
+    )
+    if view is None:
+        return JSONResponse({"error": "not-found", "message": "no such customer"}, status_code=404)
+    return JSONResponse(
+        {
+            **view.customer,
+            "timeline": [
+                {
+                    **{
+                        k: getattr(e, k)
+                        for k in ("kind", "what", "journey_id", "status", "detail", "order_id")
+                    },
+                    "at": e.at.isoformat(),
+                }
+                for e in view.timeline
+            ],
+        }
+    )
 
 
 def install(app: FastAPI) -> None:

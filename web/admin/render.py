@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse
 
 from app.admins import Admin
 from infra.report import fmt
+from posventa.timeutil import zone
 from web import i18n
 from web.admin import texts
 from web.admin.auth import csrf_nonce, csrf_token, set_csrf
@@ -34,16 +35,10 @@ def other_lang_url(request: Request, lang: str) -> str:
     return request.url.path + "?" + urlencode([*query, ("lang", other)])
 
 
-def admin_page(
-    ctx: WebContext,
-    request: Request,
-    name: str,
-    *,
-    admin: Admin | None,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    **values: Any,
-) -> HTMLResponse:
+def render_admin(
+    ctx: WebContext, request: Request, name: str, *, admin: Admin | None, **values: Any
+) -> tuple[str, str | None]:
+    """The template ``name`` as text, and the CSRF nonce to set as a cookie when the browser had none."""
     lang = page_lang(request)
     nonce, new = csrf_nonce(request)
     html = render_template(
@@ -56,11 +51,39 @@ def admin_page(
         url=lambda path, **params: url_for(request, path, **params),
         other_lang="en" if lang == "es" else "es",
         other_lang_url=other_lang_url(request, lang),
+        lang_param=i18n.normalise(request.query_params.get("lang")),
+        when=lambda at: at.astimezone(zone(ctx.settings.timezone)).strftime("%Y-%m-%d %H:%M") if at else "—",
         num=lambda v, decimals=0: fmt.number(v, lang, decimals),
         money=lambda v: fmt.money(v, lang),
         **values,
     )
+    return html, nonce if new else None
+
+
+def respond(
+    request: Request,
+    html: str,
+    new_nonce: str | None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """An admin page's response: the pages' headers (strict CSP, no-store), the CSRF cookie when new."""
     response = HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
-    if new:
-        set_csrf(response, request, nonce)
+    if new_nonce:
+        set_csrf(response, request, new_nonce)
     return response
+
+
+def admin_page(
+    ctx: WebContext,
+    request: Request,
+    name: str,
+    *,
+    admin: Admin | None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    html, nonce = render_admin(ctx, request, name, admin=admin, **values)
+    return respond(request, html, nonce, status=status, headers=headers)

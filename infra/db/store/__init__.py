@@ -17,6 +17,7 @@ module               aggregate
 ``provider_events``  SendGrid webhook events, deduplicated
 ``api_keys``         the shops' API keys, hashed
 ``admin_users``      who may sign in to ``/admin``, passwords hashed
+``timelines``        read-only: everything that happened to one customer, newest first
 ``journeys``         the live version and state of each journey, publications, journey-wide moves
 ``test_sends``       test messages (``posventa send-test``), for the rate limit
 ``installation``     facts about the database: the production mark, virtual clocks
@@ -57,6 +58,7 @@ from infra.db.store.referrals import Referrals
 from infra.db.store.suppressions import Suppressions
 from infra.db.store.test_sends import SendTests
 from infra.db.store.tickets import Tickets
+from infra.db.store.timelines import Timelines
 
 __all__ = ["SqlStore", "SqlTx", "normalise_email"]
 
@@ -80,6 +82,7 @@ class SqlTx:
         self.provider_events = ProviderEvents(s)
         self.api_keys = ApiKeys(s)
         self.admin_users = AdminUsers(s)
+        self.timelines = Timelines(s)
         self.journeys = Journeys(s)
         self.test_sends = SendTests(s)
         self.installation = Installation(s)
