@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from admin_builders import ADMIN, PASSWORD, World, admin_world
+from headless import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from web_builders import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 

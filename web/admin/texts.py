@@ -120,6 +120,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "kind_message": {"es": "mensaje", "en": "message"},
     "kind_action": {"es": "acción", "en": "action"},
     "kind_email": {"es": "correo", "en": "email"},
+    "kind_deferral": {"es": "aplazado", "en": "deferred"},
     "kind_answer": {"es": "respuesta", "en": "answer"},
     "kind_ticket": {"es": "ticket", "en": "ticket"},
     "kind_enrollment": {"es": "recorrido", "en": "journey"},
