@@ -15,7 +15,7 @@ from typing import Any
 from app.config import Config
 from app.plans import PlanBook
 from app.ports import Clock, Store, Tx
-from app.records import DeferralRecord, EnrollmentRecord, ledger_key
+from app.records import DeferralRecord, EnrollmentRecord, StateChange, ledger_key
 from app.stats import Stats
 from posventa.engine import Act, Send, Skip, State, advance
 from posventa.facts import Facts
@@ -59,17 +59,21 @@ class Advancer:
             facts = self._facts_for(tx, rows, now)
             ledger: list[dict[str, Any]] = []
             deferrals: list[DeferralRecord] = []
+            changes: list[StateChange] = []
             for e in rows:
                 stats.enrollments += 1
                 mine = Stats()
                 try:
-                    ledger_rows, waited = self._advance_one(tx, e, facts[e.id], now, mine)
+                    ledger_rows, change, waited = self._advance_one(tx, e, facts[e.id], now, mine)
                 except Exception as exc:
                     self._failed(tx, e, exc, now, stats)
                 else:
                     ledger += ledger_rows
+                    changes.append(change)
                     deferrals += waited
                     stats.merge(mine)
+            # The batch's writes, set-based: the new states in one statement, the ledger rows in another.
+            tx.enrollments.save_states(changes)
             if ledger:
                 tx.ledger.insert(ledger)
             tx.deferrals.record(deferrals)
@@ -134,11 +138,11 @@ class Advancer:
 
     def _advance_one(
         self, tx: Tx, e: EnrollmentRecord, facts: Facts, now: datetime, stats: Stats
-    ) -> tuple[list[dict[str, Any]], list[DeferralRecord]]:
-        """Advance one enrollment; return its ledger rows and the messages that wait (the deferrals
-        table: one row per message and reason, however many sweeps it waits). The engine is pure, so
-        nothing is written unless it succeeds; local actions (rare) get a savepoint so a failing one rolls
-        back alone."""
+    ) -> tuple[list[dict[str, Any]], StateChange, list[DeferralRecord]]:
+        """Advance one enrollment; return its ledger rows, its new state (both written with the rest of
+        the batch) and the messages that wait (the deferrals table: one row per message and reason, however
+        many sweeps it waits). The engine is pure, so nothing is written unless it succeeds; local actions
+        (rare) get a savepoint so a failing one rolls back alone."""
         plan = self.plans.pinned(tx, e.journey_id, e.plan_version)
         before = State.from_json(e.state)
         adv = advance(before, plan, now, facts)
@@ -215,8 +219,7 @@ class Advancer:
                 for act in local_actions:
                     self._local_action(tx, e, act)
         ended = now if adv.status in ENDED else None
-        tx.enrollments.save_state(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended)
-        return ledger, waited
+        return ledger, StateChange(e.id, adv.state.to_json(), adv.status, adv.next_due_at, ended), waited
 
     def _local_action(self, tx: Tx, e: EnrollmentRecord, act: Act) -> None:
         if act.action == "set_attribute":

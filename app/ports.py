@@ -33,6 +33,7 @@ from app.records import (
     Move,
     ReferralFigures,
     RequeueFilter,
+    StateChange,
     SuppressionRecord,
     TimelineEntry,
 )
@@ -181,6 +182,7 @@ class Enrollments(Protocol):
         next_due_at: datetime | None,
         ended_at: datetime | None,
     ) -> None: ...
+    def save_states(self, changes: Sequence[StateChange]) -> None: ...
     def record_failure(
         self, enrollment_id: int, attempts: int, error: str, status: str, next_due_at: datetime | None
     ) -> None: ...
@@ -358,7 +360,7 @@ class Health(Protocol):
     run summaries)."""
 
     def backlog(self, now: datetime) -> tuple[int, datetime | None]: ...
-    def ledger_counts(self, statuses: Sequence[str]) -> dict[str, int]: ...
+    def ledger_counts(self, statuses: Sequence[str], *, since: datetime | None = None) -> dict[str, int]: ...
     def reasons(
         self, statuses: Sequence[str], *, moved_at: datetime | None = None, limit: int = 50
     ) -> list[tuple[str, str, str, str | None, int]]: ...

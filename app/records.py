@@ -60,6 +60,17 @@ class Move(NamedTuple):
     not_before: datetime | None = None
 
 
+class StateChange(NamedTuple):
+    """What the engine decided for one enrollment, written with the rest of its batch
+    (:meth:`app.ports.Enrollments.save_states`); ``ended_at`` None keeps the stored value."""
+
+    enrollment_id: int
+    state: Mapping[str, Any]
+    status: str
+    next_due_at: datetime | None
+    ended_at: datetime | None
+
+
 @dataclass(frozen=True)
 class EnrollmentRecord:
     """One customer's place in one journey (the engine's serialised ``state`` and when to look again)."""

@@ -2,13 +2,17 @@
 run, then a summary. Timings are reported, never asserted: the exit status is 0 unless a benchmark
 crashed (1). ``--only NAME`` runs one of them.
 
-Benchmarks: ``simulate`` (issue 2: the simulator, 10k vs 1k customers), ``sweep`` (issue 3: the nightly
-sweep on PostgreSQL vs the per-customer Prefect design and the raw SQL+HTTP limit; sizes from
-``POSVENTA_BENCH_SIZES``), ``email`` (SendGridSender batched vs one request per message, by a colleague)
-``api`` (``benchmarks/bench_api.py``), ``render`` (one ``thank_you`` message vs a trivial template) and
-``report`` (the results report over a million ledger rows on PostgreSQL; size from
-``POSVENTA_BENCH_REPORT_ENROLLMENTS``) and ``workers`` (one due set swept by 1, 2 and 4 process workers
-through a real Prefect server; size from ``POSVENTA_BENCH_WORKERS_DUE``).
+Benchmarks: ``validate`` (``posventa validate`` of the shipped journeys in a fresh interpreter vs a bare
+interpreter start; target ≤ 1 s), ``simulate`` (issue 2: the simulator, 10k vs 1k customers; target
+≤ 10 s for 10k × 180 days), ``sweep`` (the nightly sweep on PostgreSQL vs the raw limit — the minimal
+claim/render/POST/ledger loop with the real template and with a trivial one — and the per-customer
+Prefect design; SQL statements per batch; peak memory; sizes from ``POSVENTA_BENCH_SIZES``),
+``email`` (SendGridSender batched vs one request per message, by a colleague), ``api``
+(``benchmarks/bench_api.py``: events/s in batches of 100 vs one per request; targets ≥ 2,000 and ≥ 300),
+``render`` (one ``thank_you`` message vs a trivial template), ``report`` (the results report over a
+million ledger rows on PostgreSQL; size from ``POSVENTA_BENCH_REPORT_ENROLLMENTS``) and ``workers`` (one
+due set swept by 1, 2 and 4 process workers through a real Prefect server; size from
+``POSVENTA_BENCH_WORKERS_DUE``).
 """
 
 from __future__ import annotations
@@ -42,8 +46,13 @@ def _simulate() -> dict[str, Any]:
 
 def _simulate_ratios(r: dict[str, Any]) -> list[str]:
     speed = r["customers_per_s"] / r["baseline_customers_per_s"]
+    cpu = r.get("cpu_seconds", r["seconds"])
+    verdict = "PASS" if min(r["seconds"], cpu) <= SIMULATE_TARGET_S else "ABOVE TARGET"
     return [
-        f"{r['customers']} customers × {r['days']} days: {r['seconds']} s, "
+        f"{r['customers']} customers × {r['days']} days: {r['seconds']} s wall, {cpu} s CPU "
+        f"(target ≤ {SIMULATE_TARGET_S:.0f} s: {verdict}"
+        + ("" if r["seconds"] <= SIMULATE_TARGET_S else ", on CPU time: the machine is shared")
+        + "), "
         f"{r['customers_per_s']:.0f} customers/s, {r['advances_per_s']:.0f} advances/s",
         f"customers/s vs the {r['baseline_customers']}-customer baseline: {speed:.2f}x "
         f"(per-customer cost {r['per_customer_cost_ratio']:.2f}x; 1.00 = linear)",
@@ -102,6 +111,14 @@ def _sweep_ratios(r: dict[str, Any]) -> list[str]:
                 f"N={n}: real / raw-with-one-request-per-customer = {own:.3f} (the runtime's own overhead); "
                 f"that raw variant is {raw1['ratio_to_raw']:.3f} of the batched raw (the request count)"
             )
+    mem = {n: rows["real_pt"]["mem_mib"] for n, rows in by_n.items() if "real_pt" in rows}
+    if len(mem) > 1:
+        lo, hi = min(mem), max(mem)
+        flat = "PASS" if mem[hi] <= 2 * max(mem[lo], 8.0) else "GROWS"
+        lines.append(
+            f"real sweep peak memory (VmHWM growth): N={lo} +{mem[lo]:.0f} MiB, N={hi} +{mem[hi]:.0f} MiB "
+            f"({hi // lo}x the customers; target: flat: {flat})"
+        )
     return lines
 
 
@@ -131,9 +148,33 @@ def _api() -> dict[str, Any]:
 
 
 def _api_ratios(r: dict[str, Any]) -> list[str]:
+    batched = "PASS" if r["batched_events_per_s"] >= API_TARGET_BATCHED else "BELOW TARGET"
+    single = "PASS" if r["single_events_per_s"] >= API_TARGET_SINGLE else "BELOW TARGET"
     return [
-        f"events API: batches of {r['batch_size']} {r['batched_events_per_s']:.0f} events/s vs one event per "
-        f"request {r['single_events_per_s']:.0f} events/s (baseline): {r['ratio']:.2f}x"
+        f"events API: batches of {r['batch_size']} {r['batched_events_per_s']:.0f} events/s (target ≥ "
+        f"{API_TARGET_BATCHED:,}: {batched}) vs one event per request {r['single_events_per_s']:.0f} "
+        f"events/s (baseline; target ≥ {API_TARGET_SINGLE}: {single}): {r['ratio']:.2f}x"
+    ]
+
+
+def _validate() -> dict[str, Any]:
+    from benchmarks import bench_validate
+
+    return bench_validate.run()
+
+
+def _validate_ratios(r: dict[str, Any]) -> list[str]:
+    if r["meets_target"]:
+        verdict = "PASS"
+    elif r["validate_cpu_s"] <= r["target_s"]:
+        verdict = "PASS on CPU time only: the machine is shared"
+    else:
+        verdict = "ABOVE TARGET"
+    return [
+        f"posventa validate of the {r['journeys']} shipped journeys: {r['validate_wall_s']:.2f} s wall, "
+        f"{r['validate_cpu_s']:.2f} s CPU (target ≤ {r['target_s']:.0f} s: {verdict}) = "
+        f"{r['ratio_to_bare_python']:.0f}x a bare interpreter start ({r['bare_python_wall_s']:.3f} s, "
+        f"baseline); database/workflow/web modules imported: {r['heavy_imports'] or 'none'}"
     ]
 
 
@@ -194,11 +235,18 @@ def _workers_ratios(r: dict[str, Any]) -> list[str]:
     ]
 
 
+#: Issue 12's targets for the figures that have no ratio target.
+SIMULATE_TARGET_S = 10.0
+API_TARGET_BATCHED = 2_000
+API_TARGET_SINGLE = 300
+
+
 class _Skip(Exception):
     pass
 
 
 BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[str]]]] = {
+    "validate": (_validate, _validate_ratios),
     "simulate": (_simulate, _simulate_ratios),
     "sweep": (_sweep, _sweep_ratios),
     "email": (_email, _email_ratios),

@@ -988,6 +988,7 @@ def profile(n: int, top: int = 35, out: str | None = None) -> None:
             fake_url=fake.url,
             profile_top=top,
             profile_out=str(Path(out).resolve()) if out else None,
+            passthrough=True,
         )
         checked = _check("real (profiled)", url, fake, n)
     print(

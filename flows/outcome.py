@@ -22,18 +22,27 @@ counts, ``posventa.sends.failed`` when sends failed, ``posventa.enrollments.fail
 Their resource is ``posventa.run.<flow run id>``; Prefect relates them to the flow run, its deployment and
 tags. ``infra/deploy/prefect-automations.yaml`` notifies on them (``posventa automations``).
 
-A flow called in-process (``posventa tick``, tests) returns the :class:`~app.stats.Stats` of a clean run and
-raises :class:`RunNotClean`, which carries them, otherwise.
+**No traceback.** A run that is not clean returns ``Failed(message=…)``: nothing raised, nothing to trace.
+Prefect's engine still re-raises a Failed state's result when a worker runs the flow, and logs that as
+"Engine execution exited with unexpected exception" with a traceback of its own internals; the run's
+state already says why it failed, so :class:`QuietFailedRun` drops exactly that record for the messages
+this process concluded with (any other exception keeps its traceback).
+
+A flow called in-process (``posventa tick``, tests) returns the :class:`~app.stats.Stats` of a clean run;
+``flow(..., return_state=True)`` and :func:`stats_of` give a failed run's state and what it did.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
+from prefect.exceptions import FailedRun
 from prefect.states import Completed, Failed, State
 
 from app.stats import ENGINE, SHARD, Stats
@@ -43,16 +52,37 @@ EVENT_REASONS = 20
 MAX_MESSAGE = 1500
 
 
-class RunNotClean(Exception):
-    """A run with failed sends, engine errors or lost shards; ``stats`` is what it did."""
+#: What the runs concluded in this process did, by flow run id (the last few: for in-process callers).
+_CONCLUDED: OrderedDict[str, tuple[str, Stats]] = OrderedDict()
+_KEEP = 64
 
-    def __init__(self, message: str, stats: Stats) -> None:
-        super().__init__(message, stats)
-        self.message = message
-        self.stats = stats
 
-    def __str__(self) -> str:
-        return self.message
+def stats_of(state: State[Any]) -> Stats | None:
+    """The :class:`Stats` of a run concluded in this process (a failed run's state carries none)."""
+    found = _CONCLUDED.get(str(state.state_details.flow_run_id))
+    return found[1] if found else None
+
+
+class QuietFailedRun(logging.Filter):
+    """Drop the engine's traceback of a Failed state that :func:`conclude` returned on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, FailedRun) and "exited with unexpected exception" in str(record.msg):
+            return str(exc) not in {message for message, _ in _CONCLUDED.values()}
+        return True
+
+
+for _name in ("prefect.flow_runs", "prefect.engine"):
+    logging.getLogger(_name).addFilter(QuietFailedRun())
+
+
+def _remember(message: str, stats: Stats) -> None:
+    from prefect.runtime import flow_run
+
+    _CONCLUDED[str(flow_run.id)] = (message, stats)
+    while len(_CONCLUDED) > _KEEP:
+        _CONCLUDED.popitem(last=False)
 
 
 def conclude(
@@ -82,9 +112,10 @@ def conclude(
     message = message[:MAX_MESSAGE]
     if events:
         emit_outcome(stats, kind=kind, now=now, due=due, message=message)
+    _remember(message, stats)
     if stats.clean:
         return Completed(message=message, data=stats)
-    return Failed(message=message, data=RunNotClean(message, stats))
+    return Failed(message=message)
 
 
 _LOG_LABEL = {

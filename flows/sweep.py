@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.states import State
 from pydantic import Field
@@ -24,6 +24,7 @@ from pydantic import Field
 from app.stats import Stats
 from flows.outcome import conclude
 from flows.shards import MAX_SHARDS, fan_out
+from tasks.report import publish_report
 from tasks.steps import (
     advance_batch,
     count_due,
@@ -122,10 +123,16 @@ def tick(journey: str | None = None, now: datetime | None = None, shards: Shards
 
 @flow(name="nightly", flow_run_name=_run_name("nightly"), log_prints=True)
 def nightly(journey: str | None = None, now: datetime | None = None, shards: Shards = 1) -> State[Any]:
-    """Nightly: date triggers (birthday, warranty, replenishment), segments, the sweep, reconciliation."""
+    """Nightly: date triggers (birthday, warranty, replenishment), segments, the sweep, reconciliation,
+    and the results report of the last 30 days as a Markdown artifact (``results-report``)."""
     at = _now(now)
     entered = Stats.from_json(enroll_scheduled(at))
-    return _scheduled_run("nightly", at, journey, shards, entered)
+    state = _scheduled_run("nightly", at, journey, shards, entered)
+    try:  # the results report (a Markdown artifact) never changes how the sweep's run ends
+        publish_report(at, journey=journey)
+    except Exception as exc:
+        get_run_logger().warning("results report not published: %s: %s", type(exc).__name__, exc)
+    return state
 
 
 @flow(name="sweep-shard", flow_run_name=_run_name("sweep-shard"), log_prints=True)

@@ -175,15 +175,16 @@ def _prefect_env() -> None:
 def _run_flow(flow: Any, **params: Any) -> int:
     """Run a flow in this process; print its summary. Exit 1 when the run is not clean (failed sends,
     engine errors): the reasons are printed, grouped."""
-    from flows.outcome import RunNotClean
+    from flows.outcome import stats_of
 
-    try:
-        stats = flow(**params)
-    except RunNotClean as exc:
-        _print_stats(exc.stats)
-        print(exc.message, file=sys.stderr)
-        return 1
+    state = flow(**params, return_state=True)
+    stats = stats_of(state)
+    if stats is None:  # the run failed before it could conclude (Prefect says why)
+        raise PosventaError(state.message or str(state))
     _print_stats(stats)
+    if not state.is_completed():
+        print(state.message, file=sys.stderr)
+        return 1
     return 0
 
 
@@ -337,22 +338,73 @@ def cmd_customer(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
+    _print_customer(report, _settings().timezone)
+    return 0
+
+
+def _print_customer(report: dict[str, Any], timezone: str) -> None:
+    from ops.i18n import status_label
+    from posventa.tables import local_time
+
     c = report["customer"]
-    print(f"{c['id']}  {c['email'] or '-'}  {c['locale']}  {c['timezone'] or '-'}")
+    print(
+        t(
+            "customer_head",
+            id=c["id"],
+            email=c["email"] or "-",
+            locale=c["locale"],
+            timezone=c["timezone"] or "-",
+            zone=timezone,
+        )
+    )
     print(t("suppressions") + ":")
-    for x in report["suppressions"] or [{"reason": "-", "scope": "", "source": "", "since": ""}]:
-        print(f"  {x['reason']:<14}{x['scope']:<13}{x['source']:<12}{x['since'] or ''}")
+    suppressions = [
+        (x["reason"], x["scope"], x["source"], local_time(x["since"], timezone))
+        for x in report["suppressions"]
+    ]
+    cols = ("col_reason", "col_scope", "col_source", "col_since")
+    _print_rows([t(k) for k in cols], suppressions)
     if report["open_complaint"]:
         print("  " + t("open_complaint"))
     print(t("journeys") + ":")
+    enrollments = []
     for e in report["enrollments"]:
-        where = e["step"] or e["reason"] or ""
-        held = f"  [{e['journey_state']}]" if e["journey_state"] not in (None, "running") else ""
-        print(f"  {e['journey']:<16}{e['status']:<11}{where:<24}{e['next_due_at'] or ''}{held}")
+        held = e["journey_state"] not in (None, "running")
+        state = status_label("journey", e["journey_state"]) if held else ""
+        enrollments.append(
+            (
+                e["journey"],
+                status_label("enrollment", e["status"]),
+                e["step"] or e["reason"],
+                local_time(e["next_due_at"], timezone),
+                f"[{state}]" if state else "",
+            )
+        )
+    _print_rows([t(k) for k in ("col_journey", "col_status", "col_step", "col_next")] + [""], enrollments)
     print(t("messages") + ":")
-    for r in report["messages"]:
-        print(f"  {r['journey']:<16}{r['step']:<24}{r['status']:<9}{r['reason'] or '':<28}{r['at'] or ''}")
-    return 0
+    messages = [
+        (
+            r["journey"],
+            r["step"],
+            status_label("send", r["status"]),
+            r["reason"],
+            local_time(r["at"], timezone),
+        )
+        for r in report["messages"]
+    ]
+    _print_rows(
+        [t(k) for k in ("col_journey", "col_msg_step", "col_status", "col_reason", "col_at")], messages
+    )
+
+
+def _print_rows(header: list[str], rows: list[tuple[Any, ...]]) -> None:
+    from posventa.tables import table
+
+    if not rows:
+        print("  " + t("none_yet"))
+        return
+    for line in table(header, rows, indent="  "):
+        print(line)
 
 
 # --- registration ----------------------------------------------------------------------------------------

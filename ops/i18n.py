@@ -15,7 +15,7 @@ OPS = Catalogue(
         },
         "help_tick": {
             "en": "advance every due enrollment now (the frequent sweep)",
-            "es": "avanza ahora las inscripciones vencidas (barrido frecuente)",
+            "es": "avanza ahora las inscripciones pendientes (barrido frecuente)",
         },
         "help_nightly": {
             "en": "nightly run: date triggers, segments and the due sweep",
@@ -36,7 +36,7 @@ OPS = Catalogue(
         },
         "help_fake_sendgrid": {
             "en": "run a SendGrid-compatible fake server on loopback",
-            "es": "ejecuta un servidor falso compatible con SendGrid en loopback",
+            "es": "ejecuta en local (loopback) un servidor falso compatible con SendGrid",
         },
         "help_customer": {
             "en": "show a customer: suppressions (with reasons), journeys, messages",
@@ -51,18 +51,18 @@ OPS = Catalogue(
         },
         "rejected_line": {
             "en": "{path}:{line}: rejected: {reason}",
-            "es": "{path}:{line}: rechazado: {reason}",
+            "es": "{path}:{line}: línea rechazada: {reason}",
         },
         "outbox_note": {
             "en": "no SendGrid key: email is written to {path}",
             "es": "sin clave de SendGrid: el correo se escribe en {path}",
         },
         "run_summary": {
-            "en": "{n} enrollments advanced, {sent} messages sent, {skipped} skipped, {failed} failed",
-            "es": "{n} inscripciones avanzadas, {sent} mensajes enviados, {skipped} omitidos, "
-            "{failed} fallidos",
+            "en": "enrollments advanced: {n} · messages sent: {sent} · skipped: {skipped} · failed: {failed}",
+            "es": "inscripciones avanzadas: {n} · mensajes enviados: {sent} · omitidos: {skipped} · "
+            "fallidos: {failed}",
         },
-        "doctor_ok": {"en": "ok", "es": "bien"},
+        "doctor_ok": {"en": "ok", "es": "correcto"},
         "no_customer": {"en": "no customer '{id}'", "es": "no existe el cliente '{id}'"},
         "suppressions": {"en": "Suppressions", "es": "Bloqueos y bajas"},
         "open_complaint": {
@@ -71,6 +71,39 @@ OPS = Catalogue(
         },
         "journeys": {"en": "Journeys", "es": "Recorridos"},
         "messages": {"en": "Messages", "es": "Mensajes"},
+        "customer_head": {
+            "en": "Customer {id} · {email} · {locale} · {timezone} (times in {zone})",
+            "es": "Cliente {id} · {email} · {locale} · {timezone} (horas en {zone})",
+        },
+        "none_yet": {"en": "none", "es": "ninguno"},
+        "col_reason": {"en": "reason", "es": "motivo"},
+        "col_scope": {"en": "scope", "es": "alcance"},
+        "col_source": {"en": "source", "es": "origen"},
+        "col_since": {"en": "since", "es": "desde"},
+        "col_journey": {"en": "journey", "es": "recorrido"},
+        "col_status": {"en": "status", "es": "estado"},
+        "col_step": {"en": "step or reason", "es": "paso o motivo"},
+        "col_next": {"en": "next due", "es": "vence"},
+        "col_msg_step": {"en": "step", "es": "paso"},
+        "col_at": {"en": "at", "es": "fecha"},
+        # stored status values, as shown (the values themselves never change: JSON keeps them)
+        "enrollment_active": {"en": "active", "es": "activa"},
+        "enrollment_waiting": {"en": "waiting", "es": "en espera"},
+        "enrollment_held": {"en": "held", "es": "retenida"},
+        "enrollment_completed": {"en": "completed", "es": "completada"},
+        "enrollment_exited": {"en": "exited", "es": "salió"},
+        "enrollment_converted": {"en": "converted", "es": "convertida"},
+        "enrollment_failed": {"en": "failed", "es": "con error"},
+        "send_pending": {"en": "pending", "es": "pendiente"},
+        "send_sending": {"en": "sending", "es": "enviándose"},
+        "send_sent": {"en": "sent", "es": "enviado"},
+        "send_failed": {"en": "failed", "es": "fallido"},
+        "send_skipped": {"en": "skipped", "es": "omitido"},
+        "send_unknown": {"en": "unknown", "es": "sin confirmar"},
+        "journey_paused": {"en": "paused", "es": "en pausa"},
+        "journey_draining": {"en": "draining", "es": "vaciándose"},
+        "journey_stopped": {"en": "stopped", "es": "detenido"},
+        "journey_running": {"en": "running", "es": "en marcha"},
         "api_key_created": {
             "en": "API key for {shop} (shown once, store it now):",
             "es": "Clave de API para {shop} (se muestra una vez, guárdala ahora):",
@@ -93,3 +126,12 @@ OPS = Catalogue(
     }
 )
 t = OPS.t
+
+
+def status_label(kind: str, value: str | None) -> str:
+    """A stored status (``send``: a ledger row's; ``enrollment``; ``journey``) in the current language;
+    an unknown value as it is."""
+    if not value:
+        return "-"
+    found = t(f"{kind}_{value}")
+    return value if found == f"{kind}_{value}" else found

@@ -22,11 +22,11 @@ MARKETER = Catalogue(
         },
         "help_publish": {
             "en": "make the journey files the versions new customers get",
-            "es": "hace que los clientes nuevos entren en la versión de los archivos",
+            "es": "publica los recorridos: quien entre desde ahora recibe la versión de los archivos",
         },
         "help_migrate": {
             "en": "move the customers inside a journey to another version",
-            "es": "mueve a los clientes de un recorrido a otra versión",
+            "es": "mueve a quienes están dentro de un recorrido a otra versión",
         },
         "help_pause": {
             "en": "pause a journey: nobody enters, nothing is sent, due steps wait",
@@ -67,7 +67,7 @@ MARKETER = Catalogue(
         },
         "arg_rerun": {
             "en": "allow moving customers back to a step they already did",
-            "es": "permite devolver clientes a un paso que ya hicieron",
+            "es": "permite devolver a alguien a un paso que ya hizo",
         },
         "arg_show": {"en": "customer ids listed per move", "es": "clientes listados por movimiento"},
         "arg_reason": {"en": "why (shown to ops)", "es": "por qué (lo ve operaciones)"},
@@ -128,12 +128,24 @@ MARKETER = Catalogue(
         "settings": {"en": "journey settings", "es": "ajustes del recorrido"},
         "order_changed": {"en": "step order changed", "es": "cambia el orden de los pasos"},
         "inside": {
-            "en": "{n} live enrollment(s) inside: they keep their version until posventa migrate",
-            "es": "{n} inscripción(es) activas dentro: siguen en su versión hasta posventa migrate",
+            "en": (
+                "{n} live enrollment inside: it keeps its version until posventa migrate",
+                "{n} live enrollments inside: they keep their version until posventa migrate",
+            ),
+            "es": (
+                "{n} inscripción activa dentro: sigue en su versión hasta posventa migrate",
+                "{n} inscripciones activas dentro: siguen en su versión hasta posventa migrate",
+            ),
         },
         "plan_summary": {
-            "en": "Plan: {n} journey(s) to publish (posventa publish).",
-            "es": "Plan: {n} recorrido(s) por publicar (posventa publish).",
+            "en": (
+                "Plan: {n} journey to publish (posventa publish).",
+                "Plan: {n} journeys to publish (posventa publish).",
+            ),
+            "es": (
+                "Plan: {n} recorrido por publicar (posventa publish).",
+                "Plan: {n} recorridos por publicar (posventa publish).",
+            ),
         },
         "plan_nothing": {
             "en": "No changes: the database runs the journey files as they are.",
@@ -154,7 +166,7 @@ MARKETER = Catalogue(
         },
         "published": {
             "en": "published {journey}: {old} → {new} (new customers get it now)",
-            "es": "publicado {journey}: {old} → {new} (los clientes nuevos ya entran en ella)",
+            "es": "publicado {journey}: {old} → {new} (quien entre desde ahora recibe esta versión)",
         },
         "drained": {
             "en": "{journey}: file removed, entries stopped; those inside finish",
@@ -162,10 +174,18 @@ MARKETER = Catalogue(
         },
         "publish_nothing": {"en": "nothing to publish", "es": "nada que publicar"},
         "migrate_hint": {
-            "en": "{n} live enrollment(s) of {journey} stay on earlier versions: posventa migrate {journey} "
-            "--to live --dry-run",
-            "es": "{n} inscripción(es) activas de {journey} siguen en versiones anteriores: posventa migrate "
-            "{journey} --to live --dry-run",
+            "en": (
+                "{n} live enrollment of {journey} stays on an earlier version: posventa migrate {journey} "
+                "--to live --dry-run",
+                "{n} live enrollments of {journey} stay on earlier versions: posventa migrate {journey} "
+                "--to live --dry-run",
+            ),
+            "es": (
+                "{n} inscripción activa de {journey} sigue en una versión anterior: posventa migrate "
+                "{journey} --to live --dry-run",
+                "{n} inscripciones activas de {journey} siguen en versiones anteriores: posventa migrate "
+                "{journey} --to live --dry-run",
+            ),
         },
         # migrate
         "migrate_head": {
@@ -182,10 +202,16 @@ MARKETER = Catalogue(
             "es": "repite el paso (ya se hizo una vez)",
         },
         "unused_maps": {"en": "unused mappings: {maps}", "es": "correspondencias sin uso: {maps}"},
-        "blocked": {"en": "blocked: {what}", "es": "bloqueado: {what}"},
+        "blocked": {"en": "blocked: {what}", "es": "bloqueo: {what}"},
         "migrated": {
-            "en": "{n} enrollment(s) moved; the next sweep advances them on the new version",
-            "es": "{n} inscripción(es) movidas; el próximo barrido las avanza en la nueva versión",
+            "en": (
+                "{n} enrollment moved; the next sweep advances it on the new version",
+                "{n} enrollments moved; the next sweep advances them on the new version",
+            ),
+            "es": (
+                "{n} inscripción movida; el próximo barrido la avanza en la nueva versión",
+                "{n} inscripciones movidas; el próximo barrido las avanza en la nueva versión",
+            ),
         },
         # pause, resume, stop, environment
         "state_paused": {
@@ -199,13 +225,19 @@ MARKETER = Catalogue(
             "es": "{journey}: en marcha — lo que esperaba sigue en el próximo barrido",
         },
         "state_draining": {
-            "en": "{journey}: draining — nobody enters; {n} live enrollment(s) inside finish",
-            "es": "{journey}: vaciándose — nadie entra; {n} inscripción(es) activas terminan",
+            "en": (
+                "{journey}: draining — nobody enters; the {n} live enrollment inside finishes",
+                "{journey}: draining — nobody enters; the {n} live enrollments inside finish",
+            ),
+            "es": (
+                "{journey}: vaciándose — nadie entra; la {n} inscripción activa termina",
+                "{journey}: vaciándose — nadie entra; las {n} inscripciones activas terminan",
+            ),
         },
         "state_stopped": {
-            "en": "{journey}: stopped — {n} enrollment(s) ended ({reason}), {m} pending message(s) skipped",
-            "es": "{journey}: detenido — {n} inscripción(es) terminadas ({reason}), {m} mensaje(s) "
-            "pendientes omitidos",
+            "en": "{journey}: stopped ({reason}) — enrollments ended: {n} · pending messages skipped: {m}",
+            "es": "{journey}: detenido ({reason}) — inscripciones terminadas: {n} · mensajes pendientes "
+            "omitidos: {m}",
         },
         "env_show": {
             "en": "environment: {env} (POSVENTA_ENVIRONMENT={setting}; database mark: {mark})",
@@ -232,11 +264,11 @@ MARKETER = Catalogue(
         },
         "clock_backwards": {
             "en": "customer {id} was already walked to {at}: time only moves forward",
-            "es": "el cliente {id} ya se llevó hasta {at}: el tiempo solo avanza",
+            "es": "el reloj virtual del cliente {id} ya está en {at}: el tiempo solo avanza",
         },
         "virtual_time": {
             "en": "customer {id} advanced at virtual time {at}",
-            "es": "cliente {id} avanzado en el instante virtual {at}",
+            "es": "cliente {id}: su recorrido avanzó al instante virtual {at}",
         },
         # doctor
         "doctor_placeholder": {

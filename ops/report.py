@@ -18,7 +18,7 @@ from typing import Any
 from posventa.errors import PosventaError
 from posventa.i18n import Catalogue, language
 
-FORMATS = ("table", "json", "csv", "html")
+FORMATS = ("table", "json", "csv", "html", "summary", "markdown")
 
 TEXT = Catalogue(
     {

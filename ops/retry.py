@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from app.records import LedgerGroup
 from posventa.errors import PosventaError
 from posventa.i18n import Catalogue
+from posventa.tables import local_time, table
 from posventa.timeutil import parse_duration, zone
 
 EXIT_DONE, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
@@ -66,21 +67,32 @@ RETRY = Catalogue(
             "es": "aviso: los envíos 'unknown' pueden haber llegado ya al cliente (el proveedor no dio una "
             "respuesta clara); reencolados, pueden llegar dos veces.",
         },
-        "header": {
-            "en": "{journey:<20} {step:<24} {count:>6}  {oldest:<16}  reason",
-            "es": "{journey:<20} {step:<24} {count:>6}  {oldest:<16}  motivo",
-        },
         "col_journey": {"en": "journey", "es": "recorrido"},
         "col_step": {"en": "step", "es": "paso"},
         "col_count": {"en": "count", "es": "total"},
-        "col_oldest": {"en": "oldest", "es": "más antiguo"},
+        "col_oldest": {"en": "oldest ({zone})", "es": "más antiguo ({zone})"},
+        "col_reason": {"en": "reason", "es": "motivo"},
+        "st_failed": {"en": "failed", "es": ("fallido", "fallidos")},
+        "st_unknown": {"en": "unknown", "es": "sin confirmar"},
         "would_requeue": {
-            "en": "{n} {status} send(s) would be requeued (dry run: nothing changed)",
-            "es": "se reencolarían {n} envío(s) {status} (simulación: no se cambió nada)",
+            "en": (
+                "{n} {status} send would be requeued (dry run: nothing changed)",
+                "{n} {status} sends would be requeued (dry run: nothing changed)",
+            ),
+            "es": (
+                "se reencolaría {n} envío {status} (simulacro: no se cambió nada)",
+                "se reencolarían {n} envíos {status} (simulacro: no se cambió nada)",
+            ),
         },
         "requeued": {
-            "en": "{n} {status} send(s) requeued: the next tick sends them (or now: posventa tick)",
-            "es": "{n} envío(s) {status} reencolados: el próximo tick los envía (o ya: posventa tick)",
+            "en": (
+                "{n} {status} send requeued: the next tick sends it (or now: posventa tick)",
+                "{n} {status} sends requeued: the next tick sends them (or now: posventa tick)",
+            ),
+            "es": (
+                "{n} envío {status} reencolado: el próximo tick lo envía (o ya: posventa tick)",
+                "{n} envíos {status} reencolados: el próximo tick los envía (o ya: posventa tick)",
+            ),
         },
         "nothing": {
             "en": "nothing to requeue: no {status} send matches",
@@ -155,36 +167,36 @@ def cmd_retry(args: argparse.Namespace) -> int:
     except SQLAlchemyError as exc:
         raise PosventaError(t("database", error=str(exc).splitlines()[0])) from exc
     if not groups:
-        print(t("nothing", status=status))
+        print(t("nothing", status=t(f"st_{status}", n=1)))
         return EXIT_NOTHING
     _print_groups(groups, settings.timezone)
     total = sum(g.count for g in groups)
     if args.dry_run:
-        print(t("would_requeue", n=total, status=status))
+        print(t("would_requeue", n=total, status=t(f"st_{status}", n=total)))
         return EXIT_DONE
     if not moved:  # matched a moment ago, moved by someone else since
-        print(t("nothing", status=status))
+        print(t("nothing", status=t(f"st_{status}", n=1)))
         return EXIT_NOTHING
-    print(t("requeued", n=moved, status=status))
+    print(t("requeued", n=moved, status=t(f"st_{status}", n=moved)))
     return EXIT_DONE
 
 
 def _print_groups(groups: Sequence[LedgerGroup], timezone: str) -> None:
-    tz = zone(timezone)
-    print(
-        t(
-            "header",
-            journey=t("col_journey"),
-            step=t("col_step"),
-            count=t("col_count"),
-            oldest=t("col_oldest"),
-        )
-    )
+    """One aligned row per journey, step and reason; the oldest row's time in the business's zone."""
+    header = [
+        t("col_journey"),
+        t("col_step"),
+        t("col_count"),
+        t("col_oldest", zone=timezone),
+        t("col_reason"),
+    ]
+    rows = []
     for g in groups:
-        oldest = g.oldest.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        reason = (g.reason or "-").replace("\n", " ")
+        reason = g.reason or "-"
         reason = reason if len(reason) <= 100 else reason[:99] + "…"
-        print(f"{g.journey_id:<20} {g.step_id:<24} {g.count:>6}  {oldest:<16}  {reason}")
+        rows.append((g.journey_id, g.step_id, g.count, local_time(g.oldest, timezone), reason))
+    for line in table(header, rows, right={2}):
+        print(line)
 
 
 def register(subparsers: Any) -> None:

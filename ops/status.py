@@ -9,8 +9,9 @@
   A paused schedule is reported, not judged: someone paused it. Without a Prefect API: "no Prefect API
   configured" (embedded mode has no scheduler).
 * **Sends** (from the ledger): ``unknown`` ones awaiting reconciliation and ``failed`` ones, with the most
-  frequent reasons — reported, not judged: they are the failures automation's business (``posventa
-  automations``) and ``posventa retry``'s.
+  frequent reasons. More than ``--max-failed-sends`` (10) failed, or ``--max-unknown-sends`` (10) left
+  unknown, within the last ``--sends-window-minutes`` (60) is unhealthy: sends are failing now (a revoked
+  key, a provider outage). Fewer, or older ones, are reported, not judged: ``posventa retry`` decides.
 
 ``posventa doctor`` runs the same scheduler check (:func:`scheduler_checks`).
 """
@@ -28,6 +29,8 @@ from posventa.i18n import Catalogue
 
 SCHEDULED = ("tick", "nightly")
 DEFAULT_MAX_BACKLOG_MINUTES = 60
+DEFAULT_MAX_RECENT_SENDS = 10
+DEFAULT_SENDS_WINDOW_MINUTES = 60
 MIN_SLACK = timedelta(minutes=1)
 
 TEXT = Catalogue(
@@ -39,13 +42,29 @@ TEXT = Catalogue(
         "help_format": {"en": "output format", "es": "formato de salida"},
         "help_max_backlog": {
             "en": "unhealthy when the oldest due enrollment waited longer (minutes)",
-            "es": "no saludable si la inscripción vencida más antigua espera más (minutos)",
+            "es": "no saludable si la inscripción pendiente más antigua espera más (minutos)",
+        },
+        "help_max_failed": {
+            "en": "unhealthy when more sends than this failed within the window",
+            "es": "no saludable si fallan más envíos que estos dentro de la ventana",
+        },
+        "help_max_unknown": {
+            "en": "unhealthy when more sends than this were left unknown within the window",
+            "es": "no saludable si quedan más envíos sin confirmar que estos dentro de la ventana",
+        },
+        "help_window": {
+            "en": "the window for --max-failed-sends and --max-unknown-sends (minutes)",
+            "es": "la ventana de --max-failed-sends y --max-unknown-sends (minutos)",
+        },
+        "recent": {
+            "en": "{n} in the last {window}, limit {limit}",
+            "es": "{n} en los últimos {window}, límite {limit}",
         },
         "title": {"en": "Posventa status at {at} UTC", "es": "Estado de Posventa a las {at} UTC"},
-        "due": {"en": "due now: {n} enrollments", "es": "vencidas ahora: {n} inscripciones"},
+        "due": {"en": "due now: {n} enrollments", "es": "pendientes ahora: {n} inscripciones"},
         "oldest": {
             "en": "oldest due enrollment: waiting {age} (limit {limit} min)",
-            "es": "inscripción vencida más antigua: espera {age} (límite {limit} min)",
+            "es": "inscripción pendiente más antigua: espera desde hace {age} (límite {limit} min)",
         },
         "no_prefect": {
             "en": "scheduler: no Prefect API configured (POSVENTA_PREFECT_API_URL / PREFECT_API_URL)",
@@ -62,11 +81,11 @@ TEXT = Catalogue(
         },
         "paused": {
             "en": "{name}: schedule paused or inactive; last completed {last}",
-            "es": "{name}: programación pausada o inactiva; última completada {last}",
+            "es": "{name}: programación pausada o inactiva; última ejecución completada {last}",
         },
         "scheduled": {
             "en": "{name}: last completed {last} (every {period}; alarm after {window})",
-            "es": "{name}: última completada {last} (cada {period}; alarma tras {window})",
+            "es": "{name}: última ejecución completada {last} (cada {period}; alarma tras {window})",
         },
         "latest": {
             "en": "latest {name} run: {state} {message}",
@@ -132,13 +151,24 @@ def human(delta: timedelta) -> str:
 # --- the database ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SendLimits:
+    """More than ``failed`` failed sends, or ``unknown`` unknown ones, within ``window`` is unhealthy."""
+
+    failed: int = DEFAULT_MAX_RECENT_SENDS
+    unknown: int = DEFAULT_MAX_RECENT_SENDS
+    window: timedelta = timedelta(minutes=DEFAULT_SENDS_WINDOW_MINUTES)
+
+
 def database_lines(
-    store: Any, now: datetime, max_backlog: timedelta
+    store: Any, now: datetime, max_backlog: timedelta, limits: SendLimits | None = None
 ) -> tuple[list[Line], list[Line], dict[str, Any]]:
     """The backlog lines, the sends lines and their figures."""
+    limits = limits or SendLimits()
     with store.read() as tx:
         due, oldest = tx.health.backlog(now)
         counts = tx.health.ledger_counts(("unknown", "failed"))
+        recent = tx.health.ledger_counts(("unknown", "failed"), since=now - limits.window)
         failed_reasons = tx.health.reasons(("failed",), limit=20)
     age = now - oldest if oldest is not None else timedelta(0)
     backlog = [Line(True, t("due", n=due))]
@@ -150,13 +180,20 @@ def database_lines(
     for _, _, _, reason, n in failed_reasons:
         grouped[reason or "?"] = grouped.get(reason or "?", 0) + n
     top = sorted(grouped.items(), key=lambda x: -x[1])
+    window = f"{int(limits.window.total_seconds() // 60)} min"
+
+    def judged(status: str, text: str, limit: int) -> Line:
+        if recent[status]:
+            text += f" ({t('recent', n=recent[status], window=window, limit=limit)})"
+        if recent[status] > limit:
+            return Line(False, text, problem=f"{status}_sends")
+        return Line(None if counts[status] else True, text)
+
     failed = t("failed_sends", n=counts["failed"])
+    failed_line = judged("failed", failed, limits.failed)
     if top:
-        failed += " — " + ", ".join(f"{r} ×{n}" for r, n in top[:3])
-    sends = [
-        Line(None if counts["unknown"] else True, t("unknown_sends", n=counts["unknown"])),
-        Line(None if counts["failed"] else True, failed),
-    ]
+        failed_line.text += " — " + ", ".join(f"{r} ×{n}" for r, n in top[:3])
+    sends = [judged("unknown", t("unknown_sends", n=counts["unknown"]), limits.unknown), failed_line]
     data = {
         "backlog": {
             "due": due,
@@ -164,7 +201,12 @@ def database_lines(
             "oldest_age_seconds": int(age.total_seconds()),
             "max_age_seconds": int(max_backlog.total_seconds()),
         },
-        "sends": {**counts, "failed_reasons": [{"reason": r, "n": n} for r, n in top]},
+        "sends": {
+            **counts,
+            "failed_reasons": [{"reason": r, "n": n} for r, n in top],
+            "recent": {**recent, "window_seconds": int(limits.window.total_seconds())},
+            "limits": {"failed": limits.failed, "unknown": limits.unknown},
+        },
     }
     return backlog, sends, data
 
@@ -281,8 +323,10 @@ def _period(deployment: Any, upcoming: list[Any]) -> timedelta | None:
 # --- the command -------------------------------------------------------------------------------------------
 
 
-def status(store: Any, api_url: str | None, now: datetime, max_backlog: timedelta) -> Report:
-    backlog, sends, data = database_lines(store, now, max_backlog)
+def status(
+    store: Any, api_url: str | None, now: datetime, max_backlog: timedelta, limits: SendLimits | None = None
+) -> Report:
+    backlog, sends, data = database_lines(store, now, max_backlog, limits)
     scheduler, prefect = scheduler_checks(api_url, now)
     return Report(at=now, lines=backlog + scheduler + sends, data={**data, "prefect": prefect})
 
@@ -291,7 +335,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ops.cli import _store
 
     now = datetime.now(UTC)
-    report = status(_store(), prefect_api_url(), now, timedelta(minutes=args.max_backlog_minutes))
+    limits = SendLimits(
+        args.max_failed_sends, args.max_unknown_sends, timedelta(minutes=args.sends_window_minutes)
+    )
+    report = status(_store(), prefect_api_url(), now, timedelta(minutes=args.max_backlog_minutes), limits)
     if args.format == "json":
         out = {"at": now.isoformat(), "healthy": report.healthy, "problems": report.problems, **report.data}
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -309,5 +356,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", choices=["text", "json"], default="text", help=t("help_format"))
     p.add_argument(
         "--max-backlog-minutes", type=int, default=DEFAULT_MAX_BACKLOG_MINUTES, help=t("help_max_backlog")
+    )
+    p.add_argument(
+        "--max-failed-sends", type=int, default=DEFAULT_MAX_RECENT_SENDS, help=t("help_max_failed")
+    )
+    p.add_argument(
+        "--max-unknown-sends", type=int, default=DEFAULT_MAX_RECENT_SENDS, help=t("help_max_unknown")
+    )
+    p.add_argument(
+        "--sends-window-minutes", type=int, default=DEFAULT_SENDS_WINDOW_MINUTES, help=t("help_window")
     )
     p.set_defaults(func=cmd_status)

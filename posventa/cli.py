@@ -69,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         summary = (
             i18n.t("validate_ok", n=len(files))
             if not errors
-            else i18n.t("validate_bad", errors=errors, n=len(files))
+            else i18n.t("validate_bad", n=errors, files=i18n.t("journey_files", n=len(files)))
         )
         print(summary, file=sys.stderr)
     return EXIT_PROBLEMS if any(d.severity == "error" for d in problems) else EXIT_OK

@@ -14,7 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-MESSAGES: Mapping[str, Mapping[str, str]] = {
+#: A message: one text, or ``(singular, plural)`` chosen by the ``n`` argument (``n == 1``: singular) —
+#: ``("{n} customer", "{n} customers")``; Spanish and English need no other forms.
+Text = str | tuple[str, str]
+
+
+MESSAGES: Mapping[str, Mapping[str, Text]] = {
     "description": {
         "en": "Post-sale customer journeys as code.",
         "es": "Recorridos de posventa como código.",
@@ -68,22 +73,36 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "en": "no journey '{name}' ({path} does not exist)",
         "es": "no existe el recorrido '{name}' ({path} no existe)",
     },
-    "validate_ok": {"en": "{n} journey file(s) valid", "es": "{n} recorrido(s) válido(s)"},
+    "validate_ok": {
+        "en": ("{n} journey file valid", "{n} journey files valid"),
+        "es": ("{n} recorrido válido", "{n} recorridos válidos"),
+    },
     "validate_bad": {
-        "en": "{errors} error(s) in {n} journey file(s)",
-        "es": "{errors} error(es) en {n} recorrido(s)",
+        "en": ("{n} error in {files}", "{n} errors in {files}"),
+        "es": ("{n} error en {files}", "{n} errores en {files}"),
+    },
+    "journey_files": {
+        "en": ("{n} journey file", "{n} journey files"),
+        "es": ("{n} recorrido", "{n} recorridos"),
     },
     "sim_title": {
         "en": "Journey {id} ({name}) — plan {version}",
         "es": "Recorrido {id} ({name}) — plan {version}",
     },
     "sim_population": {
-        "en": "{customers} customers × {days} days: {enrolled} enrolled, {advances} engine advances",
-        "es": "{customers} clientes × {days} días: {enrolled} inscripciones, {advances} avances del motor",
+        "en": "{customers} × {days}: {enrolled}, {advances}",
+        "es": "{customers} × {days}: {enrolled}, {advances}",
+    },
+    "sim_customers": {"en": ("{n} customer", "{n} customers"), "es": ("{n} cliente", "{n} clientes")},
+    "sim_days": {"en": ("{n} day", "{n} days"), "es": ("{n} día", "{n} días")},
+    "sim_enrolled": {"en": "{n} enrolled", "es": ("{n} inscripción", "{n} inscripciones")},
+    "sim_advances": {
+        "en": ("{n} engine advance", "{n} engine advances"),
+        "es": ("{n} avance del motor", "{n} avances del motor"),
     },
     "sim_timeline": {
-        "en": "Timeline of customer {id} ({locale}, {timezone}):",
-        "es": "Línea de tiempo del cliente {id} ({locale}, {timezone}):",
+        "en": "Timeline of customer {id}{details}:",
+        "es": "Línea de tiempo del cliente {id}{details}:",
     },
     "sim_send": {"en": "send", "es": "envío"},
     "sim_skip": {"en": "skip", "es": "omitido"},
@@ -131,16 +150,18 @@ def set_language(lang: str) -> None:
 class Catalogue:
     """One layer's messages: ``{key: {"en": …, "es": …}}``, looked up in the current language."""
 
-    def __init__(self, messages: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(self, messages: Mapping[str, Mapping[str, Text]]) -> None:
         self.messages = messages
 
     def t(self, key: str, **kwargs: object) -> str:
         """The message ``key`` in the current language (English when it has no translation; the key
-        itself when unknown)."""
+        itself when unknown); a ``(singular, plural)`` message by ``n``."""
         entry = self.messages.get(key)
         if entry is None:
             return key
         text = entry.get(language()) or entry["en"]
+        if isinstance(text, tuple):
+            text = text[0] if kwargs.get("n") == 1 else text[1]
         return text.format(**kwargs) if kwargs else text
 
 

@@ -256,6 +256,8 @@ def _simulate_one(
             for e in due:
                 who.advance(e, now)
     who.finish()
+    known = world.customer_at(world.seen(world.end), world.end, 0)  # a script's profile comes with events
+    timeline.customer.update({k: known[k] for k in ("locale", "timezone") if known.get(k)})
     result.promoters_asked += sum(
         1 for _, kind, what in timeline.entries if kind == "send" and what.startswith("referral")
     )
@@ -379,19 +381,18 @@ def report(result: Result, show_customer: int = 0) -> str:
         t("sim_title", id=plan.id, name=plan.name, version=plan.version),
         t(
             "sim_population",
-            customers=result.customers,
-            days=result.days,
-            enrolled=result.enrolled,
-            advances=result.advances,
+            customers=t("sim_customers", n=result.customers),
+            days=t("sim_days", n=result.days),
+            enrolled=t("sim_enrolled", n=result.enrolled),
+            advances=t("sim_advances", n=result.advances),
         ),
         "",
     ]
     if result.timelines:
         tl = result.timelines[min(show_customer, len(result.timelines) - 1)]
         c = tl.customer
-        lines.append(
-            t("sim_timeline", id=c["id"], locale=c.get("locale") or "—", timezone=c.get("timezone") or "—")
-        )
+        known = [str(c[k]) for k in ("locale", "timezone") if c.get(k)]  # a scripted one may have neither
+        lines.append(t("sim_timeline", id=c["id"], details=f" ({', '.join(known)})" if known else ""))
         for at, kind, what in tl.entries:
             lines.append(f"  {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC  {t('sim_' + kind)} {what}")
         lines.append("")

@@ -22,6 +22,7 @@ the template file and line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -42,7 +43,7 @@ from jinja2 import (
     TemplateSyntaxError,
     nodes,
 )
-from jinja2.bccache import Bucket
+from jinja2.bccache import Bucket, FileSystemBytecodeCache
 from jinja2.environment import Environment, TemplateModule
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context, missing
@@ -76,23 +77,45 @@ class Rendered:
 
 
 class _CodeCache(BytecodeCache):
-    """Compiled template code, in memory, by file and source checksum: one compilation per process."""
+    """Compiled template code, in memory, by file and source checksum: one compilation per process —
+    and across processes through Jinja's per-user file cache (a private directory in the system's
+    temporary folder, refused by Jinja if another user owns it), so a fresh ``posventa validate`` or
+    worker loads the compiled code instead of compiling every template again. A stale entry (another
+    source, Python or Jinja version) is ignored and replaced; an unusable folder means memory only."""
 
     LIMIT = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
         self._code: dict[tuple[str, str], Any] = {}
+        self._disk: FileSystemBytecodeCache | None = None
+        with contextlib.suppress(OSError, RuntimeError):
+            # One file pattern per environment: the HTML and plain-text code of a template differ.
+            self._disk = FileSystemBytecodeCache(pattern=f"__posventa_{kind}_%s.cache")
 
     def load_bytecode(self, bucket: Bucket) -> None:
-        bucket.code = self._code.get((bucket.key, bucket.checksum))
+        key = (bucket.key, bucket.checksum)
+        bucket.code = self._code.get(key)
+        if bucket.code is None and self._disk is not None:
+            try:
+                self._disk.load_bytecode(bucket)
+            except Exception:  # a damaged or unreadable entry: compile again
+                bucket.reset()
+            if bucket.code is not None:
+                self._remember(key, bucket.code)
 
     def dump_bytecode(self, bucket: Bucket) -> None:
+        self._remember((bucket.key, bucket.checksum), bucket.code)
+        if self._disk is not None:
+            with contextlib.suppress(OSError):
+                self._disk.dump_bytecode(bucket)
+
+    def _remember(self, key: tuple[str, str], code: Any) -> None:
         if len(self._code) >= self.LIMIT:
             self._code.clear()
-        self._code[(bucket.key, bucket.checksum)] = bucket.code
+        self._code[key] = code
 
 
-_CODE = {"html": _CodeCache(), "plain": _CodeCache()}
+_CODE = {"html": _CodeCache("html"), "plain": _CodeCache("plain")}
 
 
 class _Files(BaseLoader):

@@ -125,6 +125,19 @@ LABELS: dict[str, dict[str, str]] = {
         "en": "'deferred': distinct messages that waited when due (quiet hours, a frequency cap or an open "
         "complaint), once each however long they waited.",
     },
+    "kpi_summary": {"es": "Resumen de KPI", "en": "KPI summary"},
+    "messages": {"es": "Mensajes", "en": "Messages"},
+    "journeys": {"es": "Recorridos", "en": "Journeys"},
+    "messages_summary": {
+        "es": "{sent} enviados · {delivered} entregados ({delivery}) · {opened} abiertos ({open}) · "
+        "{clicked} con clic ({click}) · {deferred} aplazados",
+        "en": "{sent} sent · {delivered} delivered ({delivery}) · {opened} opened ({open}) · "
+        "{clicked} clicked ({click}) · {deferred} deferred",
+    },
+    "on_time_short": {
+        "es": "{rate} a tiempo ({on_time} de {delivered} entregas; retraso medio {average} días)",
+        "en": "{rate} on time ({on_time} of {delivered} deliveries; {average} days late on average)",
+    },
     "chart_funnel": {"es": "Embudo", "en": "Funnel"},
     "chart_count": {"es": "mensajes o inscripciones", "en": "messages or enrollments"},
     "chart_stage": {"es": "etapa", "en": "stage"},

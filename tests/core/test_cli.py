@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def test_validate_shipped_journeys(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, out
     # Only the shipped shop-policy examples are flagged (journeys/templates/*/_shop.j2, tests/marketer).
     assert all("warning[placeholder]" in line for line in out.splitlines() if not line.startswith("  hint:"))
-    assert f"{n} journey file(s) valid" in err
+    assert f"{n} journey files valid" in err
 
 
 def test_validate_bad_file_prints_the_diagnostic(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -60,7 +61,7 @@ def test_validate_bad_file_prints_the_diagnostic(capsys: pytest.CaptureFixture[s
         f"{path}:7:13: error[unknown-step]: goto target 'referal_ask' does not exist\n"
         "  hint: did you mean 'referral_ask'?\n"
     )
-    assert "1 error(s) in 1 journey file(s)" in err
+    assert "1 error in 1 journey file" in err
 
 
 def test_validate_reports_every_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -103,8 +104,8 @@ def test_validate_json_format(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 def test_messages_follow_the_language(capsys: pytest.CaptureFixture[str]) -> None:
     one = "journeys/post_purchase.yaml"
-    assert "1 recorrido(s) válido(s)" in run(capsys, "--lang", "es", "validate", one)[2]
-    assert "1 journey file(s) valid" in run(capsys, "validate", one)[2]  # --lang does not stick
+    assert "1 recorrido válido" in run(capsys, "--lang", "es", "validate", one)[2]
+    assert "1 journey file valid" in run(capsys, "validate", one)[2]  # --lang does not stick
 
 
 # ------------------------------------------------------------------------------------ usage errors
@@ -208,12 +209,14 @@ def test_simulate_scripted_events(capsys: pytest.CaptureFixture[str], tmp_path: 
     script = write(
         tmp_path,
         "events.jsonl",
-        '{"customer": "ana", "at": "0d", "type": "order.placed", "order_id": "A-1"}\n'
+        '{"customer": "ana", "at": "0d", "type": "order.placed", "order_id": "A-1", '
+        '"profile": {"locale": "en"}}\n'
         '{"customer": "ana", "at": "1d", "type": "order.canceled", "order_id": "A-1"}\n',
     )
     code, out, _ = run(capsys, "simulate", "post_purchase", "--events", str(script))
     assert code == 0
-    assert "Timeline of customer ana" in out
+    assert "1 customer × 120 days: 1 enrolled, " in out
+    assert "Timeline of customer ana (en):" in out  # what is known, and no empty "—"
     assert "2026-01-06 08:00 UTC  ended: exited (event:order.canceled)" in out
 
 
@@ -230,8 +233,8 @@ def test_simulate_reports_in_the_chosen_language_and_in_utc(
     code, out, _ = run(capsys, "--lang", "es", "simulate", "post_purchase", "--events", str(script))
     assert code == 0
     assert "Recorrido post_purchase (Post-purchase follow-up)" in out
-    assert "1 clientes × 120 días: 1 inscripciones" in out
-    assert "Línea de tiempo del cliente ana (—, —):" in out
+    assert "1 cliente × 120 días: 1 inscripción, " in out
+    assert "Línea de tiempo del cliente ana:" in out  # no locale nor zone in the script: no "(—, —)"
     assert "  2026-01-05 08:30 UTC  envío thank_you (transactional, es)" in out
     assert "  2026-01-06 15:00 UTC  terminó: exited (event:order.canceled)" in out
     assert "paso" in out and "Resultados:" in out
@@ -290,3 +293,31 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert f"{broken}:3:6: error[yaml-syntax]" in proc.stdout
+
+
+#: What ``posventa validate`` must never import: the database, workflow and web stacks (they would make a
+#: marketer's quick check slow, and it needs none of them).
+HEAVY = ("sqlalchemy", "prefect", "fastapi", "psycopg2", "starlette", "uvicorn", "sendgrid")
+
+
+def test_validate_imports_no_database_workflow_or_web_library() -> None:
+    """In a fresh interpreter, validating the shipped journeys (every command registered, as the console
+    entry point does) leaves none of those packages in ``sys.modules``."""
+    probe = (
+        "import sys\n"
+        "from posventa.cli import main\n"
+        "code = main(['validate'])\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(code, ','.join(heavy) or '-')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "POSVENTA_JOURNEYS_DIR": str(REPO / "journeys")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == "0 -", f"validate imported {last.split()[-1]}"

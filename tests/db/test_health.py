@@ -35,6 +35,9 @@ def test_ledger_counts_and_reasons_grouped_per_step(tx: SqlTx) -> None:
         "failed": 3,
         "pending": 0,
     }
+    # Those that reached their status in the last half hour (a status probe's window).
+    recent = tx.health.ledger_counts(("unknown", "failed"), since=T0 - timedelta(minutes=30))
+    assert recent == {"unknown": 1, "failed": 2}
     every = tx.health.reasons(("failed", "unknown"))
     assert sorted(every) == sorted(
         [

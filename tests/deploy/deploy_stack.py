@@ -244,6 +244,13 @@ class Deployed:
 
         return self.stack.wait(f"final state for flow run {run_id}", probe, timeout)
 
+    def logs(self, run_id: Any) -> list[tuple[int, str]]:
+        """A flow run's log lines as the server stored them: (level, message)."""
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        found = self.client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        return [(log.level, log.message) for log in found]
+
     def describe(self, run: Any) -> str:
         return (
             f"run {run.name!r}: {run.state_type} {run.state.message if run.state else ''}{self.stack.logs()}"

@@ -120,6 +120,11 @@ def test_a_run_with_rejected_sends_fails_and_notifies(ops: Deployed, receiver: R
     note = ops.stack.wait("the automation's notification", notified, timeout=90)
     assert note["subject"] == "Posventa: customer c-50 · all journeys is not clean"
     assert f"1 send failed: {INVALID_KEY} ×1" in note["body"]
+    # The state says why; the log has a WARNING per reason, and no ERROR line or traceback (logs are
+    # shipped when the flow run's process ends: the notification came after).
+    logs = ops.stack.wait("the run's logs", lambda: ops.logs(run.id) or None, timeout=30)
+    assert any(f"send failed ×1: {INVALID_KEY}" in line for _, line in logs), logs
+    assert [line for level, line in logs if level >= 40 or "Traceback" in line] == [], logs
 
 
 def test_a_tick_fanned_out_over_three_workers_sends_every_step_once(ops: Deployed) -> None:

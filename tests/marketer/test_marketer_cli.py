@@ -79,7 +79,7 @@ def test_the_marketers_loop(capsys: pytest.CaptureFixture[str], env: dict[str, s
     assert "~ post_purchase  changed  (live " in out
     assert "    ~ thank_you  [2 here now]\n        template content thank_you[es]\n" in out
     assert "    ~ wait_before_survey  [0 here now]\n        duration: 6d → 9d\n" in out
-    assert "2 live enrollment(s) inside" in out and "Plan: 1 journey(s) to publish" in out
+    assert "2 live enrollments inside" in out and "Plan: 1 journey to publish" in out
     code, out, _ = run(capsys, "plan", "--format", "json", "post_purchase")
     [d] = json.loads(out)["journeys"]
     assert code == 2 and d["status"] == "changed" and d["enrollments"] == {d["live_version"]: 2}
@@ -102,9 +102,9 @@ def test_the_marketers_loop(capsys: pytest.CaptureFixture[str], env: dict[str, s
         and "c1, c2" in out
     )
     code, out, _ = run(capsys, "migrate", "post_purchase", "--to", "live")
-    assert code == 0 and "2 enrollment(s) moved" in out
+    assert code == 0 and "2 enrollments moved" in out
     code, out, _ = run(capsys, "stop", "post_purchase", "--exit", "--reason", "season over")
-    assert code == 0 and "2 enrollment(s) ended (season over)" in out
+    assert code == 0 and "stopped (season over) — enrollments ended: 2" in out
 
 
 def test_preview_outputs(capsys: pytest.CaptureFixture[str], env: dict[str, str], tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_run_walks_one_customer_through_time(
         code, out, err = run(capsys, "run", "--customer", "c1", "--at", WALK_TO.strftime("%Y-%m-%dT%H:%M"))
         assert code == 0, err
         assert f"customer c1 advanced at virtual time {WALK_TO.isoformat()}" in out
-        assert "2 messages sent" in out  # the thank-you, and the apology: the parcel is late by then
+        assert "messages sent: 2" in out  # the thank-you, and the apology: the parcel is late by then
     finally:
         steps._from_settings.cache_clear()
     earlier = WALK_TO - timedelta(hours=1)

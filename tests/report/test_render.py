@@ -134,7 +134,7 @@ def test_table_speaks_the_locale(report: Report) -> None:
     assert "thank_you" in es and "referral_split" in es and "¡Genial!" in es
     with pytest.raises(ReportError, match="unknown format 'xml'"):
         render(report, "xml")
-    assert set(FORMATS) == {"table", "json", "csv", "html"}
+    assert set(FORMATS) == {"table", "json", "csv", "html", "summary", "markdown"}
 
 
 def _self_contained(page: str) -> None:
@@ -179,3 +179,18 @@ def test_diagram_labels_steps_with_their_counts(report: Report) -> None:
     assert '"by_score" -> "referral_split" [label="event.data.score >= 9"]' in source
     svg = charts.diagram_svg(pp, "en")
     assert svg is not None and svg.startswith("<svg") and "reached 4" in svg and ' id="' not in svg
+
+
+def test_kpi_summary_and_markdown(report: Report) -> None:
+    # 10 messages sent (4 thank-yous, 4 surveys, a referral ask, a warranty notice); the thank-yous were
+    # all delivered and opened, three clicked; the referral ask waited through three quiet-hours sweeps
+    en = render(report, "summary", "en")
+    assert en.splitlines()[0] == "KPI summary"
+    assert "10 sent · 4 delivered (40.0%) · 4 opened (100.0%) · 3 clicked (75.0%) · 1 deferred" in en
+    assert "NPS 25.0 · 4 answers" in en and "Referrals" in en and "30 d: 20.0% (1/5)" in en
+    es = render(report, "summary", "es")
+    assert es.splitlines()[0] == "Resumen de KPI" and "4 entregados (40,0 %)" in es
+    md = render(report, "markdown", "en")
+    assert md.startswith("# Posventa — results report\n") and "## KPI summary" in md
+    assert "| referral_ask | plain | 1 | 1 | 1 | 0 | 0 | 0 | 1 | 40.00 |" in md
+    assert "### birthday (Birthday greeting)\n\nno data" in md

@@ -117,7 +117,9 @@ def test_tick_and_customer_flows_send_and_publish_artifacts(svc: Services, fake:
 def test_a_run_with_rejected_sends_fails_with_its_grouped_reasons(svc: Services, fake: FakeSendGrid) -> None:
     """A revoked key (401 on every request): the run is Failed, says why and how many, logs one WARNING
     per reason, puts the reason in its table and emits posventa.sends.failed."""
-    from flows.outcome import RunNotClean
+    from prefect.exceptions import FailedRun
+
+    from flows.outcome import stats_of
     from flows.sweep import tick
     from tasks.steps import using
 
@@ -127,9 +129,10 @@ def test_a_run_with_rejected_sends_fails_with_its_grouped_reasons(svc: Services,
         state = tick(now=T0 + timedelta(minutes=1), return_state=True)
     assert state.is_failed()
     assert state.message == f"12 sends failed: {INVALID_KEY} ×12 — 12 due · 12 failed"
-    with pytest.raises(RunNotClean) as raised:
+    with pytest.raises(FailedRun, match=r"^12 sends failed"):
         state.result()
-    assert raised.value.stats.failed_sends == 12
+    stats = stats_of(state)
+    assert stats is not None and stats.failed_sends == 12
     run_id = state.state_details.flow_run_id
 
     assert f"send failed ×12: {INVALID_KEY}" in _warnings(run_id, expect=1)
@@ -144,18 +147,60 @@ def test_a_run_with_rejected_sends_fails_with_its_grouped_reasons(svc: Services,
     assert events["posventa.run.completed"]["payload"]["clean"] is False
 
 
-def test_the_in_process_call_raises_with_the_runs_stats(svc: Services, fake: FakeSendGrid) -> None:
-    """``posventa tick`` and tests call the flow directly: a run that is not clean raises RunNotClean."""
-    from flows.outcome import RunNotClean
+def test_a_failed_run_logs_no_traceback_where_a_worker_runs_it(svc: Services, fake: FakeSendGrid) -> None:
+    """A worker runs a flow through ``run_flow(..., error_logger=<the run's logger>)`` (prefect.engine),
+    which logs any failure it re-raises with a traceback. A run that is not clean returns a Failed state
+    on purpose: its state and WARNING lines say why, and no ERROR line or traceback is added."""
+    import logging
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import FailedRun
+    from prefect.flow_engine import flow_run_logger, run_flow
+
     from flows.sweep import tick
     from tasks.steps import using
 
     svc.ingest.apply([order_placed(i) for i in range(3)], "api", now=T0)
     fake.fail_next(401, count=10)
-    with using(svc), pytest.raises(RunNotClean) as raised:
-        tick(now=T0 + timedelta(minutes=1))
-    assert raised.value.stats.total("failed") == 3
-    assert "3 sends failed" in str(raised.value)
+    at = (T0 + timedelta(minutes=1)).isoformat()
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(tick, parameters={"now": at})
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep(logging.ERROR)
+    for name in ("prefect.flow_runs", "prefect.engine"):
+        logging.getLogger(name).addHandler(keep)
+    try:
+        with using(svc), pytest.raises(FailedRun, match=r"^3 sends failed"):
+            run_flow(tick, flow_run=run, error_logger=flow_run_logger(run))
+    finally:
+        for name in ("prefect.flow_runs", "prefect.engine"):
+            logging.getLogger(name).removeHandler(keep)
+    assert [r.getMessage() for r in seen] == []
+    stored = _warnings(run.id, expect=1)
+    assert any(f"send failed ×3: {INVALID_KEY}" in line for line in stored), stored
+    assert not [line for line in stored if "Traceback" in line or "unexpected exception" in line], stored
+
+
+def test_posventa_tick_prints_the_reasons_and_exits_1(svc: Services, fake: FakeSendGrid, capsys: Any) -> None:
+    """``posventa tick`` calls the flow in-process: the counts, then the grouped reasons, exit 1."""
+    from flows.sweep import tick
+    from ops.cli import _run_flow
+    from tasks.steps import using
+
+    svc.ingest.apply([order_placed(i) for i in range(3)], "api", now=T0)
+    fake.fail_next(401, count=10)
+    with using(svc):
+        code = _run_flow(tick, now=T0 + timedelta(minutes=1))
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "failed: 3" in out
+    assert err.strip() == f"3 sends failed: {INVALID_KEY} ×3 — 3 due · 3 failed"
+    assert "Traceback" not in out + err
 
 
 def test_engine_errors_fail_the_run_with_their_reason(svc: Services, fake: FakeSendGrid) -> None:

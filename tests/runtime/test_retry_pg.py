@@ -36,7 +36,7 @@ def posventa(
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = main(["--lang", "en", *argv])
+        code = main(list(argv) if argv[0] == "--lang" else ["--lang", "en", *argv])
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -81,14 +81,14 @@ def test_retry_after_a_revoked_key_sends_each_rejected_message_once(
     assert code == 0
     assert "post_purchase" in out and "thank_you" in out and f"{n:>6}" in out
     assert "401: The provided authorization grant is invalid, expired, or revoked" in out
-    assert f"{n} failed send(s) would be requeued" in out
+    assert f"{n} failed sends would be requeued" in out
     assert "bounce" not in out  # it reached the provider: never requeued
     assert statuses(svc) == Counter({"failed": n + 1})
     # Requeued once, then sent once each by the next delivery.
     code, out, _ = run("retry", "--reason", "401", "--since", "2026-03-02")
     assert (code, out.splitlines()[-1]) == (
         0,
-        f"{n} failed send(s) requeued: the next tick sends them (or now: posventa tick)",
+        f"{n} failed sends requeued: the next tick sends them (or now: posventa tick)",
     )
     assert svc.sweep(T0 + timedelta(minutes=5)).total("sent") == n
     keys = accepted(fake)
@@ -127,7 +127,7 @@ def test_retry_unknown_only_when_asked_and_with_a_warning(
     assert statuses(svc) == Counter({"unknown": 3})
     assert run("retry")[0] == 1  # failed only, by default
     code, out, err = run("retry", "--unknown", "--step", "thank_you", "--dry-run")
-    assert code == 0 and "3 unknown send(s) would be requeued" in out
+    assert code == 0 and "3 unknown sends would be requeued" in out
     assert "may arrive twice" in err
     assert run("retry", "--unknown", "--journey", "birthday")[0] == 1
     code, out, err = run("retry", "--unknown")
@@ -141,3 +141,26 @@ def test_retry_usage_errors_exit_2(posventa: Run) -> None:
     code, _, err = run("retry", "--since", "last tuesday")
     assert code == 2 and "'last tuesday' is neither a duration (90m, 6h, 2d) nor an ISO date or time" in err
     assert run("retry", "--bogus")[0] == 2
+
+
+def test_retry_shows_local_times_with_their_zone_and_translated_statuses(
+    svc: Services, fake: FakeSendGrid, posventa: Run
+) -> None:
+    """The oldest row's time is in POSVENTA_TIMEZONE and says so; statuses follow --lang; columns align
+    whatever the lengths of the values."""
+    svc.ingest.apply([order_placed(i) for i in range(3)], "api", now=T0)
+    fake.fail_next(401, count=3)
+    svc.sweep(T0)
+    code, out, _ = posventa("retry", "--dry-run")
+    header, row, total = out.splitlines()
+    assert header.split() == ["journey", "step", "count", "oldest", "(Europe/Madrid)", "reason"]
+    assert "2026-03-02 11:00 CET" in row  # T0 is 10:00 UTC
+    assert header.index("count") + len("count") == row.index(" 3 ") + 2  # right-aligned under its header
+    assert header.index("oldest") == row.index("2026-03-02")
+    assert total == "3 failed sends would be requeued (dry run: nothing changed)"
+    code, out, _ = posventa("--lang", "es", "retry", "--dry-run")
+    header, _, total = out.splitlines()
+    assert header.split()[:4] == ["recorrido", "paso", "total", "más"] and "(Europe/Madrid)" in header
+    assert total == "se reencolarían 3 envíos fallidos (simulacro: no se cambió nada)"
+    code, out, _ = posventa("--lang", "es", "retry", "--unknown")
+    assert (code, out.strip()) == (1, "nada que reencolar: ningún envío sin confirmar coincide")

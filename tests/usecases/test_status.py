@@ -71,6 +71,8 @@ def test_a_backlog_within_the_limit_is_healthy_json(shop: str, capsys: pytest.Ca
         "unknown": 0,
         "failed": 1,
         "failed_reasons": [{"reason": "401: invalid key", "n": 1}],
+        "recent": {"unknown": 0, "failed": 0, "window_seconds": 3600},  # it failed two hours ago
+        "limits": {"failed": 10, "unknown": 10},
     }
     assert report["prefect"] == {"configured": False}
 
@@ -78,7 +80,7 @@ def test_a_backlog_within_the_limit_is_healthy_json(shop: str, capsys: pytest.Ca
 def test_status_speaks_spanish(shop: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--lang", "es", "status"]) == 1
     out = capsys.readouterr().out
-    assert "vencidas ahora: 2 inscripciones" in out
+    assert "pendientes ahora: 2 inscripciones" in out
     assert "NO saludable" in out
 
 
@@ -96,3 +98,48 @@ def test_an_unreachable_prefect_api_is_unhealthy(
     out = capsys.readouterr().out
     assert f"✗ scheduler: Prefect API http://127.0.0.1:{port}/api unreachable" in out
     assert out.rstrip().endswith("NOT healthy: prefect_unreachable")
+
+
+def _fail_now(url: str, tmp_path: Path, shipped: dict[str, Any], status: str, n: int) -> None:
+    """``n`` customers whose thank-you just ended ``status`` (a revoked key; an ambiguous answer)."""
+    now = datetime.now(UTC)
+    svc = make_services(url, tmp_path, {"post_purchase": shipped["post_purchase"]}, clock=lambda: now)
+    ids = [f"{status}-{i}" for i in range(n)]
+    svc.ingest.apply([order_placed(c, at=now) for c in ids], "api", now=now)
+    reason = "401: invalid key" if status == "failed" else "500: oops"
+    for c in ids:
+        svc.advance.run(now, customer=c, force=True)
+        with svc.store.begin() as tx:
+            [work] = tx.ledger.claim_pending(now, 10, c)
+            tx.ledger.mark_many([Move(work.key, status, reason)], ("sending",), now=now)
+    svc.store.dispose()  # type: ignore[attr-defined]
+
+
+def test_sends_failing_now_are_unhealthy_with_the_reason(
+    shop: str, tmp_path: Path, shipped: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key revoked a moment ago: every send fails. Over the limit within the window: not healthy, and
+    the line says how many, in which window, against which limit, and why."""
+    _fail_now(shop, tmp_path, shipped, "failed", 12)
+    assert main(["--lang", "en", "status", "--max-backlog-minutes", "180"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ failed sends: 13 (12 in the last 60 min, limit 10) — 401: invalid key ×13" in out
+    assert out.rstrip().endswith("NOT healthy: failed_sends")
+    # A higher limit (or a shorter window that no longer holds them) is healthy again.
+    assert main(["status", "--max-backlog-minutes", "180", "--max-failed-sends", "12"]) == 0
+    capsys.readouterr()
+    assert main(["--lang", "es", "status", "--max-backlog-minutes", "180"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ envíos fallidos: 13 (12 en los últimos 60 min, límite 10)" in out
+
+
+def test_sends_left_unknown_now_are_unhealthy(
+    shop: str, tmp_path: Path, shipped: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fail_now(shop, tmp_path, shipped, "unknown", 3)
+    assert (
+        main(["status", "--format", "json", "--max-backlog-minutes", "180", "--max-unknown-sends", "2"]) == 1
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == ["unknown_sends"]
+    assert report["sends"]["recent"] == {"unknown": 3, "failed": 0, "window_seconds": 3600}

@@ -16,8 +16,19 @@ from infra.db.store._base import Repo, aware, one_of
 from infra.db.types import utcnow
 from posventa.events import Event
 
+#: The columns a fact reads: selected as rows by the batch reader (no ORM objects to build and track).
+_FACT = (
+    StoredEvent.id,
+    StoredEvent.type,
+    StoredEvent.customer_id,
+    StoredEvent.occurred_at,
+    StoredEvent.order_id,
+    StoredEvent.data,
+)
 
-def event_fact(e: StoredEvent) -> Fact:
+
+def event_fact(e: Any) -> Fact:
+    """From a :class:`StoredEvent` or a row of :data:`_FACT`."""
     return {
         "id": e.id,
         "type": e.type,
@@ -50,7 +61,7 @@ class Events(Repo):
         """Each customer's events in ``[since, until]``, in the order they happened."""
         out: dict[str, list[Fact]] = defaultdict(list)
         stmt = (
-            select(StoredEvent)
+            select(*_FACT)
             .where(
                 StoredEvent.customer_id.in_(sorted(set(customer_ids))),
                 StoredEvent.occurred_at >= since,
@@ -58,7 +69,7 @@ class Events(Repo):
             )
             .order_by(StoredEvent.occurred_at, StoredEvent.id)
         )
-        for ev in self.s.scalars(stmt):
+        for ev in self.s.execute(stmt):
             out[ev.customer_id].append(event_fact(ev))
         return dict(out)
 

@@ -24,15 +24,13 @@ class Health(Repo):
         ).one()
         return int(count or 0), oldest
 
-    def ledger_counts(self, statuses: Sequence[str]) -> dict[str, int]:
-        """Ledger rows (messages and journey webhooks) per status, zero for a status without rows."""
-        found = dict(
-            self.s.execute(
-                select(LedgerEntry.status, func.count())
-                .where(LedgerEntry.status.in_(tuple(statuses)))
-                .group_by(LedgerEntry.status)
-            ).all()
-        )
+    def ledger_counts(self, statuses: Sequence[str], *, since: datetime | None = None) -> dict[str, int]:
+        """Ledger rows (messages and journey webhooks) per status, zero for a status without rows; with
+        ``since``, only the rows that reached their status since then."""
+        q = select(LedgerEntry.status, func.count()).where(LedgerEntry.status.in_(tuple(statuses)))
+        if since is not None:
+            q = q.where(LedgerEntry.updated_at >= aware(since, "since"))
+        found = dict(self.s.execute(q.group_by(LedgerEntry.status)).all())
         return {status: int(found.get(status, 0)) for status in statuses}
 
     def reasons(

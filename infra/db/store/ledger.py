@@ -43,13 +43,24 @@ from infra.db.store._base import Repo, aware, rowcount, table
 from infra.db.store.journeys import held_journeys
 from infra.db.types import UTCDateTime
 
-_CHUNK = 500  # rows per multi-row INSERT
 #: The lease of a claim whose caller gives none (the deliverer always does): the rule before leases.
 DEFAULT_LEASE = timedelta(minutes=15)
 #: What ``posventa retry`` may move back to ``pending``.
 REQUEUABLE = ("failed", "unknown")
 _L, _H = table(LedgerEntry), table(LedgerHistory)
 _HISTORY_COLUMNS = ("ledger_id", "attempt_id", "at", "status", "actor", "reason")
+#: What a delivery claim reads, as rows (no ORM objects).
+_WORK = (
+    LedgerEntry.id,
+    LedgerEntry.key,
+    LedgerEntry.journey_id,
+    LedgerEntry.step_id,
+    LedgerEntry.kind,
+    LedgerEntry.customer_id,
+    LedgerEntry.template,
+    LedgerEntry.category,
+    LedgerEntry.payload,
+)
 
 
 def record(r: LedgerEntry) -> LedgerRecord:
@@ -105,12 +116,14 @@ class Ledger(Repo):
         """Bulk ``INSERT … ON CONFLICT DO NOTHING``: a recomputed effect finds its row already there."""
         cols = {c.name for c in LedgerEntry.__table__.columns} - {"id"}
         full = [{**{c: None for c in cols}, "attempts": 0, "reason": None, **r} for r in rows]
-        # One multi-row INSERT per chunk (not an executemany: psycopg2 would send a statement per row).
+        # An executemany of one cached statement that SQLAlchemy's "insertmanyvalues" sends as multi-row
+        # INSERTs (up to 1000 rows each): compiled once per process, not once per batch. It does so for an
+        # ``ON CONFLICT`` INSERT only with RETURNING (without, psycopg2 would send a statement per row).
         # No conflict target: the key and (enrollment, step, occurrence) are both unique, and naming only
         # one as the arbiter lets two racing inserts deadlock on the other.
-        for start in range(0, len(full), _CHUNK):
-            chunk = full[start : start + _CHUNK]
-            self.s.execute(self.insert_into(LedgerEntry).values(chunk).on_conflict_do_nothing())
+        if full:
+            stmt = self.insert_into(LedgerEntry).on_conflict_do_nothing().returning(_L.c.id)
+            self.s.connection().execute(stmt, full).all()
 
     def recent_promotional(self, customer_ids: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
         """When each customer was last sent (or is about to be sent) promotional mail: the frequency cap."""
@@ -140,14 +153,14 @@ class Ledger(Repo):
         (:data:`DEFAULT_LEASE` from ``now`` when not given) — the caller commits *before* any provider
         call. ``updated_at`` and the lease are on the caller's clock: the reconciler compares them with its
         own (virtual in the demo and tests)."""
-        q = select(LedgerEntry).where(
+        q = select(*_WORK).where(
             LedgerEntry.status == "pending",
             or_(LedgerEntry.not_before.is_(None), LedgerEntry.not_before <= now),
             LedgerEntry.journey_id.not_in(held_journeys()),  # a paused journey sends nothing
         )
         if customer:
             q = q.where(LedgerEntry.customer_id == customer)
-        rows = list(self.s.scalars(q.order_by(LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)))
+        rows = self.s.execute(q.order_by(LedgerEntry.id).limit(limit).with_for_update(skip_locked=True)).all()
         if not rows:
             return []
         claim = (
