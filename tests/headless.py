@@ -1,4 +1,4 @@
-"""A real headless Chromium for the browser tests of every folder (``tests/web``, ``tests/report``).
+"""A real headless Chromium for the browser tests of ``tests/web`` (the customer pages, the admin area).
 
 Chromium and chromedriver are Debian packages (``make browser-deps``). Missing ones fail the test with that
 instruction: a browser test that silently skips is a browser test that never runs.
