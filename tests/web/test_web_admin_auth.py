@@ -180,3 +180,18 @@ def test_the_log_names_no_one(live: Live, caplog: pytest.LogCaptureFixture) -> N
     assert "sign-in refused" in text and "admin sign-in admin_id=" in text
     for secret in (ADMIN, "ana", PASSWORD, "not the password"):
         assert secret not in text
+
+
+def test_a_form_that_cannot_be_read_gets_a_page(live: Live) -> None:
+    """/admin pages answer refusals with an HTML page; /admin/api answers with JSON."""
+    with live.client() as c:
+        r = c.post("/admin/login", json={"username": ADMIN, "password": PASSWORD})
+        assert r.status_code == 415 and r.headers["content-type"].startswith("text/html")
+        assert "No hemos podido leer el formulario" in r.text
+        r = c.post(
+            "/admin/login",
+            content=b"x" * 20_000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+        assert c.get("/admin/api/journeys").headers["content-type"] == "application/json"

@@ -107,6 +107,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "locale": {"es": "Idioma", "en": "Language"},
     "timezone": {"es": "Zona horaria", "en": "Time zone"},
     "consent": {"es": "Acepta correos promocionales", "en": "Accepts promotional email"},
+    "yes": {"es": "sí", "en": "yes"},
+    "no": {"es": "no", "en": "no"},
     "enrollments": {"es": "Recorridos", "en": "Journeys"},
     "suppressed": {"es": "Bloqueos de envío", "en": "Suppressions"},
     "open_complaint": {"es": "Tiene una queja abierta", "en": "Has an open complaint"},
