@@ -381,7 +381,7 @@ def run(n: int | None = None, *, explain: bool = False) -> dict[str, Any]:
         "proposed_indexes": indexed,
         "funnel_rows": sum(len(j.steps) for j in report.funnel),
         "sent": sum(r.sent for j in report.funnel for r in j.steps),
-        "opened": sum(r.opened for j in report.funnel for r in j.steps),
+        "opened": sum(r.opened or 0 for j in report.funnel for r in j.steps),
         "nps": report.nps.overall.nps,
     }
 
