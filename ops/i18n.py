@@ -146,6 +146,26 @@ OPS = Catalogue(
         },
         "demo_progress": {"en": "simulated weeks", "es": "semanas simuladas"},
         "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
+        "demo_actions": {"en": "actions", "es": "acciones"},
+        "demo_unknown": {"en": "unknown", "es": "inciertos"},
+        "demo_skip_reasons": {"en": "skip reasons", "es": "motivos de omisión"},
+        "demo_webhook": {
+            "en": "SendGrid Event Webhook: {n} signed events posted to /webhooks/sendgrid "
+            "({delivered} delivered, {opened} opens, {clicked} clicks, {bounced} bounces), {applied} applied",
+            "es": "Webhook de eventos de SendGrid: {n} eventos firmados enviados a /webhooks/sendgrid "
+            "({delivered} entregas, {opened} aperturas, {clicked} clics, {bounced} rebotes), "
+            "{applied} aplicados",
+        },
+        "demo_friends": {
+            "en": "Friends who opened a referral link (GET /r/<code>): {visits}; "
+            "of them ordered with the code: {orders}",
+            "es": "Amigos que abrieron un enlace de referido (GET /r/<code>): {visits}; "
+            "compraron con el código: {orders}",
+        },
+        "demo_report": {
+            "en": "Report (charts, works offline): {path}",
+            "es": "Informe (gráficos, funciona sin conexión): {path}",
+        },
     }
 )
 t = OPS.t

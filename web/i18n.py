@@ -77,6 +77,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "You will no longer receive promotional emails from {brand} at {email}.",
     },
     "unsub_sorry": {"es": "Sentimos verte marchar.", "en": "We're sorry to see you go."},
+    # referral (no shop URL configured)
+    "ref_title": {"es": "Te han recomendado {brand}", "en": "You've been recommended {brand}"},
+    "ref_code": {
+        "es": "Tu código de recomendación es {code}. Indícalo al hacer tu primer pedido.",
+        "en": "Your referral code is {code}. Give it when you place your first order.",
+    },
+    "ref_unknown": {
+        "es": "No reconocemos este código, pero eres bienvenido igualmente.",
+        "en": "We don't recognise this code, but you're welcome all the same.",
+    },
     # errors
     "invalid_title": {"es": "Este enlace no es válido", "en": "This link isn't valid"},
     "invalid_body": {

@@ -137,7 +137,7 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
         "unsubscribe.html",
         lang,
         email=view.masked_email,
-        journey=view.journey_name,
+        journey=view.journey_in(lang),
         form_action=with_lang(f"/u/{token}", request),
     )
 
@@ -167,13 +167,17 @@ def with_ref(url: str, code: str | None) -> str:
 @router.get("/r/{code}")
 async def referral(request: Request, code: str) -> Response:
     """Send the visitor to the shop with ``?ref=CODE`` and count the click for the referrer. An unknown
-    code still reaches the shop, without ``ref``: a friend's typo must not end on an error page."""
+    code still reaches the shop, without ``ref``: a friend's typo must not end on an error page. Without a
+    shop URL the visitor gets a page with the code (or, for an unknown one, a welcome) instead."""
     ctx = get_context(request)
     _limit(ctx, request)
     visitor = f"{client_ip(request)}|{request.headers.get('user-agent', '')[:200]}"
     known = None
     if len(code) <= 64:
         known = await run_in_threadpool(ctx.services().clicks.referral, code, visitor, ctx.now())
+    if ctx.shop_url is None:  # no shop to send them to: show the code to use when ordering
+        lang = page_lang(request)
+        return page(ctx, request, "referral.html", lang, code=known, headers={"Cache-Control": "no-store"})
     return RedirectResponse(
         with_ref(ctx.shop_url, known), status_code=303, headers={"Cache-Control": "no-store"}
     )

@@ -49,7 +49,9 @@ def test_the_page_asks_and_the_button_confirms(client: TestClient, svc: Services
     )
     assert "¿Quieres darte de baja?" in r.text and "Tienda Olivo" in r.text
     assert "c***@example.com" in r.text and "c1@example.com" not in r.text  # masked
-    assert "Post-purchase follow-up" in r.text  # the journey the email came from
+    # the journey the email came from, named in the page's language (journeys' `names:`)
+    assert "«Seguimiento de tu compra»" in r.text and "Post-purchase" not in r.text
+    assert "“Post-purchase follow-up”" in client.get(f"/u/{token}?lang=en").text
     assert f'action="/u/{token}"' in r.text and 'name="List-Unsubscribe" value="One-Click"' in r.text
     # looking is not unsubscribing (link scanners open links)
     assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) is None
