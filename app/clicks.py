@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,9 +61,14 @@ class Answer:
 @dataclass(frozen=True)
 class UnsubscribeView:
     masked_email: str | None
-    journey_name: str | None
+    journey_name: str | None  # in the customer's locale when the journey names it there
     already: bool
     locale: str | None
+    journey_names: Mapping[str, str] = field(default_factory=dict)  # the journey's name per locale
+
+    def journey_in(self, lang: str) -> str | None:
+        """The journey's name for a page in ``lang``."""
+        return self.journey_names.get(lang) or self.journey_name
 
 
 class Clicks:
@@ -190,7 +196,8 @@ class Clicks:
         plan = self.plans.get(link.journey or "")
         return UnsubscribeView(
             masked_email=mask_email(email) if email else None,
-            journey_name=plan.name if plan else None,
+            journey_name=plan.display_name(locale) if plan else None,
+            journey_names=dict(plan.names) if plan else {},
             already=already,
             locale=locale,
         )

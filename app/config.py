@@ -14,8 +14,10 @@ class Config:
     public_base_url: str
     email_from: str = "hola@posventa.example"
     email_from_name: str = "Posventa"
-    #: Where referral links send friends (the public base URL when None).
+    #: The shop's website (brand link, shop buttons, where referral links send friends); None: no shop link.
     shop_url: str | None = None
+    #: Where a product review is written, with ``{sku}`` / ``{order_id}`` to fill (None: the shop URL).
+    review_url: str | None = None
     #: The business's time zone, for customers without their own.
     timezone: str = "Europe/Madrid"
     #: Enrollments (or ledger rows) per batch: one transaction, one task run.

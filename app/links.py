@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from app.config import Config
 from posventa import tokens
@@ -154,9 +155,18 @@ class Links:
             "unsubscribe": self.unsubscribe(key, cid, customer.get("email"), journey, now),
             "referral": None,
             "support": f"mailto:{self.config.email_from}",
-            "review": None,
-            "shop": self.config.base_url,
+            "review": self.review(order_id),
+            "shop": self.config.shop_url or None,
         }
+
+    def review(self, order_id: str | None) -> str | None:
+        """Where this order's products are reviewed: ``review_url`` with ``{order_id}`` filled in and
+        ``{sku}`` kept for the template context to fill per item; the shop when no ``review_url`` is set;
+        None when neither is (a template then shows no review button)."""
+        pattern = self.config.review_url or self.config.shop_url
+        if not pattern:
+            return None
+        return pattern.replace("{order_id}", quote(order_id or "", safe=""))
 
 
 class Lazy:

@@ -354,7 +354,6 @@ class Deferrals(Protocol):
     """Messages that waited when due, one row per message and reason (the report's ``deferred``)."""
 
     def record(self, rows: Sequence[DeferralRecord]) -> None: ...
-    def distinct_messages(self, journey: str | None = None) -> dict[tuple[str, str, str], int]: ...
 
 
 class Health(Protocol):

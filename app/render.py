@@ -45,7 +45,7 @@ class Renderer:
             referral_code=code,  # type: ignore[arg-type]
             brand={
                 "name": self.config.email_from_name,
-                "url": self.config.public_base_url,
+                "url": self.config.shop_url or None,  # the shop, never Posventa's own server
                 "support_email": self.config.email_from,
             },
         )

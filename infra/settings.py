@@ -40,8 +40,13 @@ class Settings(BaseSettings):
     #: Signs customer links (unsubscribe, surveys).
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str = "http://127.0.0.1:8000"
-    #: Where referral links (/r/<code>) send visitors; the public base URL when unset.
+    #: The shop's website: the brand link at the top of every email, the "see what's new" / "reorder"
+    #: buttons and where referral links (/r/<code>) send visitors. Unset: emails show no shop link and a
+    #: referral link shows the friend's code on a page of its own (Posventa's server is not a shop).
     shop_url: str | None = None
+    #: Where a customer writes a product review (the review-request email's button): ``{sku}`` and
+    #: ``{order_id}`` are filled in, e.g. ``https://shop.example/p/{sku}#reviews``. Unset: the shop URL.
+    review_url: str | None = None
     journeys_dir: str = "journeys"
     #: Where the file sender writes messages when SendGrid is not configured.
     outbox_dir: str = ".posventa/outbox"

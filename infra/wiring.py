@@ -27,6 +27,7 @@ def config_from(s: Settings) -> Config:
         email_from=s.email_from,
         email_from_name=s.email_from_name,
         shop_url=s.shop_url,
+        review_url=s.review_url,
         timezone=s.timezone,
         batch_size=s.batch_size,
         resend_unknown_after_minutes=s.resend_unknown_after_minutes,

@@ -113,6 +113,7 @@ def compile_checked(checked: Checked) -> JourneyPlan:
         id=checked.id,
         version="",
         name=j.name,
+        names=MappingProxyType({str(loc): text for loc, text in j.names.items()}),
         trigger=trigger,
         entry=p.Entry(j.entry.once_per, _secs(j.entry.cooldown)),
         exit=p.Exit(rules, goal),

@@ -344,13 +344,20 @@ class JourneyPlan:
     order: tuple[str, ...]
     templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: str = ""
+    #: The name customers read, per locale (``names:``); :meth:`display_name` falls back to ``name``.
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def display_name(self, locale: str | None) -> str:
+        return self.names.get(locale or "") or self.name
 
     def body(self) -> dict[str, Any]:
-        """The JSON the version hashes (everything but ``version`` and ``source``)."""
+        """The JSON the version hashes (everything but ``version`` and ``source``; ``names`` only when
+        given, so plans stored before it existed keep their version)."""
         return {
             "format": PLAN_FORMAT,
             "id": self.id,
             "name": self.name,
+            **({"names": dict(self.names)} if self.names else {}),
             "trigger": _dump(self.trigger),
             "entry": _dump(self.entry),
             "exit": _dump(self.exit),
@@ -388,6 +395,7 @@ class JourneyPlan:
             order=tuple(data["order"]),
             templates=_freeze(data.get("templates", {})),
             source=data.get("source", ""),
+            names=types.MappingProxyType(dict(data.get("names") or {})),
         )
 
 

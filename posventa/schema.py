@@ -235,6 +235,11 @@ class Journey(_Model):
     """Stage one: the envelope. ``steps`` stay raw here and are checked one by one in stage two."""
 
     name: str = Field(min_length=1, max_length=200)
+    names: dict[Locale, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict,
+        description="The name customers read (the unsubscribe page), per locale: {es: …, en: …}. "
+        "A locale without one shows `name`.",
+    )
     description: str | None = None
     trigger: Trigger
     entry: Entry = Field(default_factory=Entry)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import (
     BaseLoader,
@@ -59,6 +60,7 @@ from posventa.expressions import (
     describe,
     forbidden,
 )
+from posventa.money import money_filter
 
 BLOCKS = ("subject", "text", "html")
 #: Largest template file, in bytes (the shipped layout is about 12 KB). Larger: ``bad-template``.
@@ -246,6 +248,10 @@ def _top_level_is_constant(tree: nodes.Template) -> bool:
 
 class _TemplateEnvironment(Sandbox, ImmutableSandboxedEnvironment):
     template_class = _Template
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters["money"] = money_filter  # amounts the message's locale's way (posventa.money)
 
 
 @dataclass(frozen=True)
@@ -473,14 +479,18 @@ def message_context(
             "placed_at",
         )
     }
-    order_ctx["items"] = [_item(i) for i in (o.get("items") or []) if isinstance(i, Mapping)]
+    review = links.get("review")
+    items = [_item(i, review) for i in (o.get("items") or []) if isinstance(i, Mapping)]
+    order_ctx["items"] = items
     ev, trig = dict(event or {}), dict(trigger_event or {})
+    # One product to review: the item a per-item journey is about, else the order's first item.
+    reviewed = item or next(iter(items), None)
     return {
         "customer": cust,
         "order": order_ctx,
         "event": {"type": ev.get("type"), "data": dict(ev.get("data") or {})},
         "trigger_event": {"type": trig.get("type"), "data": dict(trig.get("data") or {})},
-        "item": None if not item else {**_item(item), **{k: item.get(k) for k in _ITEM_DATES}},
+        "item": None if not item else {**_item(item, review), **{k: item.get(k) for k in _ITEM_DATES}},
         "journey": {
             "id": journey,
             "step": step,
@@ -494,7 +504,7 @@ def message_context(
             "referral": links.get("referral"),
             "tracking": links.get("tracking") or o.get("tracking_url"),
             "support": links.get("support"),
-            "review": links.get("review"),
+            "review": _review_url(review, reviewed),
             "shop": links.get("shop"),
         },
         "referral_code": referral_code,
@@ -509,9 +519,16 @@ def message_context(
 _ITEM_DATES = ("warranty_expires_on", "runs_out_on")
 
 
-def _item(i: Mapping[str, Any]) -> dict[str, Any]:
+def _review_url(pattern: Any, item: Mapping[str, Any] | None) -> str | None:
+    """A review link: ``{sku}`` in the configured pattern becomes the item's (dropped without an item)."""
+    if not pattern:
+        return None
+    return str(pattern).replace("{sku}", quote(str((item or {}).get("sku") or ""), safe=""))
+
+
+def _item(i: Mapping[str, Any], review: Any = None) -> dict[str, Any]:
     """An order line as templates read it (``runs_out_in_days`` and ``warranty_months`` None when the shop
-    sent 0 or nothing: not applicable)."""
+    sent 0 or nothing: not applicable; ``review_url`` where this product is reviewed)."""
     return {
         "sku": i.get("sku"),
         "name": i.get("name") or i.get("sku"),
@@ -520,6 +537,7 @@ def _item(i: Mapping[str, Any]) -> dict[str, Any]:
         "category": i.get("category"),
         "runs_out_in_days": i.get("runs_out_in_days") or None,
         "warranty_months": i.get("warranty_months") or None,
+        "review_url": _review_url(review, i),
     }
 
 
@@ -567,7 +585,7 @@ def sample_context(locale: str = "es", *, item: bool = True) -> dict[str, Any]:
             "unsubscribe": f"{base}/u/tok",
             "referral": f"{base}/r/ANA10",
             "support": f"{base}/soporte",
-            "review": f"{base}/opinion",
+            "review": f"{base}/opinion/{{sku}}",
             "shop": base,
         },
         brand={"name": "Tienda Ejemplo", "url": base, "support_email": "ayuda@tienda.example"},

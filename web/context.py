@@ -30,9 +30,9 @@ class WebContext:
         self.settings = settings
         self.limits = limits
         self.clock = clock or utcnow
-        #: Where /r/<code> sends people: the shop (a ``shop_url`` setting when there is one, else the public
-        #: base URL, which the email templates also call the shop).
-        self.shop_url = shop_url or getattr(settings, "shop_url", None) or settings.public_base_url
+        #: Where /r/<code> sends people: the shop (``POSVENTA_SHOP_URL``). None: the link shows the friend's
+        #: code on a page of its own (Posventa's server root is not a shop: it answers 404).
+        self.shop_url: str | None = shop_url or getattr(settings, "shop_url", None) or None
         self.public_bucket = TokenBucket(limits.public_rate, limits.public_burst)
         self.api_bucket = TokenBucket(limits.api_rate, limits.api_burst)
         self.login_bucket = TokenBucket(limits.login_rate, limits.login_burst)

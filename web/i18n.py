@@ -71,16 +71,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "You will still receive emails about your orders (confirmations, shipping).",
     },
     "unsub_button": {"es": "Darme de baja", "en": "Unsubscribe"},
-    "unsub_done_title": {"es": "Te has dado de baja", "en": "You have been unsubscribed"},
+    "unsub_done_title": {"es": "Baja confirmada", "en": "Unsubscribe confirmed"},
     "unsub_done": {
-        "es": "No volveremos a enviarte correos promocionales a {email}.",
-        "en": "We won't send promotional emails to {email} anymore.",
-    },
-    "unsub_already": {
-        "es": "Ya estabas dado de baja de los correos promocionales en {email}.",
-        "en": "You were already unsubscribed from promotional emails at {email}.",
+        "es": "Ya no recibirás correos promocionales de {brand} en {email}.",
+        "en": "You will no longer receive promotional emails from {brand} at {email}.",
     },
     "unsub_sorry": {"es": "Sentimos verte marchar.", "en": "We're sorry to see you go."},
+    # referral (no shop URL configured)
+    "ref_title": {"es": "Te han recomendado {brand}", "en": "You've been recommended {brand}"},
+    "ref_code": {
+        "es": "Tu código de recomendación es {code}. Indícalo al hacer tu primer pedido.",
+        "en": "Your referral code is {code}. Give it when you place your first order.",
+    },
+    "ref_unknown": {
+        "es": "No reconocemos este código, pero eres bienvenido igualmente.",
+        "en": "We don't recognise this code, but you're welcome all the same.",
+    },
     # errors
     "invalid_title": {"es": "Este enlace no es válido", "en": "This link isn't valid"},
     "invalid_body": {

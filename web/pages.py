@@ -122,19 +122,22 @@ async def survey_comment(request: Request, token: str) -> Response:
 # --- unsubscribe -----------------------------------------------------------------------------------------
 @router.get("/u/{token}")
 async def unsubscribe_page(request: Request, token: str) -> Response:
-    """Say what the customer is leaving, and ask: a GET must never unsubscribe (link scanners open links)."""
+    """Say what the customer is leaving, and ask: a GET must never unsubscribe (link scanners open links).
+    Once they left, the link shows the confirmation (no button to press again)."""
     ctx = get_context(request)
     _limit(ctx, request)
     link = verify_unsubscribe(_token(token), ctx.secret, ctx.now())
     view = await run_in_threadpool(ctx.services().clicks.unsubscribe_view, link)
+    lang = page_lang(request, view.locale)
+    if view.already:
+        return page(ctx, request, "unsubscribed.html", lang, email=view.masked_email, already=True)
     return page(
         ctx,
         request,
         "unsubscribe.html",
-        page_lang(request, view.locale),
+        lang,
         email=view.masked_email,
-        journey=view.journey_name,
-        already=view.already,
+        journey=view.journey_in(lang),
         form_action=with_lang(f"/u/{token}", request),
     )
 
@@ -148,7 +151,8 @@ async def unsubscribe_confirm(request: Request, token: str) -> Response:
     link = verify_unsubscribe(_token(token), ctx.secret, now)
     await read_body(request, ctx.limits.page_body_bytes)  # the body says nothing the token does not
     view = await run_in_threadpool(ctx.services().clicks.unsubscribe, link, now)
-    return page(ctx, request, "unsubscribed.html", page_lang(request, view.locale), email=view.masked_email)
+    lang = page_lang(request, view.locale)
+    return page(ctx, request, "unsubscribed.html", lang, email=view.masked_email, already=False)
 
 
 # --- referral --------------------------------------------------------------------------------------------
@@ -163,13 +167,17 @@ def with_ref(url: str, code: str | None) -> str:
 @router.get("/r/{code}")
 async def referral(request: Request, code: str) -> Response:
     """Send the visitor to the shop with ``?ref=CODE`` and count the click for the referrer. An unknown
-    code still reaches the shop, without ``ref``: a friend's typo must not end on an error page."""
+    code still reaches the shop, without ``ref``: a friend's typo must not end on an error page. Without a
+    shop URL the visitor gets a page with the code (or, for an unknown one, a welcome) instead."""
     ctx = get_context(request)
     _limit(ctx, request)
     visitor = f"{client_ip(request)}|{request.headers.get('user-agent', '')[:200]}"
     known = None
     if len(code) <= 64:
         known = await run_in_threadpool(ctx.services().clicks.referral, code, visitor, ctx.now())
+    if ctx.shop_url is None:  # no shop to send them to: show the code to use when ordering
+        lang = page_lang(request)
+        return page(ctx, request, "referral.html", lang, code=known, headers={"Cache-Control": "no-store"})
     return RedirectResponse(
         with_ref(ctx.shop_url, known), status_code=303, headers={"Cache-Control": "no-store"}
     )

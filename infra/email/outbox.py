@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import EmailPolicy
 from email.utils import formatdate
 from pathlib import Path
 
@@ -156,7 +156,21 @@ class FileOutboxSender:
         if message.html:
             eml.add_alternative(message.html, subtype="html")
         eml["Content-Language"] = message.locale  # after set_content, which clears Content-* headers
-        return eml.as_bytes(policy=SMTP)
+        return eml.as_bytes(policy=_EML)
+
+
+class _Policy(EmailPolicy):
+    """SMTP's policy, except that the ``List-Unsubscribe*`` headers are written as they are: folding a
+    long URL would RFC 2047-encode it (``=?utf-8?q?<https...?=``), which mail clients do not recognise
+    as an unsubscribe link (RFC 2369 wants the bare ``<URL>``, on a folded line if need be)."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower().startswith("list-unsubscribe") and str(value).isascii():
+            return f"{name}: {value}".encode("ascii") + self.linesep.encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_EML = _Policy(linesep="\r\n")  # email.policy.SMTP + the rule above
 
 
 def _write_atomic(path: Path, data: bytes, *, exclusive: bool) -> None:

@@ -56,6 +56,22 @@ def test_promotional_message_has_one_click_unsubscribe(tmp_path: Path, make_mess
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+def test_a_long_unsubscribe_url_is_written_bare_not_rfc2047_encoded(
+    tmp_path: Path, make_message: MakeMessage
+) -> None:
+    """A signed unsubscribe URL is ~200 characters: folding it at 78 encoded it as =?utf-8?q?…?=, which
+    mail clients do not recognise as List-Unsubscribe (RFC 2369 wants the bare <URL>)."""
+    url = "https://posventa.example/u/" + "eyJ0eXAiOiJKV1Qi" * 14
+    message = make_message(3, promotional=True, unsubscribe_url=url)
+    [result] = FileOutboxSender(tmp_path).send([message])
+
+    raw = (tmp_path / (result.provider_message_id or "")).read_bytes()
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\nList-Unsubscribe: ", 1)[1].split(b"\r\n", 1)[0]
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert _read(tmp_path / (result.provider_message_id or ""))["List-Unsubscribe"] == f"<{url}>"
+
+
 def test_same_key_twice_is_idempotent(tmp_path: Path, make_message: MakeMessage) -> None:
     sender = FileOutboxSender(tmp_path)
     [first] = sender.send([make_message(3)])

@@ -111,7 +111,8 @@ def test_unsubscribing_suppresses_promotional_mail_and_records_the_event(svc: Se
     view = svc.clicks.unsubscribe(link, T0)
     again = svc.clicks.unsubscribe(link, T0)
     assert (before.already, view.already, again.already) == (False, False, True)
-    assert view.masked_email == "a***@example.com" and view.journey_name == "Post-purchase follow-up"
+    assert view.masked_email == "a***@example.com" and view.journey_name == "Seguimiento de tu compra"  # es
+    assert view.journey_in("en") == "Post-purchase follow-up"
     report = customer_report(svc.store, "ana")
     assert report is not None
     assert [(x["reason"], x["scope"]) for x in report["suppressions"]] == [("unsubscribed", "promotional")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,12 @@ from web.app import create_app
 pytestmark = pytest.mark.postgres
 
 
+def code_in_page(html: str) -> str | None:
+    """The code the referral page shows, or None."""
+    found = re.search(r'id="referral-code">[^<]*? (?:es|is) ([A-Z0-9]+)\.', html)
+    return found.group(1) if found else None
+
+
 def code_for(svc: Services, cid: str) -> str:
     svc.ingest.apply([order_placed(cid, f"o-{cid}")], "api", T0)
     with svc.store.begin() as tx:
@@ -32,13 +39,23 @@ def clicks(s: Session) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+SHOP = "https://shop.example"
+
+
+@pytest.fixture
+def shop(svc: Services, settings: Settings, clock: Clock) -> TestClient:
+    """The web app of an installation whose shop is at :data:`SHOP` (``POSVENTA_SHOP_URL``)."""
+    return TestClient(create_app(svc, settings=settings, clock=clock, shop_url=SHOP))
+
+
 def test_a_known_code_redirects_with_ref_and_counts_the_click(
-    client: TestClient, svc: Services, session: Session, clock: Clock
+    shop: TestClient, svc: Services, session: Session, clock: Clock
 ) -> None:
+    client = shop
     code = code_for(svc, "ana")
     r = client.get(f"/r/{code.lower()}", follow_redirects=False)  # read aloud, typed in lower case
     assert r.status_code == 303
-    assert r.headers["location"] == f"http://testserver?ref={code}"
+    assert r.headers["location"] == f"{SHOP}?ref={code}"
     assert r.headers["Referrer-Policy"] == "no-referrer" and r.headers["Cache-Control"] == "no-store"
     assert clicks(session) == [("ana", {"code": code})]
     # the same visitor reloading within the hour is one click; another visitor is another
@@ -51,10 +68,27 @@ def test_a_known_code_redirects_with_ref_and_counts_the_click(
 
 
 @pytest.mark.parametrize("code", ["NOPE2345", "a", "%2E%2E", "X" * 100])
-def test_an_unknown_code_still_reaches_the_shop(client: TestClient, session: Session, code: str) -> None:
-    r = client.get(f"/r/{code}", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "http://testserver"
+def test_an_unknown_code_still_reaches_the_shop(shop: TestClient, session: Session, code: str) -> None:
+    r = shop.get(f"/r/{code}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == SHOP
     assert clicks(session) == []
+
+
+def test_without_a_shop_url_the_link_shows_the_code_instead_of_the_servers_root(
+    client: TestClient, svc: Services, session: Session
+) -> None:
+    """Posventa's root is no shop (it answers 404): with no POSVENTA_SHOP_URL the friend gets a page
+    with the code to give when ordering, in their language, and the click still counts."""
+    assert client.get("/", follow_redirects=False).status_code == 404  # what a redirect there would reach
+    code = code_for(svc, "ana")
+    r = client.get(f"/r/{code.lower()}", follow_redirects=False, headers={"Accept-Language": "es-ES"})
+    assert r.status_code == 200 and "location" not in r.headers
+    assert f"Tu código de recomendación es {code}" in r.text and code_in_page(r.text) == code
+    assert clicks(session) == [("ana", {"code": code})]
+    r = client.get(f"/r/{code}?lang=en", follow_redirects=False)
+    assert f"Your referral code is {code}" in r.text
+    r = client.get("/r/NOPE2345?lang=en", follow_redirects=False)
+    assert r.status_code == 200 and "recognise this code" in r.text and code_in_page(r.text) is None
 
 
 def test_the_shop_url_keeps_its_query(svc: Services, settings: Settings, clock: Clock) -> None:
