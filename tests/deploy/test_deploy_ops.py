@@ -149,9 +149,11 @@ def test_a_tick_fanned_out_over_three_workers_sends_every_step_once(ops: Deploye
 def _fan_out(ops: Deployed) -> None:
     emails = [f"fan{i}@example.com" for i in range(FANNED_OUT_CUSTOMERS)]
     ops.ingest(*(order_placed(f"fan-{i}", email) for i, email in enumerate(emails)))
-    # Every request a little slow (SendGrid's own latency): one process would need well over the ~15 s
-    # a flow run takes to start here, so the shards' runs arrive while there is work left.
-    ops.fake.slow_next(0.3, count=FANNED_OUT_CUSTOMERS)
+    # Every request slow (SendGrid's own latency): one process alone would need about 75 s (600 requests,
+    # 8 in flight, 1 s each), well over the 15–40 s a flow run takes to start on a busy 2-core machine, so
+    # the shards' runs arrive while there is work left. (0.3 s was not enough once the sweep's database
+    # path became set-based: the parent finished before the shards started.)
+    ops.fake.slow_next(1.0, count=FANNED_OUT_CUSTOMERS)
 
     parent = ops.finished(created_run_id(ops.stack.run(FAN_OUT).stdout), timeout=240)
     assert parent.state_type == "COMPLETED", ops.describe(parent)
