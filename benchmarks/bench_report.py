@@ -4,7 +4,8 @@ A fresh, migrated PostgreSQL database is seeded with set-based SQL (``generate_s
 ``random()``): ``POSVENTA_BENCH_REPORT_ENROLLMENTS`` enrollments (default 100,000) over the five shipped
 journeys (their real compiled plans), ten ledger rows each (1,000,000), the SendGrid webhook events of
 the sent messages (processed for each, delivered 95%, open 45%, click 10%, bounce 2%, unsubscribe 0.5%,
-spam report 0.1%: 1.7 million) and the matching ``email.*`` events, the orders behind the enrollments
+spam report 0.1%: 1.7 million) and the matching ``email.*`` events, deferrals (a fifth of the promotional
+messages waited for quiet hours, one in twenty for a complaint hold), the orders behind the enrollments
 plus repeat orders, NPS answers given through survey emails, referral codes, clicks and conversions, and
 support tickets.
 Then ``VACUUM ANALYZE`` (what autovacuum does for a live database).
@@ -158,24 +159,23 @@ SELECT 'sg-' || event || '-' || key, event, key, to_email, sent_at + interval '1
                           'timestamp', extract(epoch FROM sent_at)::bigint)
 FROM sg;
 
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'sg:sg-' || event || '-' || key,
        CASE event WHEN 'delivered' THEN 'email.delivered' WHEN 'open' THEN 'email.opened'
                   WHEN 'click' THEN 'email.clicked' WHEN 'bounce' THEN 'email.bounced'
                   ELSE 'customer.unsubscribed' END,
        customer_id, NULL, sent_at + interval '1 hour', sent_at + interval '1 hour', 'webhook',
-       jsonb_build_object('ledger_key', key), sent_at + interval '1 hour'
+       jsonb_build_object('ledger_key', key)
 FROM sg WHERE event NOT IN ('spamreport', 'processed');
 
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
-SELECT 'order:' || id, 'order.placed', customer_id, id, placed_at, placed_at, 'api', '{{}}', placed_at
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
+SELECT 'order:' || id, 'order.placed', customer_id, id, placed_at, placed_at, 'api', '{{}}'
 FROM orders;
 
 -- NPS answers through the survey email: a third of the post-purchase enrollments
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'survey:' || l.key, 'feedback.submitted', l.customer_id, e.order_id, l.created_at + interval '1 day',
-       l.created_at + interval '1 day', 'api', jsonb_build_object('score', (e.id * 13) % 11, 'survey', 'nps'),
-       l.created_at + interval '1 day'
+       l.created_at + interval '1 day', 'api', jsonb_build_object('score', (e.id * 13) % 11, 'survey', 'nps')
 FROM ledger l JOIN enrollments e ON e.id = l.enrollment_id
 WHERE l.step_id = 'nps_survey' AND l.occurrence = 0 AND e.id % 3 = 0;
 
@@ -185,15 +185,23 @@ SELECT customer_id, order_id, 'nps', (data->>'score')::int,
 FROM events WHERE type = 'feedback.submitted'
 ON CONFLICT DO NOTHING;
 
+-- deferrals: a fifth of the promotional messages waited for quiet hours (one sweep), one in twenty through
+-- twenty sweeps of a complaint hold
+INSERT INTO deferrals (enrollment_id, step_id, occurrence, reason, journey_id, first_at, last_at, until,
+                       ticks)
+SELECT l.enrollment_id, l.step_id, l.occurrence, r.reason, l.journey_id, l.created_at - interval '10 hours',
+       l.created_at - interval '1 hour', l.created_at, r.ticks
+FROM ledger l CROSS JOIN (VALUES ('quiet_hours', 0.2, 1), ('complaint_hold', 0.05, 20)) AS r(reason, p, ticks)
+WHERE l.category = 'promotional' AND (hashtext(l.key || r.reason) & 1023) < r.p * 1024;
+
 INSERT INTO referral_codes (code, customer_id, journey_id, created_at)
 SELECT 'R' || lpad(i::text, 7, '0'), 'c' || i, 'post_purchase', :t0 + (i % 180) * interval '1 day'
 FROM generate_series(1, :customers / 8) AS i;
 
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'referral:' || i, 'referral.clicked', 'c' || (1 + i % (:customers / 8)), NULL,
        :t0 + (i % 200) * interval '1 day', :t0 + (i % 200) * interval '1 day', 'api',
-       jsonb_build_object('code', 'R' || lpad((1 + i % (:customers / 8))::text, 7, '0')),
-       :t0 + (i % 200) * interval '1 day'
+       jsonb_build_object('code', 'R' || lpad((1 + i % (:customers / 8))::text, 7, '0'))
 FROM generate_series(1, :customers / 6) AS i;
 
 INSERT INTO referral_conversions (code, order_id, referred_customer_id, created_at)
@@ -249,6 +257,7 @@ def _seed(url: str, n: int) -> dict[str, int]:
                 for table in (
                     "enrollments",
                     "ledger",
+                    "deferrals",
                     "webhook_events",
                     "events",
                     "orders",
@@ -372,7 +381,7 @@ def run(n: int | None = None, *, explain: bool = False) -> dict[str, Any]:
         "proposed_indexes": indexed,
         "funnel_rows": sum(len(j.steps) for j in report.funnel),
         "sent": sum(r.sent for j in report.funnel for r in j.steps),
-        "opened": sum(r.opened for j in report.funnel for r in j.steps),
+        "opened": sum(r.opened or 0 for j in report.funnel for r in j.steps),
         "nps": report.nps.overall.nps,
     }
 

@@ -86,6 +86,33 @@ OPS = Catalogue(
             "fallidos: {failed}",
         },
         "doctor_ok": {"en": "ok", "es": "correcto"},
+        "doctor_settings": {"en": "settings", "es": "configuración"},
+        "doctor_email": {"en": "email", "es": "correo"},
+        "doctor_not_migrated": {
+            "en": "database {url}: reachable, not migrated — run: posventa db upgrade",
+            "es": "base de datos {url}: accesible, sin migrar — ejecuta: posventa db upgrade",
+        },
+        "doctor_revision": {
+            "en": "database {url}: revision {rev}",
+            "es": "base de datos {url}: revisión {rev}",
+        },
+        "doctor_database": {"en": "database {url}: {error}", "es": "base de datos {url}: {error}"},
+        "doctor_embedded": {
+            "en": "prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)",
+            "es": "prefect: modo embebido (POSVENTA_PREFECT_API_URL no está definida)",
+        },
+        "doctor_sendgrid": {
+            "en": "email: SendGrid at {host}, from {sender}",
+            "es": "correo: SendGrid en {host}, desde {sender}",
+        },
+        "doctor_journeys": {
+            "en": ("journeys: {n} valid in {path}", "journeys: {n} valid in {path}"),
+            "es": ("recorridos: {n} válido en {path}", "recorridos: {n} válidos en {path}"),
+        },
+        "doctor_bad_journeys": {
+            "en": "journeys: {error} — run: posventa validate",
+            "es": "recorridos: {error} — ejecuta: posventa validate",
+        },
         "no_customer": {"en": "no customer '{id}'", "es": "no existe el cliente '{id}'"},
         "suppressions": {"en": "Suppressions", "es": "Bloqueos y bajas"},
         "open_complaint": {
@@ -146,6 +173,26 @@ OPS = Catalogue(
         },
         "demo_progress": {"en": "simulated weeks", "es": "semanas simuladas"},
         "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
+        "demo_actions": {"en": "actions", "es": "acciones"},
+        "demo_unknown": {"en": "unknown", "es": "inciertos"},
+        "demo_skip_reasons": {"en": "skip reasons", "es": "motivos de omisión"},
+        "demo_webhook": {
+            "en": "SendGrid Event Webhook: {n} signed events posted to /webhooks/sendgrid "
+            "({delivered} delivered, {opened} opens, {clicked} clicks, {bounced} bounces), {applied} applied",
+            "es": "Webhook de eventos de SendGrid: {n} eventos firmados enviados a /webhooks/sendgrid "
+            "({delivered} entregas, {opened} aperturas, {clicked} clics, {bounced} rebotes), "
+            "{applied} aplicados",
+        },
+        "demo_friends": {
+            "en": "Friends who opened a referral link (GET /r/<code>): {visits}; "
+            "of them ordered with the code: {orders}",
+            "es": "Amigos que abrieron un enlace de referido (GET /r/<code>): {visits}; "
+            "compraron con el código: {orders}",
+        },
+        "demo_report": {
+            "en": "Report (charts, works offline): {path}",
+            "es": "Informe (gráficos, funciona sin conexión): {path}",
+        },
     }
 )
 t = OPS.t
