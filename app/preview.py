@@ -31,7 +31,7 @@ from app.ports import Outcome, OutgoingEmail, Sender, SendResult, Store, Tx, mas
 from app.records import Fact, LedgerWork, ledger_key
 from app.render import Renderer
 from posventa.errors import PosventaError
-from posventa.facts import derive_order
+from posventa.facts import derive_order, order_items
 from posventa.plan import JourneyPlan, SendStep, SplitStep, WaitForStep
 
 #: How long the test-send rate limit looks back.
@@ -129,9 +129,15 @@ def sample_order(plan: JourneyPlan, step: str, now: datetime, shop_url: str | No
         return order
     shift = timedelta(days=9)
     field = str(plan.trigger.date or "")
-    if field.startswith("order."):
-        derived = derive_order({**order, "delivered_at": (now - timedelta(days=4)).isoformat()}) or {}
-        due = derived.get(field.removeprefix("order."))
+    if field.startswith(("order.", "item.")):
+        delivered = {**order, "delivered_at": (now - timedelta(days=4)).isoformat()}
+        name = field.split(".", 1)[1]
+        derived = (
+            derive_order(delivered) or {}
+            if field.startswith("order.")
+            else next((i for i in order_items(delivered) if i.get(name)), {})
+        )
+        due = derived.get(name)
         if due:
             offset = timedelta(seconds=plan.trigger.offset_s or 0)
             shift += date.fromisoformat(str(due)[:10]) + offset - day
@@ -167,6 +173,15 @@ def sample_event(plan: JourneyPlan, step: str, now: datetime) -> dict[str, Any]:
             "sku": "CEP-01",
         },
     }
+
+
+def sample_item(plan: JourneyPlan, order: Fact | None) -> dict[str, Any] | None:
+    """The order item a journey started per item (``date: item.*``) is about: the first with that date."""
+    field = str(plan.trigger.date or "")
+    if not field.startswith("item."):
+        return None
+    name = field.removeprefix("item.")
+    return next((i for i in order_items(order) if i.get(name)), None)
 
 
 def _variant(plan: JourneyPlan, step: str) -> str | None:
@@ -257,7 +272,13 @@ class Preview:
         loc = self._locale(plan, locale, None)
         customer = sample_customer(loc)
         order = sample_order(plan, step, now, self.renderer.config.shop_url)
-        payload = {"event": sample_event(plan, step, now), "variant": _variant(plan, step)}
+        event = sample_event(plan, step, now)
+        payload = {
+            "event": event,
+            "trigger_event": event,
+            "variant": _variant(plan, step),
+            "item": sample_item(plan, order),
+        }
         key = f"preview:{journey}:{step}:0"
         tx = cast(Tx, _SampleTx())
         message = self._render(tx, plan, step, key, customer, order, loc, payload, now)
