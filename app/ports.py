@@ -363,7 +363,12 @@ class Health(Protocol):
     def backlog(self, now: datetime) -> tuple[int, datetime | None]: ...
     def ledger_counts(self, statuses: Sequence[str], *, since: datetime | None = None) -> dict[str, int]: ...
     def reasons(
-        self, statuses: Sequence[str], *, moved_at: datetime | None = None, limit: int = 50
+        self,
+        statuses: Sequence[str],
+        *,
+        moved_at: datetime | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
     ) -> list[tuple[str, str, str, str | None, int]]: ...
 
 

@@ -34,15 +34,23 @@ class Health(Repo):
         return {status: int(found.get(status, 0)) for status in statuses}
 
     def reasons(
-        self, statuses: Sequence[str], *, moved_at: datetime | None = None, limit: int = 50
+        self,
+        statuses: Sequence[str],
+        *,
+        moved_at: datetime | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
     ) -> list[tuple[str, str, str, str | None, int]]:
         """``(journey, step, status, reason, n)`` for ledger rows in ``statuses``, most frequent first;
-        with ``moved_at``, only the rows a run stamped with that instant (its ``now``)."""
+        with ``moved_at``, only the rows a run stamped with that instant (its ``now``); with ``since``,
+        only the rows that reached their status since then."""
         q = select(
             LedgerEntry.journey_id, LedgerEntry.step_id, LedgerEntry.status, LedgerEntry.reason, func.count()
         ).where(LedgerEntry.status.in_(tuple(statuses)))
         if moved_at is not None:
             q = q.where(LedgerEntry.updated_at == aware(moved_at, "moved_at"))
+        if since is not None:
+            q = q.where(LedgerEntry.updated_at >= aware(since, "since"))
         q = q.group_by(LedgerEntry.journey_id, LedgerEntry.step_id, LedgerEntry.status, LedgerEntry.reason)
         q = q.order_by(func.count().desc(), LedgerEntry.journey_id, LedgerEntry.step_id).limit(limit)
         return [(j, s, st, r, int(n)) for j, s, st, r, n in self.s.execute(q).all()]
