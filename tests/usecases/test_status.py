@@ -173,3 +173,7 @@ def test_one_auth_rejection_now_is_unhealthy_whatever_the_limit(
     assert report["sends"]["recent"]["auth_rejected"] == 1
     # the same failure outside the window (a shorter one) is history, not a judgement
     assert main(["status", "--max-backlog-minutes", "180", "--sends-window-minutes", "0"]) == 0
+    # a message accepted after it: the key was fixed, healthy again
+    _fail_now(shop, tmp_path, shipped, "sent", 1, reason="")
+    capsys.readouterr()
+    assert main(["status", "--max-backlog-minutes", "180"]) == 0, capsys.readouterr().out

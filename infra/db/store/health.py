@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from infra.db.models import LIVE_ENROLLMENT_STATUSES, Enrollment, LedgerEntry
 from infra.db.store._base import Repo, aware
@@ -32,6 +32,25 @@ class Health(Repo):
             q = q.where(LedgerEntry.updated_at >= aware(since, "since"))
         found = dict(self.s.execute(q.group_by(LedgerEntry.status)).all())
         return {status: int(found.get(status, 0)) for status in statuses}
+
+    def last_sent_message(self) -> datetime | None:
+        """When the latest message the provider accepted was sent (None: never)."""
+        q = select(func.max(LedgerEntry.sent_at)).where(
+            LedgerEntry.status == "sent", LedgerEntry.kind == "message"
+        )
+        found: datetime | None = self.s.scalar(q)
+        return found
+
+    def last_failed(self, reason_prefixes: Sequence[str], *, since: datetime) -> datetime | None:
+        """When the latest row that failed since ``since`` with a reason starting with one of
+        ``reason_prefixes`` failed (None: none did)."""
+        q = select(func.max(LedgerEntry.updated_at)).where(
+            LedgerEntry.status == "failed",
+            LedgerEntry.updated_at >= aware(since, "since"),
+            or_(*(LedgerEntry.reason.startswith(p, autoescape=True) for p in reason_prefixes)),
+        )
+        found: datetime | None = self.s.scalar(q)
+        return found
 
     def reasons(
         self,
