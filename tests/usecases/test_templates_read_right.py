@@ -287,3 +287,18 @@ def _facts(
             if promise in text:
                 out.append(f"an in-store purchase is told {promise!r}")
     return out
+
+
+@pytest.mark.parametrize("locale", ["es", "en"])
+def test_the_content_series_is_three_different_emails(locale: str) -> None:
+    plan = _plans()["post_purchase"]
+    order = ORDERS["several_items"]
+    event = sample_event(plan, "content_tip", NOW)
+    subjects, texts = set(), set()
+    for visit in (1, 2, 3):
+        msg = _render(
+            plan, "content_tip", locale, order, SHOP, event=event, item=None, visit=visit, visits={}
+        )
+        subjects.add(msg.subject)
+        texts.add(msg.text)
+    assert len(subjects) == 3 and len(texts) == 3
