@@ -46,11 +46,15 @@ def _known(store: Store, book: PlanBook, journey: str) -> None:
 def set_state(
     store: Store, book: PlanBook, journey: str, state: str, reason: str | None, now: datetime
 ) -> JourneyControl:
-    """Pause (``paused``), resume (``running``) or drain (``draining``) a journey."""
+    """Pause (``paused``), resume (``running``) or drain (``draining``) a journey. A journey already in
+    that state is left as it is (its reason and since when are the first command's)."""
     if state not in (RUNNING, PAUSED, DRAINING):
         raise ValueError(f"use stop() to stop a journey, not {state!r}")
     _known(store, book, journey)
     with store.begin() as tx:
+        current = tx.journeys.control(journey)
+        if current is not None and current.state == state:
+            return current
         return tx.journeys.set_state(journey, state, None if state == RUNNING else reason, now)
 
 

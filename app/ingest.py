@@ -4,7 +4,7 @@ transaction that records the event. An event seen twice changes nothing twice.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ class Ingest:
         are idempotent, so the client simply retries.)"""
         report = IngestReport()
         at = now or self.clock()
+        if isinstance(raw, Sequence) and len(raw) == 1:
+            return self._apply_alone(raw[0], source, at, first_line)
         with self.store.begin() as tx:
             for n, item in enumerate(raw, first_line):
                 try:
@@ -55,6 +57,29 @@ class Ingest:
                     report.duplicates += 1
         return report
 
+    def _apply_alone(self, item: Mapping[str, Any], source: str, now: datetime, line: int) -> IngestReport:
+        """:meth:`apply` of a single item: its transaction is the item's, so it needs no savepoint (two
+        round trips fewer) — a failure rolls the whole transaction back, which holds nothing else."""
+        report = IngestReport()
+        try:
+            ev = parse_event(item)
+        except EventError as exc:
+            report.rejected.append((line, "; ".join(exc.problems)))
+            return report
+        try:
+            with self.store.begin() as tx:
+                new = self.apply_one(tx, ev, source, now)
+        except PosventaError as exc:
+            report.rejected.append((line, str(exc)))
+        except self.store.value_errors as exc:  # the database refused it: nothing of it was stored
+            report.rejected.append((line, self.store.refusal(exc)))
+        else:
+            if new:
+                report.accepted += 1
+            else:
+                report.duplicates += 1
+        return report
+
     def apply_one(self, tx: Tx, ev: Event, source: str, now: datetime) -> bool:
         """Apply one validated event inside the caller's transaction. Returns False for a duplicate."""
         if not tx.events.record(ev, source):
@@ -66,7 +91,8 @@ class Ingest:
             assert customer is not None
         order: Fact | None = None
         if ev.order is not None:
-            order = tx.orders.upsert(ev.customer_id, ev.order, ev.occurred_at)
+            # The customer row exists by now (upserted or ensured above).
+            order = tx.orders.upsert(ev.customer_id, ev.order, ev.occurred_at, customer_exists=True)
         elif ev.order_id:
             order = tx.orders.fact(ev.order_id)
             if order is None and ev.type.startswith("order."):

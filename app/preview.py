@@ -82,9 +82,16 @@ def _delivered_by(plan: JourneyPlan, step: str) -> bool:
     )
 
 
-def sample_order(plan: JourneyPlan, step: str, now: datetime, base_url: str) -> Fact:
+#: The sample order's carrier tracking page when no POSVENTA_SHOP_URL is set: a shop's own page, as an
+#: ``order.shipped`` event would carry — never Posventa's server, which has no tracking page.
+SAMPLE_SHOP = "https://tienda.example"
+
+
+def sample_order(plan: JourneyPlan, step: str, now: datetime, shop_url: str | None = None) -> Fact:
     """A realistic order for ``step``: on its way at a thank-you, delivered later on; for a journey that
-    starts on an order date (warranty expiry, run-out date), dated so that the date falls due today."""
+    starts on an order date (warranty expiry, run-out date), dated so that the date falls due today. Its
+    tracking link is a shop's tracking page with a carrier's parcel number."""
+    shop = (shop_url or SAMPLE_SHOP).rstrip("/")
     day = now.date()
     order: Fact = {
         "id": "A-1042",
@@ -96,7 +103,7 @@ def sample_order(plan: JourneyPlan, step: str, now: datetime, base_url: str) -> 
         "total": 107.4,
         "currency": "EUR",
         "channel": "web",
-        "tracking_url": f"{base_url}/track/A-1042",
+        "tracking_url": f"{shop}/pedidos/A-1042/seguimiento?envio=PK43BG0012345678Z",
         "referral_code": None,
         "attributes": {},
         "items": [
@@ -264,7 +271,7 @@ class Preview:
         plan, _ = self.send_step(journey, step)
         loc = self._locale(plan, locale, None)
         customer = sample_customer(loc)
-        order = sample_order(plan, step, now, self.renderer.config.base_url)
+        order = sample_order(plan, step, now, self.renderer.config.shop_url)
         event = sample_event(plan, step, now)
         payload = {
             "event": event,

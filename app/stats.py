@@ -179,6 +179,23 @@ class Stats:
             out.append(f"{total} {what}" + (f": {shown}" if shown else "") + more)
         return "; ".join(out)
 
+    def skips(self, limit: int = 5) -> str:
+        """Why a run sent nothing when everything due was skipped — nothing sent, deferred, failed or
+        unknown: ``3 skipped: thank_you expired ×2, thank_you suppressed:unsubscribed ×1``. Empty
+        otherwise (the table has the skip reasons of every run)."""
+        c = self.counts()
+        busy = ("sent", "deferred", "failed", "unknown", "engine_errors", "shard_errors")
+        if not c["skipped"] or any(c[k] for k in busy):
+            return ""
+        by: Counter[str] = Counter()
+        for (_, step, outcome), n in self.rows.items():
+            if outcome.startswith("skipped"):
+                by[f"{step} {outcome.split(':', 1)[-1] if ':' in outcome else 'skipped'}"] += n
+        ranked = sorted(by.items(), key=lambda x: (-x[1], x[0]))
+        shown = ", ".join(f"{r} ×{n}" for r, n in ranked[:limit])
+        more = f" (+{len(ranked) - limit} more)" if len(ranked) > limit else ""
+        return f"{c['skipped']} skipped: {shown}{more}"
+
     # -- the run table ------------------------------------------------------------------------------------
 
     def table(self) -> list[dict[str, Any]]:

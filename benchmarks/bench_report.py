@@ -4,7 +4,8 @@ A fresh, migrated PostgreSQL database is seeded with set-based SQL (``generate_s
 ``random()``): ``POSVENTA_BENCH_REPORT_ENROLLMENTS`` enrollments (default 100,000) over the five shipped
 journeys (their real compiled plans), ten ledger rows each (1,000,000), the SendGrid webhook events of
 the sent messages (processed for each, delivered 95%, open 45%, click 10%, bounce 2%, unsubscribe 0.5%,
-spam report 0.1%: 1.7 million) and the matching ``email.*`` events, the orders behind the enrollments
+spam report 0.1%: 1.7 million) and the matching ``email.*`` events, deferrals (a fifth of the promotional
+messages waited for quiet hours, one in twenty for a complaint hold), the orders behind the enrollments
 plus repeat orders, NPS answers given through survey emails, referral codes, clicks and conversions, and
 support tickets.
 Then ``VACUUM ANALYZE`` (what autovacuum does for a live database).
@@ -185,6 +186,15 @@ SELECT customer_id, order_id, 'nps', (data->>'score')::int,
 FROM events WHERE type = 'feedback.submitted'
 ON CONFLICT DO NOTHING;
 
+-- deferrals: a fifth of the promotional messages waited for quiet hours (one sweep), one in twenty through
+-- twenty sweeps of a complaint hold
+INSERT INTO deferrals (enrollment_id, step_id, occurrence, reason, journey_id, first_at, last_at, until,
+                       ticks)
+SELECT l.enrollment_id, l.step_id, l.occurrence, r.reason, l.journey_id, l.created_at - interval '10 hours',
+       l.created_at - interval '1 hour', l.created_at, r.ticks
+FROM ledger l CROSS JOIN (VALUES ('quiet_hours', 0.2, 1), ('complaint_hold', 0.05, 20)) AS r(reason, p, ticks)
+WHERE l.category = 'promotional' AND (hashtext(l.key || r.reason) & 1023) < r.p * 1024;
+
 INSERT INTO referral_codes (code, customer_id, journey_id, created_at)
 SELECT 'R' || lpad(i::text, 7, '0'), 'c' || i, 'post_purchase', :t0 + (i % 180) * interval '1 day'
 FROM generate_series(1, :customers / 8) AS i;
@@ -249,6 +259,7 @@ def _seed(url: str, n: int) -> dict[str, int]:
                 for table in (
                     "enrollments",
                     "ledger",
+                    "deferrals",
                     "webhook_events",
                     "events",
                     "orders",

@@ -185,6 +185,8 @@ def _run_flow(flow: Any, **params: Any) -> int:
     if not state.is_completed():
         print(state.message, file=sys.stderr)
         return 1
+    if " — " in (state.message or ""):  # sends awaiting reconciliation, or why everything was skipped
+        print(state.message)
     return 0
 
 
@@ -444,9 +446,14 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 
 def _fake_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3030)
-    p.add_argument("--api-key", default="SG.fake")
+    import textwrap
+
+    paragraphs = t("fake_epilog").split("\n\n")
+    p.epilog = "\n\n".join(par if par.startswith(" ") else textwrap.fill(par, 100) for par in paragraphs)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--host", default="127.0.0.1", help=t("arg_fake_host") + " (%(default)s)")
+    p.add_argument("--port", type=int, default=3030, help=t("arg_fake_port") + " (%(default)s)")
+    p.add_argument("--api-key", default="SG.fake", help=t("arg_fake_key") + " (%(default)s)")
 
 
 def _customer_args(p: argparse.ArgumentParser) -> None:
@@ -482,6 +489,6 @@ COMMANDS: list[_Command] = [
 def register(subparsers: Any) -> None:
     """Add the ops commands to the ``posventa`` command's subparsers (``posventa.commands`` entry point)."""
     for name, func, helptext, arguments in COMMANDS:
-        p = subparsers.add_parser(name, help=t(helptext))
+        p = subparsers.add_parser(name, help=t(helptext), description=t(helptext))
         arguments(p)
         p.set_defaults(func=func)

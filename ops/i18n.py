@@ -35,8 +35,31 @@ OPS = Catalogue(
             "es": "sirve la API de eventos y las páginas de encuesta y baja",
         },
         "help_fake_sendgrid": {
-            "en": "run a SendGrid-compatible fake server on loopback",
-            "es": "ejecuta en local (loopback) un servidor falso compatible con SendGrid",
+            "en": "run a SendGrid-compatible fake server on loopback (to try the production path locally)",
+            "es": "ejecuta en local (loopback) un servidor falso compatible con SendGrid (para probar la "
+            "ruta de producción en tu máquina)",
+        },
+        "fake_epilog": {
+            "en": "It answers POST /v3/mail/send as SendGrid does (202, X-Message-Id; 401 for another key) "
+            "and keeps what it accepted in memory: GET /fake/messages lists it. Point Posventa at it in "
+            "another shell:\n\n  POSVENTA_SENDGRID_HOST=http://127.0.0.1:3030 "
+            "POSVENTA_SENDGRID_API_KEY=SG.fake .venv/bin/posventa tick\n\nIt prints the Event Webhook "
+            "verification key for POSVENTA_SENDGRID_WEBHOOK_PUBLIC_KEY. Nothing leaves the machine.",
+            "es": "Responde a POST /v3/mail/send como SendGrid (202, X-Message-Id; 401 con otra clave) y "
+            "guarda en memoria lo que acepta: GET /fake/messages lo lista. Apunta Posventa a él desde otra "
+            "terminal:\n\n  POSVENTA_SENDGRID_HOST=http://127.0.0.1:3030 "
+            "POSVENTA_SENDGRID_API_KEY=SG.fake .venv/bin/posventa tick\n\nMuestra la clave de "
+            "verificación del Event Webhook para POSVENTA_SENDGRID_WEBHOOK_PUBLIC_KEY. Nada sale de la "
+            "máquina.",
+        },
+        "arg_fake_host": {
+            "en": "address to listen on (keep it loopback)",
+            "es": "dirección en la que escucha (mejor loopback)",
+        },
+        "arg_fake_port": {"en": "port to listen on", "es": "puerto en el que escucha"},
+        "arg_fake_key": {
+            "en": "the API key clients must send (POSVENTA_SENDGRID_API_KEY)",
+            "es": "la clave de API que deben enviar los clientes (POSVENTA_SENDGRID_API_KEY)",
         },
         "help_customer": {
             "en": "show a customer: suppressions (with reasons), journeys, messages",
@@ -123,6 +146,26 @@ OPS = Catalogue(
         },
         "demo_progress": {"en": "simulated weeks", "es": "semanas simuladas"},
         "demo_summary": {"en": "Summary per journey step", "es": "Resumen por paso de recorrido"},
+        "demo_actions": {"en": "actions", "es": "acciones"},
+        "demo_unknown": {"en": "unknown", "es": "inciertos"},
+        "demo_skip_reasons": {"en": "skip reasons", "es": "motivos de omisión"},
+        "demo_webhook": {
+            "en": "SendGrid Event Webhook: {n} signed events posted to /webhooks/sendgrid "
+            "({delivered} delivered, {opened} opens, {clicked} clicks, {bounced} bounces), {applied} applied",
+            "es": "Webhook de eventos de SendGrid: {n} eventos firmados enviados a /webhooks/sendgrid "
+            "({delivered} entregas, {opened} aperturas, {clicked} clics, {bounced} rebotes), "
+            "{applied} aplicados",
+        },
+        "demo_friends": {
+            "en": "Friends who opened a referral link (GET /r/<code>): {visits}; "
+            "of them ordered with the code: {orders}",
+            "es": "Amigos que abrieron un enlace de referido (GET /r/<code>): {visits}; "
+            "compraron con el código: {orders}",
+        },
+        "demo_report": {
+            "en": "Report (charts, works offline): {path}",
+            "es": "Informe (gráficos, funciona sin conexión): {path}",
+        },
     }
 )
 t = OPS.t

@@ -308,6 +308,23 @@ def _live_count(store: Any, journey: str) -> int:
         return sum(c.count for c in tx.journeys.step_counts(journey))
 
 
+def _already(store: Any, journey: str, state: str, timezone: str) -> bool:
+    """Say so when the journey is already in ``state`` (pause twice, resume a running journey)."""
+    from app.control import journey_controls
+    from posventa.tables import local_time
+
+    current = journey_controls(store).get(journey)
+    if current is None or current.state != state:
+        return False
+    if state == "running":
+        print(t("already_running", journey=journey))
+        return True
+    since = local_time(current.changed_at, timezone)
+    reason = f" ({current.reason})" if current.reason else ""
+    print(t("already", journey=journey, state=t(f"word_{state}"), since=since, reason=reason))
+    return True
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     from app.control import set_state, stop
 
@@ -315,6 +332,9 @@ def cmd_state(args: argparse.Namespace) -> int:
     store = _store(settings)
     book = _book(settings, store)
     now = _now()
+    wanted = {"pause": "paused", "resume": "running"}.get(args.command) or ("draining" if args.drain else "")
+    if wanted and _already(store, args.journey, wanted, settings.timezone):
+        return EXIT_OK
     if args.command == "pause":
         set_state(store, book, args.journey, "paused", args.reason, now)
         print(t("state_paused", journey=args.journey))
@@ -404,15 +424,21 @@ def doctor_lines(settings: Any) -> list[str]:
     base = settings.public_base_url
     if any(host in base for host in ("://127.", "://localhost", "://0.0.0.0")):
         lines.append(t("doctor_links", value=base))
+    if not settings.shop_url:
+        lines.append(t("doctor_shop_url", value=base))
     try:
         store = _store(settings, required=False)
         if store is not None:
             from app.control import journey_controls
             from app.publish import plan_changes
 
-            pending = [d.journey_id for d in plan_changes(store, _book(settings, store)).pending]
-            if pending:
-                lines.append(t("doctor_unpublished", names=", ".join(pending)))
+            pending = plan_changes(store, _book(settings, store)).pending
+            never = [d.journey_id for d in pending if d.status == "new"]
+            changed = [d.journey_id for d in pending if d.status != "new"]
+            if never:
+                lines.append(t("doctor_never_published", names=", ".join(never)))
+            if changed:
+                lines.append(t("doctor_unpublished", names=", ".join(changed)))
             held = [f"{j} ({c.state})" for j, c in journey_controls(store).items() if c.state != "running"]
             if held:
                 lines.append(t("doctor_held", names=", ".join(held)))

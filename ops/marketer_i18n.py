@@ -239,6 +239,16 @@ MARKETER = Catalogue(
             "es": "{journey}: detenido ({reason}) — inscripciones terminadas: {n} · mensajes pendientes "
             "omitidos: {m}",
         },
+        "already": {
+            "en": "{journey}: already {state} since {since}{reason} — nothing changed",
+            "es": "{journey}: ya estaba {state} desde {since}{reason}; no se cambia nada",
+        },
+        "already_running": {
+            "en": "{journey}: already running — nothing changed",
+            "es": "{journey}: ya estaba en marcha; no se cambia nada",
+        },
+        "word_paused": {"en": "paused", "es": "en pausa"},
+        "word_draining": {"en": "draining", "es": "vaciándose"},
         "env_show": {
             "en": "environment: {env} (POSVENTA_ENVIRONMENT={setting}; database mark: {mark})",
             "es": "entorno: {env} (POSVENTA_ENVIRONMENT={setting}; marca en la base de datos: {mark})",
@@ -285,6 +295,17 @@ MARKETER = Catalogue(
             "en": "POSVENTA_PUBLIC_BASE_URL is {value}: customers cannot open the links in their emails",
             "es": "POSVENTA_PUBLIC_BASE_URL es {value}: los clientes no pueden abrir los enlaces de sus "
             "correos",
+        },
+        "doctor_shop_url": {
+            "en": "POSVENTA_SHOP_URL is not set: referral links send friends to {value} (the Posventa "
+            "server), not to the shop",
+            "es": "POSVENTA_SHOP_URL no está definida: los enlaces de recomendación llevan a {value} (el "
+            "servidor de Posventa), no a la tienda",
+        },
+        "doctor_never_published": {
+            "en": "journeys never published: {names} — nobody enters them (posventa plan, posventa publish)",
+            "es": "recorridos nunca publicados: {names} — nadie entra en ellos (posventa plan, posventa "
+            "publish)",
         },
         "doctor_unpublished": {
             "en": "journeys with unpublished changes: {names} (posventa plan)",

@@ -60,6 +60,7 @@ from posventa.expressions import (
     describe,
     forbidden,
 )
+from posventa.money import money_filter
 
 BLOCKS = ("subject", "text", "html")
 #: Largest template file, in bytes (the shipped layout is about 12 KB). Larger: ``bad-template``.
@@ -247,6 +248,10 @@ def _top_level_is_constant(tree: nodes.Template) -> bool:
 
 class _TemplateEnvironment(Sandbox, ImmutableSandboxedEnvironment):
     template_class = _Template
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters["money"] = money_filter  # amounts the message's locale's way (posventa.money)
 
 
 @dataclass(frozen=True)

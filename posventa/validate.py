@@ -273,8 +273,15 @@ def _check_document(doc: Located, journey_id: str, templates: Templates) -> Chec
         out.from_pydantic(exc, ())
     raw_steps = doc.data.get("steps")
     steps: list[Any] = []
+    positions: list[int] = []
     if isinstance(raw_steps, list):
-        steps = _check_steps(raw_steps, out)
+        steps = _check_steps(raw_steps, out, positions)
+    if (
+        steps
+        and isinstance(raw_steps, list)
+        and (journey is None or len(steps) != len(raw_steps) or out.items)
+    ):
+        _check_partial(journey, raw_steps, steps, templates, _Shifted(out, positions))
     if journey is not None and len(steps) == len(raw_steps or []) and not out.items:
         _check_graph(steps, out)
         semantics.check_names(journey, doc.data, steps, out)
@@ -287,7 +294,8 @@ def _check_document(doc: Located, journey_id: str, templates: Templates) -> Chec
     return Checked(journey_id, doc.path, journey, tuple(steps), templates, tuple(sorted(out.items)))
 
 
-def _check_steps(raw_steps: list[Any], out: _Collector) -> list[StepModel]:
+def _check_steps(raw_steps: list[Any], out: _Collector, positions: list[int]) -> list[StepModel]:
+    """The steps that validate, in file order (``positions``: their index in the file)."""
     steps: list[StepModel] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_steps):
@@ -325,7 +333,42 @@ def _check_steps(raw_steps: list[Any], out: _Collector) -> list[StepModel]:
             continue
         seen[step.id] = i
         steps.append(step)
+        positions.append(i)
     return steps
+
+
+class _Shifted:
+    """A collector for checks run on the steps that validated when others did not: ``("steps", n, …)``
+    (the n-th valid step) becomes that step's place in the file."""
+
+    def __init__(self, out: _Collector, positions: Sequence[int]) -> None:
+        self.out, self.positions = out, positions
+
+    def add(
+        self,
+        loc: Sequence[str | int],
+        code: str,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> None:
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            loc = ("steps", self.positions[loc[1]], *loc[2:])
+        self.out.add(loc, code, message, hint, key=key, severity=severity)
+
+
+def _check_partial(
+    journey: Journey | None, raw_steps: list[Any], steps: Sequence[StepModel], templates: Templates, out: Any
+) -> None:
+    """Schema errors elsewhere in the file: still report what the steps that validated get wrong on their
+    own — a jump to a step the file does not have, a template missing or broken — so that one pass shows
+    every independent error. Checks of the whole graph (reachability, loops) wait for a valid file."""
+    named = [r["id"] for r in raw_steps if isinstance(r, dict) and isinstance(r.get("id"), str)]
+    _unknown_targets(steps, named, out)
+    if journey is not None:
+        _check_templates(journey, steps, templates, out)
 
 
 def successors(steps: Sequence[StepModel]) -> dict[str, list[tuple[str, str]]]:
@@ -364,21 +407,29 @@ def _loc_of_field(index: int, field: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
-def _check_graph(steps: Sequence[StepModel], out: _Collector) -> None:
-    ids = [step.id for step in steps]
-    index = {sid: i for i, sid in enumerate(ids)}
-    edges = successors(steps)
-    for sid, targets in edges.items():
+def _unknown_targets(steps: Sequence[StepModel], named: Sequence[str], out: Any) -> None:
+    """Jumps to a step id that is not in ``named`` (the file's step ids)."""
+    index = {step.id: i for i, step in enumerate(steps)}
+    for sid, targets in successors(steps).items():
         for field, target in targets:
-            if target not in index:
+            if target not in named:
                 label = field.split(".")[-1].replace("target", "goto")  # not "target target '…'"
                 out.add(
                     _loc_of_field(index[sid], field),
                     "unknown-step",
                     f"{label} target '{target}' does not exist",
-                    did_you_mean(target, ids),
+                    did_you_mean(target, list(named)),
                 )
-            elif target == sid and field != "from":
+
+
+def _check_graph(steps: Sequence[StepModel], out: _Collector) -> None:
+    ids = [step.id for step in steps]
+    index = {sid: i for i, sid in enumerate(ids)}
+    edges = successors(steps)
+    _unknown_targets(steps, ids, out)
+    for sid, targets in edges.items():
+        for field, target in targets:
+            if target == sid and field != "from":
                 out.add(_loc_of_field(index[sid], field), "self-loop", f"step '{sid}' jumps to itself")
     for i, step in enumerate(steps):
         if isinstance(step, s.RepeatStep) and step.from_ in index and index[step.from_] >= i:

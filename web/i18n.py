@@ -71,14 +71,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "You will still receive emails about your orders (confirmations, shipping).",
     },
     "unsub_button": {"es": "Darme de baja", "en": "Unsubscribe"},
-    "unsub_done_title": {"es": "Te has dado de baja", "en": "You have been unsubscribed"},
+    "unsub_done_title": {"es": "Baja confirmada", "en": "Unsubscribe confirmed"},
     "unsub_done": {
-        "es": "No volveremos a enviarte correos promocionales a {email}.",
-        "en": "We won't send promotional emails to {email} anymore.",
-    },
-    "unsub_already": {
-        "es": "Ya estabas dado de baja de los correos promocionales en {email}.",
-        "en": "You were already unsubscribed from promotional emails at {email}.",
+        "es": "Ya no recibirás correos promocionales de {brand} en {email}.",
+        "en": "You will no longer receive promotional emails from {brand} at {email}.",
     },
     "unsub_sorry": {"es": "Sentimos verte marchar.", "en": "We're sorry to see you go."},
     # referral (no shop URL configured)

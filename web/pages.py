@@ -122,12 +122,15 @@ async def survey_comment(request: Request, token: str) -> Response:
 # --- unsubscribe -----------------------------------------------------------------------------------------
 @router.get("/u/{token}")
 async def unsubscribe_page(request: Request, token: str) -> Response:
-    """Say what the customer is leaving, and ask: a GET must never unsubscribe (link scanners open links)."""
+    """Say what the customer is leaving, and ask: a GET must never unsubscribe (link scanners open links).
+    Once they left, the link shows the confirmation (no button to press again)."""
     ctx = get_context(request)
     _limit(ctx, request)
     link = verify_unsubscribe(_token(token), ctx.secret, ctx.now())
     view = await run_in_threadpool(ctx.services().clicks.unsubscribe_view, link)
     lang = page_lang(request, view.locale)
+    if view.already:
+        return page(ctx, request, "unsubscribed.html", lang, email=view.masked_email, already=True)
     return page(
         ctx,
         request,
@@ -135,7 +138,6 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
         lang,
         email=view.masked_email,
         journey=view.journey_in(lang),
-        already=view.already,
         form_action=with_lang(f"/u/{token}", request),
     )
 
@@ -149,7 +151,8 @@ async def unsubscribe_confirm(request: Request, token: str) -> Response:
     link = verify_unsubscribe(_token(token), ctx.secret, now)
     await read_body(request, ctx.limits.page_body_bytes)  # the body says nothing the token does not
     view = await run_in_threadpool(ctx.services().clicks.unsubscribe, link, now)
-    return page(ctx, request, "unsubscribed.html", page_lang(request, view.locale), email=view.masked_email)
+    lang = page_lang(request, view.locale)
+    return page(ctx, request, "unsubscribed.html", lang, email=view.masked_email, already=False)
 
 
 # --- referral --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ Webhook batches for what it accepted, signed with its own P-256 key exactly as S
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import logging
@@ -40,7 +39,6 @@ __all__ = [
     "FakeSendGrid",
     "RecordedRequest",
     "StoredMessage",
-    "main",
     "serve",
 ]
 
@@ -544,8 +542,10 @@ def _drain(stream: Any, length: int) -> None:
 def serve(host: str, port: int, api_key: str) -> None:
     """Run the fake in the foreground until interrupted (``posventa fake-sendgrid``)."""
     fake = FakeSendGrid(api_key=api_key, host=host, port=port, poll_interval=0.5).start()
-    print(f"fake SendGrid on {fake.url} (POST /v3/mail/send, GET /fake/messages)", flush=True)
-    print(f"event webhook verification key: {fake.webhook_public_key_b64}", flush=True)
+    print(f"fake SendGrid on {fake.url} (POST /v3/mail/send; what it accepted: GET /fake/messages)")
+    print(f"point Posventa at it: POSVENTA_SENDGRID_HOST={fake.url} POSVENTA_SENDGRID_API_KEY={api_key}")
+    print(f"POSVENTA_SENDGRID_WEBHOOK_PUBLIC_KEY={fake.webhook_public_key_b64}")
+    print("Ctrl-C stops it (messages are kept in memory only)", flush=True)
     stopped = threading.Event()
     if threading.current_thread() is threading.main_thread():
         # docker stop / kill send SIGTERM; stop cleanly as for Ctrl-C.
@@ -557,17 +557,3 @@ def serve(host: str, port: int, api_key: str) -> None:
         pass
     finally:
         fake.stop()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="posventa fake-sendgrid", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--api-key", default="SG.fake", help="the Bearer key clients must present")
-    args = parser.parse_args(argv)
-    serve(args.host, args.port, args.api_key)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

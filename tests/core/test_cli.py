@@ -73,6 +73,45 @@ def test_validate_reports_every_file(capsys: pytest.CaptureFixture[str], tmp_pat
     assert f"{tmp_path / 'broken.yaml'}:3:6: error[yaml-syntax]" in out
 
 
+SEVERAL_ERRORS = """name: Several
+trigger:
+  event: order.placed
+steps:
+  - id: start
+    type: send
+    template: thank_you
+    category: sometimes
+  - id: later
+    type: wait
+    duration: 2d
+    next: finnish
+  - id: ask
+    type: send
+    template: no_such_template
+    category: promotional
+  - id: finish
+    type: exit
+"""
+
+
+def test_validate_reports_independent_errors_in_one_pass(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A schema error in one step does not hide a jump to a missing step or a missing template in others
+    (fix one, and the others were already on the list), each at its own file:line:col."""
+    path = write(tmp_path, "several.yaml", SEVERAL_ERRORS)
+    code, out, err = run(capsys, "validate", "--templates", str(REPO / "journeys" / "templates"), str(path))
+    assert code == 1
+    found = [line.split(": ", 2)[:2] for line in out.splitlines() if not line.startswith("  hint:")]
+    assert [(where.removeprefix(f"{path}:"), what) for where, what in found] == [
+        ("8:15", "error[invalid-value]"),
+        ("12:11", "error[unknown-step]"),
+        ("15:15", "error[missing-template]"),
+    ], out
+    assert "  hint: did you mean 'finish'?" in out
+    assert "3 errors in 1 journey file" in err
+
+
 def test_validate_same_journey_twice(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     write(tmp_path, "bad.yaml", BAD_JOURNEY)
     write(tmp_path, "bad.yml", BAD_JOURNEY)

@@ -90,6 +90,13 @@ def test_stop_exit_ends_everyone_and_skips_what_was_not_sent(svc: Services, tmp_
         stop(svc.store, svc.plans, "post_purchase", " ", T0)
 
 
+def test_pausing_twice_keeps_the_first_pause(svc: Services) -> None:
+    """A second pause changes nothing: since when and why stay the first pause's."""
+    first = set_state(svc.store, svc.plans, "post_purchase", "paused", "wrong coupon", T0)
+    again = set_state(svc.store, svc.plans, "post_purchase", "paused", "other reason", T0 + DAY)
+    assert (again.state, again.reason, again.changed_at) == ("paused", "wrong coupon", first.changed_at)
+
+
 def test_unknown_journeys_are_refused(svc: Services) -> None:
     with pytest.raises(PosventaError, match="no journey 'nope'"):
         set_state(svc.store, svc.plans, "nope", "paused", None, T0)

@@ -88,8 +88,13 @@ def test_the_marketers_loop(capsys: pytest.CaptureFixture[str], env: dict[str, s
     assert code == 0 and "post_purchase: paused" in out
     code, out, _ = run(capsys, "customer", "c1")
     assert "[paused]" in out
+    code, out, _ = run(capsys, "pause", "post_purchase")  # again: said, nothing changed, no traceback
+    assert code == 0 and out.startswith("post_purchase: already paused since ")
+    assert out.rstrip().endswith("(checking the coupon) — nothing changed")
     code, out, _ = run(capsys, "--lang", "es", "resume", "post_purchase")
     assert code == 0 and "post_purchase: en marcha" in out
+    code, out, _ = run(capsys, "--lang", "es", "resume", "post_purchase")
+    assert (code, out.strip()) == (0, "post_purchase: ya estaba en marcha; no se cambia nada")
     assert "[paused]" not in run(capsys, "customer", "c1")[1]
 
     code, out, _ = run(capsys, "publish")
@@ -192,6 +197,31 @@ def test_doctor_names_placeholders_and_unpublished_journeys(
     assert "! POSVENTA_PUBLIC_BASE_URL is http://127.0.0.1:8000" in out
     assert "! journeys with unpublished changes: post_purchase (posventa plan)" in out
     assert "! journeys not running: returns (paused)" in out
+    # Referral links go to the shop only when POSVENTA_SHOP_URL says where it is.
+    assert "! POSVENTA_SHOP_URL is not set: referral links send friends to http://127.0.0.1:8000" in out
+    assert "never published" not in out
+
+
+def test_doctor_names_journeys_never_published(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A production start with POSVENTA_AUTO_PUBLISH_FIRST_RUN=false, or a new journey file: nobody enters
+    a journey until it is published, and doctor says which."""
+    from infra.settings import get_settings
+
+    journeys = Path(env["POSVENTA_JOURNEYS_DIR"])
+    assert run(capsys, "db", "upgrade")[0] == 0
+    _, out, _ = run(capsys, "doctor")
+    assert "! journeys never published: birthday, post_purchase, replenishment, returns, warranty" in out
+    assert run(capsys, "publish", "post_purchase")[0] == 0
+    (journeys / "welcome.yaml").write_text(
+        (journeys / "returns.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    monkeypatch.setenv("POSVENTA_SHOP_URL", "https://tienda.example")
+    get_settings.cache_clear()
+    _, out, _ = run(capsys, "--lang", "es", "doctor")
+    assert "! recorridos nunca publicados: birthday, replenishment, returns, warranty, welcome" in out
+    assert "POSVENTA_SHOP_URL" not in out
 
 
 @pytest.mark.prefect

@@ -92,6 +92,37 @@ def test_sample_order_fits_the_step() -> None:
     assert "April 2026" in warranty.subject  # the date trigger falls due today: 30 days before expiry
 
 
+def test_sample_prices_read_the_locales_way_and_tracking_goes_to_the_shop() -> None:
+    """Prices as the customer's language writes them, not raw floats or ``59,90 EUR``; the tracking link
+    is a shop's tracking page (POSVENTA_SHOP_URL when set), never Posventa's own server."""
+    es = _previewer().sample("post_purchase", "thank_you", T0, "es").message
+    assert "- 1 × Cepillo eléctrico Sonic (59,90 €)" in es.text and "Total: 107,40 €" in es.text
+    assert "107,40 €" in es.html and "EUR" not in es.text
+    en = _previewer().sample("post_purchase", "thank_you", T0, "en").message
+    assert "(€59.90)" in en.text and "Total: €107.40" in en.text
+    tracking = "https://tienda.example/pedidos/A-1042/seguimiento?envio=PK43BG0012345678Z"
+    assert tracking in es.text and f"{BASE}/track" not in es.text
+    config = Config(
+        secret_key=SECRET, public_base_url=BASE, email_from="h@t.example", shop_url="https://olivo.example/"
+    )
+    pv = Preview(Renderer(config, Templates(TEMPLATES), Links(config)), load_plans(ROOT / "journeys"), None)
+    assert (
+        "https://olivo.example/pedidos/A-1042/seguimiento"
+        in pv.sample("post_purchase", "thank_you", T0).message.text
+    )
+
+
+def test_money_follows_the_locale() -> None:
+    from posventa.money import money
+
+    assert (money(1234.5, "EUR", "es"), money(1234.5, "EUR", "en")) == ("1.234,50 €", "€1,234.50")
+    assert (money(10, "MXN", "es"), money(10, "MXN", "en"), money(3, None, "en")) == (
+        "10,00 MXN",
+        "MXN 10.00",
+        "3.00",
+    )
+
+
 def test_unknown_steps_and_locales_are_clear_errors() -> None:
     pv = _previewer()
     with pytest.raises(PosventaError, match="send steps: thank_you, late_apology"):

@@ -1,8 +1,7 @@
 """The HTML report opened from a file in real headless Chromium: every chart draws, nothing is fetched
 from anywhere (the page works offline), and a screenshot lands in ``test-artifacts/``.
 
-Chromium and chromedriver are Debian packages (``make browser-deps``); missing ones fail the test with that
-instruction, as in ``tests/web/test_browser.py``.
+Chromium is started by ``tests/chromium.py``.
 """
 
 from __future__ import annotations
@@ -11,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import chromium
 from report_builders import ROOT, World, at, sample_world
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -25,34 +23,13 @@ from posventa.plan import JourneyPlan
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run `make browser-deps`", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_report_html_opens_offline_with_its_charts(

@@ -77,3 +77,14 @@ def test_short_reason_is_one_bounded_line() -> None:
     assert short_reason(None) == "no reason given"
     assert short_reason("a\n  b") == "a b"
     assert len(short_reason("x" * 500)) == 200
+
+
+def test_a_run_that_skipped_everything_due_says_why() -> None:
+    st = Stats(enrollments=3)
+    st.add("pp", "thank_you", "due", 3)
+    st.add("pp", "thank_you", "skipped:expired", 2)
+    st.add("pp", "thank_you", "skipped:suppressed:unsubscribed")
+    assert st.headline(3) == "3 due · 3 skipped"
+    assert st.skips() == "3 skipped: thank_you expired ×2, thank_you suppressed:unsubscribed ×1"
+    st.add("pp", "nps_survey", "sent")
+    assert st.skips() == ""  # something went out: the table has the skip reasons

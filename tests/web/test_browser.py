@@ -121,8 +121,12 @@ def test_unsubscribe_link_from_a_promotional_email(live: Live, browser: WebDrive
         assert SqlTx(s).suppressions.is_suppressed(f"{cid}@example.com", promotional=True) is None
     browser.find_element(By.ID, "confirm-unsubscribe").click()
     wait_for(browser, "#unsubscribed")
-    assert browser.find_element(By.ID, "unsubscribed").text == "Te has dado de baja"
+    assert browser.find_element(By.ID, "unsubscribed").text == "Baja confirmada"
     shot(browser, "unsubscribe-done")
+    browser.get(unsubscribe)  # the same link later: the confirmation, no button to press again
+    wait_for(browser, "#unsubscribed")
+    assert browser.find_elements(By.ID, "confirm-unsubscribe") == []
+    assert "Ya no recibirás correos promocionales de Tienda Olivo" in browser.page_source
 
     with live.svc.store.factory() as s:
         assert SqlTx(s).suppressions.is_suppressed(f"{cid}@example.com", promotional=True) == "unsubscribed"

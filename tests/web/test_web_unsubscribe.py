@@ -58,7 +58,9 @@ def test_the_page_asks_and_the_button_confirms(client: TestClient, svc: Services
     assert unsubscribed_events(session) == []
 
     r = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
-    assert r.status_code == 200 and "Te has dado de baja" in r.text
+    assert r.status_code == 200 and "Baja confirmada" in r.text
+    assert "Ya no recibirás correos promocionales de Tienda Olivo en c***@example.com." in r.text
+    assert "dado de baja" not in r.text and "dada de baja" not in r.text  # gender-neutral
     session.expire_all()
     assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) == "unsubscribed"
     assert (
@@ -67,8 +69,11 @@ def test_the_page_asks_and_the_button_confirms(client: TestClient, svc: Services
     assert unsubscribed_events(session) == ["unsubscribe:1:referral_ask:0"]
     [sup] = SqlTx(session).suppressions.for_customer("c1")
     assert (sup.reason, sup.scope, sup.customer_id) == ("unsubscribed", "promotional", "c1")
-    # the page now says so; a second confirmation changes nothing
-    assert "Ya estabas dado de baja" in client.get(f"/u/{token}").text
+    # the link now shows the confirmation, without a button to press again
+    again = client.get(f"/u/{token}").text
+    assert "Baja confirmada" in again and "Ya no recibirás correos promocionales" in again
+    assert "<form" not in again and "confirm-unsubscribe" not in again and "dado de baja" not in again
+    # a second confirmation (a one-click client) changes nothing
     assert client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert unsubscribed_events(session) == ["unsubscribe:1:referral_ask:0"]
     assert len(SqlTx(session).suppressions.for_customer("c1")) == 1
@@ -77,7 +82,8 @@ def test_the_page_asks_and_the_button_confirms(client: TestClient, svc: Services
 def test_rfc8058_one_click_post(client: TestClient, svc: Services, session: Session) -> None:
     customer(svc, locale="en")
     r = client.post(f"/u/{unsubscribe_token()}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
-    assert r.status_code == 200 and "You have been unsubscribed" in r.text
+    assert r.status_code == 200 and "Unsubscribe confirmed" in r.text
+    assert "You will no longer receive promotional emails from Tienda Olivo" in r.text
     assert SqlTx(session).suppressions.is_suppressed("c1@example.com", promotional=True) == "unsubscribed"
     # mail clients may send it as multipart/form-data: the token is what counts
     r = client.post(

@@ -76,15 +76,19 @@ def insert_or_update(
     preceded it already holds the write lock)."""
     s = repo.s
     stmt = repo.insert_into(model).values(**first, attributes=attributes, **given)
-    created = s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(model.id)).first()
+    # A new row comes back from the INSERT itself (as a row of its columns): one round trip.
+    created = s.execute(
+        stmt.on_conflict_do_nothing(index_elements=["id"]).returning(*table(model).columns)
+    ).first()
+    if created is not None:
+        return created
     found = select(model).where(model.id == row_id).execution_options(populate_existing=True)
     if repo.is_postgres:
         found = found.with_for_update()
     row = s.scalars(found).one()
-    if created is None:
-        for name, value in given.items():
-            setattr(row, name, value)
-        if attributes:
-            row.attributes = {**row.attributes, **attributes}
-        s.flush()
+    for name, value in given.items():
+        setattr(row, name, value)
+    if attributes:
+        row.attributes = {**row.attributes, **attributes}
+    s.flush()
     return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case
 
 from app.records import DeferralRecord
 from infra.db.models import Deferral
@@ -49,13 +49,3 @@ class Deferrals(Repo):
                 },
             )
         )
-
-    def distinct_messages(self, journey: str | None = None) -> dict[tuple[str, str, str], int]:
-        """(journey, step, reason) → distinct messages deferred for that reason (the demo's summary)."""
-        d = Deferral
-        q = select(d.journey_id, d.step_id, d.reason, func.count()).group_by(
-            d.journey_id, d.step_id, d.reason
-        )
-        if journey is not None:
-            q = q.where(d.journey_id == journey)
-        return {(j, st, r): int(n) for j, st, r, n in self.s.execute(q)}

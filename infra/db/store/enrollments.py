@@ -101,12 +101,12 @@ class Enrollments(Repo):
 
     def wake(self, customer_id: str, now: datetime) -> None:
         """Make the customer's live enrollments due now (an event may resolve a wait or an exit)."""
-        self.s.execute(
-            update(Enrollment)
+        self.s.connection().execute(  # Core: no ORM objects to synchronise (claims read rows)
+            update(_E)
             .where(
-                Enrollment.customer_id == customer_id,
-                Enrollment.status.in_(LIVE),
-                or_(Enrollment.next_due_at.is_(None), Enrollment.next_due_at > now),
+                _E.c.customer_id == customer_id,
+                _E.c.status.in_(LIVE),
+                or_(_E.c.next_due_at.is_(None), _E.c.next_due_at > now),
             )
             .values(next_due_at=now)
         )

@@ -63,12 +63,15 @@ def order_fact(o: Any) -> Fact:
 
 
 class Orders(Repo):
-    def upsert(self, customer_id: str, order: OrderIn, placed_at: datetime) -> Fact:
-        """Create or update an order (creating a bare customer row if needed); returns it as stored now.
-        ``placed_at`` and the owning customer are kept from the first time the order was seen; other fields
-        the shop sent are updated."""
+    def upsert(
+        self, customer_id: str, order: OrderIn, placed_at: datetime, *, customer_exists: bool = False
+    ) -> Fact:
+        """Create or update an order (creating a bare customer row if needed, unless the caller knows it
+        exists); returns it as stored now. ``placed_at`` and the owning customer are kept from the first
+        time the order was seen; other fields the shop sent are updated."""
         aware(placed_at, "placed_at")
-        Customers(self.s).ensure(customer_id)
+        if not customer_exists:
+            Customers(self.s).ensure(customer_id)
         given: dict[str, Any] = {}
         for name in order.model_fields_set - {"id"}:
             value = getattr(order, name)
