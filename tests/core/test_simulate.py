@@ -143,12 +143,12 @@ def test_scripted_timeline_gives_the_exact_sequence(plan: JourneyPlan, tmp_path:
         (_at(8, 9), "send", "delivery_check (transactional, en)"),  # delivered 7th; +1d, then 10:00 local
         (_at(14, 9), "send", "nps_survey (transactional, en)"),  # +6d at 10:00
         (_at(15, 12), "answered", "NPS 10 (promoter)"),
-        (_at(15, 12), "send", "referral_ask_incentive (promotional, en)"),
-        (_at(17, 9, 2), "send", "content_tip (promotional, en)"),  # +30d is Sat 14 Feb → Tue 17, 10:00
-        (_at(19, 9, 3), "send", "content_tip (promotional, en)"),  # +30d is Thu 19 Mar, 10:00
-        (_at(21, 8, 4), "send", "content_tip (promotional, en)"),  # Sat 18 Apr → Tue 21, 10:00 CEST
-        (_at(5, 8, 5), "send", "offer_first_time (promotional, en)"),  # +14d, Tue 5 May 10:00: a first order
-        (_at(5, 8, 5), "end", "exited (series-done)"),
+        (_at(15, 12), "send", "review_request (promotional, en)"),  # a good score: a product review
+        (_at(19, 9), "send", "referral_ask_incentive (promotional, en)"),  # +3d, then 10:00 local
+        (_at(18, 9, 2), "send", "content_tip (promotional, en)"),  # +30d is Wed 18 Feb, 10:00
+        (_at(24, 9, 3), "send", "content_tip (promotional, en)"),  # +30d is Fri 20 Mar → Tue 24, 10:00
+        # +30d is Thu 23 Apr 11:00 CEST, past 10:00 → Fri 24, not a content day → Tue 28, 10:00 CEST
+        (_at(28, 8, 4), "send", "content_tip (promotional, en)"),
     ]
     # Mexico City is UTC-6: 10:00 local is 16:00 UTC.
     assert c2.entries == [

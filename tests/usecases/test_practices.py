@@ -100,3 +100,15 @@ def test_after_the_content_series_the_offer_depends_on_the_segment(svc: Services
     # the series varies: each content email is rendered for its own visit (the template differs by visit)
     visits = [r.payload.get("visit") for r in ledger(svc, customer_id="ana") if r.step_id == "content_tip"]
     assert visits == [1, 2, 3]
+
+
+def test_a_good_score_brings_a_review_request_and_a_bad_one_support(svc: Services) -> None:
+    """Product feedback (a public review) is asked only of promoters; a detractor's answer goes to support."""
+    svc.ingest.apply([order_placed("ana"), order_placed("luis")], "api", T0)
+    happen(svc, T0 + 3 * DAY, delivered("ana", T0 + 3 * DAY), delivered("luis", T0 + 3 * DAY))
+    happen(svc, T0 + 12 * DAY, answer("ana", 10, T0 + 12 * DAY), answer("luis", 4, T0 + 12 * DAY))
+    run_until(svc, T0 + 20 * DAY)
+    ana, luis = [s for s, _ in sent(svc, "ana")], [s for s, _ in sent(svc, "luis")]
+    assert ana[ana.index("nps_survey") + 1] == "review_request"
+    assert "review_request" not in luis and luis[-1] == "detractor_apology"
+    assert tickets(svc, "ana") == [] and len(tickets(svc, "luis")) == 1
