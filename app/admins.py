@@ -123,6 +123,22 @@ class AdminAccounts:
             fresh = tx.admin_users.by_id(row.id)
         return _admin(fresh) if fresh else None
 
+    def create_key(self, username: str) -> str:
+        """An API key for ``username``'s scripts (``Authorization: Bearer`` on /admin/api): returned once,
+        stored hashed, valid while the user exists."""
+        name = normalise_username(username)
+        with self.store.begin() as tx:
+            if tx.admin_users.get(name) is None:
+                raise AdminError("unknown", f"there is no admin user {name!r}", name=name)
+            return tx.api_keys.create(name, "admin", purpose="admin")
+
+    def key_user(self, key: str) -> Admin | None:
+        """The admin user of an admin API key (None: unknown, revoked, a shop's key, or a removed user)."""
+        with self.store.read() as tx:
+            name = tx.api_keys.check(key, purpose="admin")
+            row = tx.admin_users.get(name) if name else None
+        return _admin(row) if row else None
+
     def session_user(self, admin_id: int, print_: str) -> Admin | None:
         """The admin user a session names, if it still exists with the same password."""
         with self.store.read() as tx:

@@ -215,8 +215,9 @@ class DeferralRecord:
 @dataclass(frozen=True)
 class TimelineEntry:
     """One thing that happened to a customer (the admin area's timeline). ``kind``: ``event`` (the event
-    log), ``enrollment`` (entered a journey), ``message`` / ``action`` (a ledger row), ``email`` (a SendGrid
-    event on one of their messages), ``answer`` (a survey answer), ``ticket`` (opened or resolved)."""
+    log), ``enrollment`` (entered a journey), ``message`` / ``action`` (a ledger row), ``deferral`` (a message
+    that waited: ``status`` says why), ``email`` (a SendGrid event on one of their messages), ``answer`` (a
+    survey answer), ``ticket`` (opened or resolved)."""
 
     at: datetime
     kind: str

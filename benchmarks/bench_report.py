@@ -159,24 +159,23 @@ SELECT 'sg-' || event || '-' || key, event, key, to_email, sent_at + interval '1
                           'timestamp', extract(epoch FROM sent_at)::bigint)
 FROM sg;
 
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'sg:sg-' || event || '-' || key,
        CASE event WHEN 'delivered' THEN 'email.delivered' WHEN 'open' THEN 'email.opened'
                   WHEN 'click' THEN 'email.clicked' WHEN 'bounce' THEN 'email.bounced'
                   ELSE 'customer.unsubscribed' END,
        customer_id, NULL, sent_at + interval '1 hour', sent_at + interval '1 hour', 'webhook',
-       jsonb_build_object('ledger_key', key), sent_at + interval '1 hour'
+       jsonb_build_object('ledger_key', key)
 FROM sg WHERE event NOT IN ('spamreport', 'processed');
 
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
-SELECT 'order:' || id, 'order.placed', customer_id, id, placed_at, placed_at, 'api', '{{}}', placed_at
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
+SELECT 'order:' || id, 'order.placed', customer_id, id, placed_at, placed_at, 'api', '{{}}'
 FROM orders;
 
 -- NPS answers through the survey email: a third of the post-purchase enrollments
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'survey:' || l.key, 'feedback.submitted', l.customer_id, e.order_id, l.created_at + interval '1 day',
-       l.created_at + interval '1 day', 'api', jsonb_build_object('score', (e.id * 13) % 11, 'survey', 'nps'),
-       l.created_at + interval '1 day'
+       l.created_at + interval '1 day', 'api', jsonb_build_object('score', (e.id * 13) % 11, 'survey', 'nps')
 FROM ledger l JOIN enrollments e ON e.id = l.enrollment_id
 WHERE l.step_id = 'nps_survey' AND l.occurrence = 0 AND e.id % 3 = 0;
 
@@ -199,11 +198,10 @@ INSERT INTO referral_codes (code, customer_id, journey_id, created_at)
 SELECT 'R' || lpad(i::text, 7, '0'), 'c' || i, 'post_purchase', :t0 + (i % 180) * interval '1 day'
 FROM generate_series(1, :customers / 8) AS i;
 
-INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data, processed_at)
+INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'referral:' || i, 'referral.clicked', 'c' || (1 + i % (:customers / 8)), NULL,
        :t0 + (i % 200) * interval '1 day', :t0 + (i % 200) * interval '1 day', 'api',
-       jsonb_build_object('code', 'R' || lpad((1 + i % (:customers / 8))::text, 7, '0')),
-       :t0 + (i % 200) * interval '1 day'
+       jsonb_build_object('code', 'R' || lpad((1 + i % (:customers / 8))::text, 7, '0'))
 FROM generate_series(1, :customers / 6) AS i;
 
 INSERT INTO referral_conversions (code, order_id, referred_customer_id, created_at)
@@ -383,7 +381,7 @@ def run(n: int | None = None, *, explain: bool = False) -> dict[str, Any]:
         "proposed_indexes": indexed,
         "funnel_rows": sum(len(j.steps) for j in report.funnel),
         "sent": sum(r.sent for j in report.funnel for r in j.steps),
-        "opened": sum(r.opened for j in report.funnel for r in j.steps),
+        "opened": sum(r.opened or 0 for j in report.funnel for r in j.steps),
         "nps": report.nps.overall.nps,
     }
 

@@ -1,4 +1,4 @@
-"""``posventa admin-user add|list|remove|passwd``: who may sign in to the ``/admin`` area of ``posventa
+"""``posventa admin-user add|list|remove|passwd|key``: who may sign in to the ``/admin`` area of ``posventa
 serve``. Passwords are read from a prompt (twice, hidden) or, when stdin is not a terminal, from its first
 line — never from the command line, where ``ps`` and the shell history would show them."""
 
@@ -16,8 +16,8 @@ from posventa.i18n import Catalogue
 ADMIN = Catalogue(
     {
         "help_admin_user": {
-            "en": "admin users of the /admin area of posventa serve (add, list, remove, passwd)",
-            "es": "usuarios del área /admin de posventa serve (add, list, remove, passwd)",
+            "en": "admin users of the /admin area of posventa serve (add, list, remove, passwd, key)",
+            "es": "usuarios del área /admin de posventa serve (add, list, remove, passwd, key)",
         },
         "help_add": {
             "en": "add an admin user (asks for the password)",
@@ -31,6 +31,15 @@ ADMIN = Catalogue(
         "help_passwd": {
             "en": "change an admin user's password (their sessions end)",
             "es": "cambia la contraseña de un usuario (sus sesiones terminan)",
+        },
+        "help_key": {
+            "en": "create an API key for an admin user's scripts (/admin/api, Bearer); shown once",
+            "es": "crea una clave de API para los scripts de un usuario (/admin/api, Bearer); "
+            "se muestra una vez",
+        },
+        "key_created": {
+            "en": "admin API key for {name} (shown only now; it works while the user exists):",
+            "es": "clave de API de {name} (solo se muestra ahora; vale mientras exista el usuario):",
         },
         "help_username": {
             "en": "user name (an email address works)",
@@ -113,6 +122,10 @@ def cmd_admin_user(args: argparse.Namespace) -> int:
         name = normalise_username(args.username)
         if args.action == "remove":
             print(t("removed", name=accounts.remove(name)))
+        elif args.action == "key":
+            key = accounts.create_key(name)
+            print(t("key_created", name=name))
+            print(key)
         elif args.action == "add":
             if any(row.username == name for row in accounts.all()):  # before asking for a password
                 raise AdminError("taken", "", name=name)
@@ -142,7 +155,7 @@ def register(subparsers: Any) -> None:
     """Add ``posventa admin-user`` (the ``posventa.commands`` entry point)."""
     p = subparsers.add_parser("admin-user", help=t("help_admin_user"), description=t("help_admin_user"))
     actions = p.add_subparsers(dest="action", required=True)
-    for action in ("add", "remove", "passwd"):
+    for action in ("add", "remove", "passwd", "key"):
         sub = actions.add_parser(action, help=t(f"help_{action}"), description=t(f"help_{action}"))
         sub.add_argument("username", help=t("help_username"))
     actions.add_parser("list", help=t("help_list"), description=t("help_list"))

@@ -241,20 +241,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         s = _settings()
     except ConfigError as exc:
-        print(f"✗ settings: {exc}")
+        print(f"✗ {t('doctor_settings')}: {exc}")
         return 1
-    print(f"✓ settings: {t('doctor_ok')}")
+    print(f"✓ {t('doctor_settings')}: {t('doctor_ok')}")
     try:
         from infra.db.migrate import current
 
         rev = current(s.database_url)
         if rev is None:
-            print(f"✗ database {_masked(s.database_url)}: reachable, not migrated — run: posventa db upgrade")
+            print(f"✗ {t('doctor_not_migrated', url=_masked(s.database_url))}")
             failed = True
         else:
-            print(f"✓ database {_masked(s.database_url)}: revision {rev}")
+            print(f"✓ {t('doctor_revision', url=_masked(s.database_url), rev=rev)}")
     except Exception as exc:
-        print(f"✗ database {_masked(s.database_url)}: {str(exc).splitlines()[0]}")
+        print(f"✗ {t('doctor_database', url=_masked(s.database_url), error=str(exc).splitlines()[0])}")
         failed = True
     if s.prefect_api_url:
         try:
@@ -268,7 +268,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"✗ prefect API {s.prefect_api_url}: {type(exc).__name__}: {exc}")
             failed = True
     else:
-        print("✓ prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)")
+        print(f"✓ {t('doctor_embedded')}")
     if s.prefect_api_url and not failed:  # the scheduler produces runs (the check of `posventa status`)
         from ops.status import scheduler_checks
 
@@ -276,16 +276,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(line.render())
             failed |= line.ok is False
     if s.sendgrid_api_key is None:
-        print(f"✓ email: {t('outbox_note', path=s.outbox_dir)}")
+        print(f"✓ {t('doctor_email')}: {t('outbox_note', path=s.outbox_dir)}")
     else:
-        print(f"✓ email: SendGrid at {s.sendgrid_host}, from {s.email_from}")
+        print(f"✓ {t('doctor_sendgrid', host=s.sendgrid_host, sender=s.email_from)}")
     try:
         from posventa.compile import load_plans
 
         plans = load_plans(s.journeys_dir)
-        print(f"✓ journeys: {len(plans)} valid in {s.journeys_dir}")
+        print(f"✓ {t('doctor_journeys', n=len(plans), path=s.journeys_dir)}")
     except PosventaError as exc:
-        print(f"✗ journeys: {str(exc).splitlines()[0]} — run: posventa validate")
+        print(f"✗ {t('doctor_bad_journeys', error=str(exc).splitlines()[0])}")
         failed = True
     for warning in s.warnings():
         if not warning.startswith("POSVENTA_SENDGRID_API_KEY"):  # already said on the email line

@@ -167,14 +167,15 @@ class DemoSendGrid:
         return len(due)
 
     def _friend(self, client: Any, at: datetime, referrer: str, journey: str) -> None:
-        """A friend opens the referrer's link (the real ``/r/<code>`` page); maybe orders with the code."""
+        """A friend opens the referrer's link (the real ``/r/<code>``: it counts the click, then sends them to
+        the shop or, without a shop URL, shows the code); maybe orders with the code."""
         with self._services.store.begin() as tx:
             code = tx.referrals.code_for(referrer, journey)  # the code the referral ask showed
         n = self.friends["visits"]
         base = self.url.rsplit("/webhooks/", 1)[0]  # type: ignore[union-attr]
         answer = client.get(f"{base}/r/{code}", headers={"User-Agent": f"demo-friend-{n}"})
-        if answer.status_code != 303:  # e.g. 429: the page's per-address limit (every friend is 127.0.0.1)
-            return
+        if answer.status_code not in (200, 303):  # 303 to the shop, or 200: the page with the code
+            return  # e.g. 429: the page's per-address limit (every friend comes from 127.0.0.1)
         self.friends["visits"] += 1
         rng = random.Random(f"{self.seed}:friend:{n}")
         if rng.random() >= ORDER:

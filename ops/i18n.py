@@ -86,6 +86,33 @@ OPS = Catalogue(
             "fallidos: {failed}",
         },
         "doctor_ok": {"en": "ok", "es": "correcto"},
+        "doctor_settings": {"en": "settings", "es": "configuración"},
+        "doctor_email": {"en": "email", "es": "correo"},
+        "doctor_not_migrated": {
+            "en": "database {url}: reachable, not migrated — run: posventa db upgrade",
+            "es": "base de datos {url}: accesible, sin migrar — ejecuta: posventa db upgrade",
+        },
+        "doctor_revision": {
+            "en": "database {url}: revision {rev}",
+            "es": "base de datos {url}: revisión {rev}",
+        },
+        "doctor_database": {"en": "database {url}: {error}", "es": "base de datos {url}: {error}"},
+        "doctor_embedded": {
+            "en": "prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)",
+            "es": "prefect: modo embebido (POSVENTA_PREFECT_API_URL no está definida)",
+        },
+        "doctor_sendgrid": {
+            "en": "email: SendGrid at {host}, from {sender}",
+            "es": "correo: SendGrid en {host}, desde {sender}",
+        },
+        "doctor_journeys": {
+            "en": ("journeys: {n} valid in {path}", "journeys: {n} valid in {path}"),
+            "es": ("recorridos: {n} válido en {path}", "recorridos: {n} válidos en {path}"),
+        },
+        "doctor_bad_journeys": {
+            "en": "journeys: {error} — run: posventa validate",
+            "es": "recorridos: {error} — ejecuta: posventa validate",
+        },
         "no_customer": {"en": "no customer '{id}'", "es": "no existe el cliente '{id}'"},
         "suppressions": {"en": "Suppressions", "es": "Bloqueos y bajas"},
         "open_complaint": {

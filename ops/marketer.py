@@ -415,7 +415,7 @@ def doctor_lines(settings: Any) -> list[str]:
     for p in placeholders.marked(Path(settings.journeys_dir) / "templates"):
         by_file.setdefault(str(p.path), []).append(p.name)
     for path, names in by_file.items():
-        lines.append(t("doctor_placeholder", path=path, names=", ".join(names)))
+        lines.append(t("doctor_placeholder", path=path, names=", ".join(names), n=len(names)))
     defaults = Settings.model_fields
     for name in ("email_from", "email_from_name"):
         value = getattr(settings, name)

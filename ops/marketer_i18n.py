@@ -284,8 +284,12 @@ MARKETER = Catalogue(
         "doctor_placeholder": {
             "en": "shop policy {path}: {names} still the shipped example (write yours, delete the "
             "posventa:placeholder mark)",
-            "es": "política de la tienda {path}: {names} sigue con el ejemplo (escribe la tuya y borra la "
-            "marca posventa:placeholder)",
+            "es": (
+                "política de la tienda {path}: {names} sigue con el ejemplo (escribe la tuya y borra la "
+                "marca posventa:placeholder)",
+                "política de la tienda {path}: {names} siguen con el ejemplo (escribe la tuya y borra la "
+                "marca posventa:placeholder)",
+            ),
         },
         "doctor_brand": {
             "en": "{setting} is the shipped placeholder ({value}): customers see it in every email",

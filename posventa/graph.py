@@ -106,6 +106,23 @@ def edges(plan: JourneyPlan) -> list[tuple[str, str, str]]:
     return out
 
 
+def after_split(plan: JourneyPlan) -> frozenset[str]:
+    """The steps reachable from a split step (its targets and everything they lead to): the only steps
+    whose results can differ by split variant. A step before every split is one population."""
+    succ: dict[str, list[str]] = {}
+    for a, b, _ in edges(plan):
+        succ.setdefault(a, []).append(b)
+    seen: set[str] = set()
+    todo = [b for sid in plan.order if isinstance(plan.steps[sid], SplitStep) for b in succ.get(sid, [])]
+    while todo:
+        sid = todo.pop()
+        if sid in seen or sid not in plan.steps:
+            continue
+        seen.add(sid)
+        todo += succ.get(sid, [])
+    return frozenset(seen)
+
+
 def mermaid(plan: JourneyPlan) -> str:
     start = plan.trigger.event or plan.trigger.date or "segment"
     lines = ["flowchart TD", f'  START(["{start}"])']

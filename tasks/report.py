@@ -45,7 +45,7 @@ def publish_report(now: datetime, days: int = DEFAULT_DAYS, journey: str | None 
     return {
         "entered": sum(j.entered for j in report.funnel),
         "sent": sum(st.sent for st in steps),
-        "delivered": sum(st.delivered for st in steps),
+        "delivered": sum(st.delivered or 0 for st in steps),
         "deferred": report.deferred,
         "nps": report.nps.overall.nps,
     }

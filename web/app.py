@@ -43,7 +43,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-_PAGE_PATH = re.compile(r"^/(s|u|r)/")
+#: Paths answered with HTML pages (errors too): the customer pages and the /admin pages (not /admin/api).
+_PAGE_PATH = re.compile(r"^/(s|u|r)/|^/admin(/(?!api/)|$)")
 _SECRET_PATH = re.compile(r"^/(s|u|r)/[^/?]*")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

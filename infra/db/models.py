@@ -60,6 +60,8 @@ DEFERRAL_REASONS = ("quiet_hours", "frequency_cap", "complaint_hold")
 TICKET_CATEGORIES = ("complaint", "support", "return", "warranty")
 TICKET_STATUSES = ("open", "resolved")
 TICKET_SOURCES = ("journey", "external")
+#: What an API key opens: ``events`` (a shop's /v1 API) or ``admin`` (the /admin JSON, for scripts).
+API_KEY_PURPOSES = ("events", "admin")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -433,6 +435,7 @@ class WebhookEvent(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (one_of("purpose", API_KEY_PURPOSES),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     shop: Mapped[str] = mapped_column(String(128))
@@ -441,6 +444,8 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: revision 0008; a key opens one door only
+    purpose: Mapped[str] = mapped_column(String(16), default="events", server_default="events")
 
 
 # --- the marketer's controls (revision 0005): what runs, paused journeys, test sends ----------------------

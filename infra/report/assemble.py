@@ -28,6 +28,7 @@ from infra.report.model import (
     StepFunnel,
 )
 from posventa.errors import PosventaError
+from posventa.graph import after_split
 from posventa.graph import edges as plan_edges
 from posventa.plan import ActionStep, JourneyPlan, SendStep, SplitStep, Step, WaitForStep
 from posventa.timeutil import zone
@@ -101,7 +102,8 @@ def build_report(
         all_plans = {j: p for j, p in all_plans.items() if j == journey}
 
     steps_by_journey: dict[str, list[StepFunnel]] = defaultdict(list)
-    for row in metrics.step_funnel(s, scope):
+    by_variant = {j: after_split(p) for j, p in all_plans.items()}
+    for row in metrics.step_funnel(s, scope, by_variant):
         steps_by_journey[row.journey_id].append(row)
     totals = metrics.journey_totals(s, scope)
     here = metrics.positions(s, scope)

@@ -34,18 +34,20 @@ def _svg(chart: alt.TopLevelMixin) -> str:
 def funnel_chart(journey: JourneyFunnel, locale: str) -> str | None:
     """Horizontal bars per step (all variants together): entered → sent → delivered → opened → clicked →
     converted, the way a marketer reads a flow."""
+    # a stage with no data (no Event Webhook events: None) is left out, not drawn as zero
+    stages = [s for s in FUNNEL_STAGES if all(getattr(st, s) is not None for st in journey.steps)]
     totals: dict[str, dict[str, int]] = {}
     for st in journey.steps:
-        step = totals.setdefault(st.step_id, dict.fromkeys(FUNNEL_STAGES, 0))
-        for stage in FUNNEL_STAGES:
+        step = totals.setdefault(st.step_id, dict.fromkeys(stages, 0))
+        for stage in stages:
             step[stage] += int(getattr(st, stage))
     if not totals or not any(v for step in totals.values() for v in step.values()):
         return None
-    stage_names = [label(s, locale) for s in FUNNEL_STAGES]
+    stage_names = [label(s, locale) for s in stages]
     rows = [
         {"step": step, "stage": label(stage, locale), "order": i, "count": values[stage]}
         for step, values in totals.items()
-        for i, stage in enumerate(FUNNEL_STAGES)
+        for i, stage in enumerate(stages)
     ]
     steps = list(totals)
     chart = (

@@ -21,6 +21,11 @@ def number(value: float | int | None, locale: str, decimals: int = 0) -> str:
     return text
 
 
+def count(value: int | None, locale: str) -> str:
+    """A funnel count; None (no Event Webhook data for it, ``StepFunnel``'s doc) → ``n/a`` / ``s/d``."""
+    return ("s/d" if locale == "es" else "n/a") if value is None else number(value, locale)
+
+
 def money(value: float | None, locale: str) -> str:
     return number(value, locale, 2)
 

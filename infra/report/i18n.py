@@ -128,6 +128,17 @@ LABELS: dict[str, dict[str, str]] = {
     "kpi_summary": {"es": "Resumen de KPI", "en": "KPI summary"},
     "messages": {"es": "Mensajes", "en": "Messages"},
     "journeys": {"es": "Recorridos", "en": "Journeys"},
+    "no_webhook": {"es": "s/d (sin datos del webhook)", "en": "n/a (no Event Webhook data)"},
+    "no_webhook_note": {
+        "es": "entregados, abiertos, clics: s/d (sin datos del webhook) — configure el Event Webhook de "
+        "SendGrid para medirlos.",
+        "en": "delivered, opened, clicked: n/a (no Event Webhook data) — set up SendGrid's Event Webhook "
+        "to measure them.",
+    },
+    "messages_summary_no_webhook": {
+        "es": "{sent} enviados · entregados, abiertos, clics: {na} · {deferred} aplazados",
+        "en": "{sent} sent · delivered, opened, clicked: {na} · {deferred} deferred",
+    },
     "messages_summary": {
         "es": "{sent} enviados · {delivered} entregados ({delivery}) · {opened} abiertos ({open}) · "
         "{clicked} con clic ({click}) · {deferred} aplazados",

@@ -30,9 +30,9 @@ class ReportError(PosventaError):
     """A report request that cannot be answered as asked (bad period, unknown journey, unknown format)."""
 
 
-def rate(part: int, whole: int) -> float | None:
-    """``part / whole`` rounded to 4 places; None when there is nothing to divide by."""
-    return round(part / whole, 4) if whole else None
+def rate(part: int | None, whole: int | None) -> float | None:
+    """``part / whole`` rounded to 4 places; None when there is nothing to divide by or a part unknown."""
+    return round(part / whole, 4) if whole and part is not None else None
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -75,7 +75,11 @@ class StepFunnel:
     ``median_time_to_step_s``: from entering the journey to reaching the step (definitions in
     ``infra.db.metrics.funnel``). ``deferred``: distinct messages of the step that waited when due, for
     any reason; ``deferred_by``: per reason (quiet_hours, frequency_cap, complaint_hold) — a message that
-    waited for two reasons counts once in ``deferred`` and once under each reason."""
+    waited for two reasons counts once in ``deferred`` and once under each reason.
+
+    ``delivered``, ``opened`` and ``clicked`` are None (JSON ``null``, rates null) when the cohort's
+    messages have no SendGrid Event Webhook event at all: without the webhook nothing is known about them,
+    and 0 would read as "nothing arrived"."""
 
     DERIVED: ClassVar[tuple[str, ...]] = ("delivery_rate", "open_rate", "click_rate", "conversion_rate")
 
@@ -88,11 +92,11 @@ class StepFunnel:
     sent: int = 0
     skipped: int = 0
     failed: int = 0
-    delivered: int = 0
+    delivered: int | None = 0
     bounced: int = 0
     dropped: int = 0
-    opened: int = 0
-    clicked: int = 0
+    opened: int | None = 0
+    clicked: int | None = 0
     unsubscribed: int = 0
     spam_reports: int = 0
     converted: int = 0

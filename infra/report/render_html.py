@@ -60,6 +60,7 @@ def render_html(report: Report, locale: str = "es", *, dot: str | None = None) -
         "t": partial(label, locale=locale),
         "pct": lambda v: fmt.percent(v, locale),
         "num": lambda v, decimals=0: fmt.number(v, locale, decimals),
+        "count": lambda v: fmt.count(v, locale),
         "money": lambda v: fmt.money(v, locale),
         "dur": lambda v: fmt.duration(v, locale),
         "pp": lambda v: fmt.signed_percent_points(v, locale),

@@ -20,9 +20,9 @@ def kpi_lines(report: Report, locale: str = "es") -> list[tuple[str, str]]:
     check_locale(locale)
     steps = [st for j in report.funnel for st in j.steps if st.type != "action"]
     sent = sum(st.sent for st in steps)
-    delivered = sum(st.delivered for st in steps)
-    opened = sum(st.opened for st in steps)
-    clicked = sum(st.clicked for st in steps)
+    delivered = sum(st.delivered or 0 for st in steps)
+    opened = sum(st.opened or 0 for st in steps)
+    clicked = sum(st.clicked or 0 for st in steps)
     n = lambda v: fmt.number(v, locale)  # noqa: E731
     pct = lambda part, whole: fmt.percent(part / whole if whole else None, locale)  # noqa: E731
     messages = label(
@@ -37,6 +37,14 @@ def kpi_lines(report: Report, locale: str = "es") -> list[tuple[str, str]]:
         click=pct(clicked, delivered),
         deferred=n(report.deferred),
     )
+    if any(st.delivered is None for st in steps):
+        messages = label(
+            "messages_summary_no_webhook",
+            locale,
+            sent=n(sent),
+            na=label("no_webhook", locale),
+            deferred=n(report.deferred),
+        )
     o = report.nps.overall
     nps = label(
         "nps_summary",
@@ -148,7 +156,7 @@ def render_markdown(report: Report, locale: str = "es") -> str:
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
         for st in j.steps:
             cells = [st.step_id, st.variant or "—"]
-            cells += [fmt.number(getattr(st, c), locale) for c in MARKDOWN_STEP_COLUMNS]
+            cells += [fmt.count(getattr(st, c), locale) for c in MARKDOWN_STEP_COLUMNS]
             cells.append(fmt.money(st.revenue, locale))
             out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(out) + "\n"

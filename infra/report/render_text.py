@@ -136,7 +136,7 @@ def _step_cells(st: StepFunnel, locale: str) -> list[str]:
         elif name == "median_time_to_step_s":
             cells.append(fmt.duration(value, locale))
         else:
-            cells.append(fmt.number(value, locale))
+            cells.append(fmt.count(value, locale))
     return cells
 
 
@@ -193,6 +193,8 @@ def render_table(report: Report, locale: str = "es") -> str:
                 *(label(c, locale) for c in TABLE_STEP_COLUMNS),
             ]
             out += grid(head, [_step_cells(st, locale) for st in j.steps], left=2)
+            if any(st.delivered is None for st in j.steps):
+                out.append(label("no_webhook_note", locale))
     if report.splits:
         out += ["", f"== {label('splits', locale)}", label("split_note", locale)]
         for sp in report.splits:

@@ -10,6 +10,7 @@ started here; it is resumed afterwards.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -120,9 +121,17 @@ def test_a_run_with_rejected_sends_fails_and_notifies(ops: Deployed, receiver: R
     note = ops.stack.wait("the automation's notification", notified, timeout=90)
     assert note["subject"] == "Posventa: customer c-50 · all journeys is not clean"
     assert f"1 send failed: {INVALID_KEY} ×1" in note["body"]
-    # The state says why; the log has a WARNING per reason, and no ERROR line or traceback (logs are
-    # shipped when the flow run's process ends: the notification came after).
-    logs = ops.stack.wait("the run's logs", lambda: ops.logs(run.id) or None, timeout=30)
+    # The state says why; the log has a WARNING per reason, and no ERROR line or traceback. Logs reach the
+    # server in batches: wait for the run's last line ("Finished in state …"; the engine's traceback, when
+    # there was one, came right after it, from the same process).
+
+    def finished() -> list[tuple[int, str]] | None:
+        found = ops.logs(run.id)
+        return found if any(line.startswith("Finished in state") for _, line in found) else None
+
+    ops.stack.wait("the run's logs", finished, timeout=90)
+    time.sleep(3)  # a batch sent after that one would hold the traceback
+    logs = ops.logs(run.id)
     assert any(f"send failed ×1: {INVALID_KEY}" in line for _, line in logs), logs
     assert [line for level, line in logs if level >= 40 or "Traceback" in line] == [], logs
 
@@ -140,9 +149,11 @@ def test_a_tick_fanned_out_over_three_workers_sends_every_step_once(ops: Deploye
 def _fan_out(ops: Deployed) -> None:
     emails = [f"fan{i}@example.com" for i in range(FANNED_OUT_CUSTOMERS)]
     ops.ingest(*(order_placed(f"fan-{i}", email) for i, email in enumerate(emails)))
-    # Every request a little slow (SendGrid's own latency): one process would need well over the ~15 s
-    # a flow run takes to start here, so the shards' runs arrive while there is work left.
-    ops.fake.slow_next(0.3, count=FANNED_OUT_CUSTOMERS)
+    # Every request slow (SendGrid's own latency): one process alone would need about 75 s (600 requests,
+    # 8 in flight, 1 s each), well over the 15–40 s a flow run takes to start on a busy 2-core machine, so
+    # the shards' runs arrive while there is work left. (0.3 s was not enough once the sweep's database
+    # path became set-based: the parent finished before the shards started.)
+    ops.fake.slow_next(1.0, count=FANNED_OUT_CUSTOMERS)
 
     parent = ops.finished(created_run_id(ops.stack.run(FAN_OUT).stdout), timeout=240)
     assert parent.state_type == "COMPLETED", ops.describe(parent)

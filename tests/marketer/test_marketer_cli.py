@@ -221,6 +221,9 @@ def test_doctor_names_journeys_never_published(
     get_settings.cache_clear()
     _, out, _ = run(capsys, "--lang", "es", "doctor")
     assert "! recorridos nunca publicados: birthday, replenishment, returns, warranty, welcome" in out
+    assert "REFUND_HOW, EXTENSION_WHAT siguen con el ejemplo" in out  # several names: plural
+    assert "✓ configuración: correcto" in out and "✓ recorridos: 6 válidos en " in out
+    assert "✓ correo: sin clave de SendGrid" in out
     assert "POSVENTA_SHOP_URL" not in out
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from headless import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -21,7 +22,6 @@ from sqlalchemy import select
 from web_builders import (
     REPO,
     Live,
-    chromium,
     ledger,
     links_in,
     promoter_id,

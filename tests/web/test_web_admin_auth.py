@@ -180,3 +180,35 @@ def test_the_log_names_no_one(live: Live, caplog: pytest.LogCaptureFixture) -> N
     assert "sign-in refused" in text and "admin sign-in admin_id=" in text
     for secret in (ADMIN, "ana", PASSWORD, "not the password"):
         assert secret not in text
+
+
+def test_a_form_that_cannot_be_read_gets_a_page(live: Live) -> None:
+    """/admin pages answer refusals with an HTML page; /admin/api answers with JSON."""
+    with live.client() as c:
+        r = c.post("/admin/login", json={"username": ADMIN, "password": PASSWORD})
+        assert r.status_code == 415 and r.headers["content-type"].startswith("text/html")
+        assert "No hemos podido leer el formulario" in r.text
+        r = c.post(
+            "/admin/login",
+            content=b"x" * 20_000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+        assert c.get("/admin/api/journeys").headers["content-type"] == "application/json"
+
+
+def test_admin_api_keys_open_the_admin_json_only(live: Live, api_key: str) -> None:
+    """``posventa admin-user key``'s keys are Bearer tokens for /admin/api (not for pages, not for /v1);
+    a shop's events key opens nothing here; removing the user ends the key."""
+    key = accounts(live).create_key(ADMIN)
+    with live.client() as c:
+        admin = {"Authorization": f"Bearer {key}"}
+        r = c.get("/admin/api/journeys", headers=admin)
+        assert r.status_code == 200 and any(j["journey_id"] == "post_purchase" for j in r.json()["journeys"])
+        assert c.get("/admin", headers=admin).status_code == 303  # pages need a signed-in person
+        assert c.post("/v1/events", headers=admin, json={}).status_code == 401
+        shop = {"Authorization": f"Bearer {api_key}"}
+        r = c.get("/admin/api/journeys", headers=shop)
+        assert r.status_code == 401 and r.json()["error"] == "invalid-api-key"
+        accounts(live).remove(ADMIN)
+        assert c.get("/admin/api/journeys", headers=admin).status_code == 401

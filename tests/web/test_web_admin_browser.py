@@ -6,16 +6,17 @@ cookie (HttpOnly)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from admin_builders import ADMIN, PASSWORD, World, admin_world
+from headless import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from web_builders import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
@@ -33,13 +34,16 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 def shot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
-    """A full-page screenshot (the window stretched to the page's height)."""
+    """A full-page screenshot (Chromium's DevTools capture beyond the viewport)."""
     folder = tmp_path / "screenshots"
     folder.mkdir(exist_ok=True)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(1280, min(max(height + 40, 900), 8000))
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]  # type: ignore[attr-defined]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 16000), "scale": 1}
+    png = driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
     path = folder / f"{name}.png"
-    assert driver.save_screenshot(str(path))
+    path.write_bytes(base64.b64decode(png["data"]))
     assert path.stat().st_size > 10_000  # a real picture, not a blank page
     return path
 
@@ -97,7 +101,6 @@ def test_dashboard_journey_and_report_in_chromium(world: World, browser: WebDriv
     shot(browser, tmp_path, "admin-journey")
 
     # the report: the admin bar on top, every chart drawn, nothing fetched from anywhere
-    browser.set_window_size(1280, 900)
     browser.find_element(By.LINK_TEXT, "Informe").click()
     WebDriverWait(browser, 20).until(ec.url_contains("/admin/report"))
     wait_for(browser, "#kpis")

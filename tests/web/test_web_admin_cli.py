@@ -72,6 +72,11 @@ def test_add_list_passwd_remove(
     assert code == 0 and "password of ana@example.com changed" in out
     assert verify_password("pines by the sea", _hashes(env)["ana@example.com"])
 
+    code, out, err = run(capsys, monkeypatch, "", "admin-user", "key", "ana@example.com")
+    assert code == 0 and "admin API key for ana@example.com" in out
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("pv_") and len(key) > 40
+
     code, out, err = run(capsys, monkeypatch, "", "--lang", "es", "admin-user", "remove", "ana@example.com")
     assert code == 0 and "usuario ana@example.com eliminado" in out
     assert _hashes(env) == {}
@@ -100,6 +105,7 @@ def test_a_terminal_prompts_twice_and_the_two_must_match(
         ("olive tree in spring\n", ("admin-user", "add", "bad name"), "a user name is 1 to 64"),
         ("olive tree in spring\n", ("admin-user", "passwd", "nobody"), "there is no admin user nobody"),
         ("", ("admin-user", "remove", "nobody"), "there is no admin user nobody"),
+        ("", ("admin-user", "key", "nobody"), "there is no admin user nobody"),
     ],
 )
 def test_bad_input_is_a_clear_error(

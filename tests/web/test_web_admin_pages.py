@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from admin_builders import World, admin_world
+from sqlalchemy import select
 from web_builders import order_placed
+
+from infra.db import models as m
 
 pytestmark = pytest.mark.postgres
 
@@ -103,6 +107,25 @@ def test_report_page_is_the_report_with_the_admin_bar(world: World) -> None:
 def test_customer_timeline(world: World) -> None:
     c = world.client
     assert "Escribe el id de un cliente" in c.get("/admin/customers").text
+    with world.live.svc.store.factory() as s:  # type: ignore[attr-defined]
+        enrollment = s.scalars(
+            select(m.Enrollment.id).where(m.Enrollment.customer_id == world.answered)
+        ).one()
+        at = world.live.clock.now
+        s.add(
+            m.Deferral(
+                enrollment_id=enrollment,
+                step_id="content_tip",
+                occurrence=0,
+                reason="quiet_hours",
+                journey_id="post_purchase",
+                first_at=at,
+                last_at=at,
+                until=at + timedelta(hours=8),
+                ticks=3,
+            )
+        )
+        s.commit()
     r = c.get("/admin/customers", params={"id": world.answered})
     assert r.status_code == 200
     page = r.text
@@ -110,6 +133,9 @@ def test_customer_timeline(world: World) -> None:
     for kind, what in (("event", "order.placed"), ("event", "order.delivered"), ("message", "thank_you")):
         assert re.search(rf'<tr class="kind-{kind}">.*?{re.escape(what)}', timeline), (kind, what)
     assert re.search(r'<tr class="kind-answer">.*?nps 9/10', timeline, re.S)
+    assert re.search(
+        r'<tr class="kind-deferral">.*?aplazado.*?content_tip.*?quiet_hours.*?×3', timeline, re.S
+    )
     # the comment is shown, escaped
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; muy bien" in timeline
     assert "<script>" not in page

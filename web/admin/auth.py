@@ -11,6 +11,8 @@
 * **Sign-in attempts** are rate-limited per client address and per user name (``Limits.login_*``), before
   any password is hashed.
 * Not signed in: pages redirect (303) to ``/admin/login?next=…``; ``/admin/api/…`` answers 401 JSON.
+  Scripts call ``/admin/api/…`` with an admin API key (``posventa admin-user key NAME``) as a Bearer
+  token; a shop's events key opens nothing here, and an admin key nothing on /v1.
 
 The log gets no user name and no password: only the outcome and the request id.
 """
@@ -126,7 +128,18 @@ async def admin_page_user(request: Request) -> Admin:
 
 
 async def admin_api_user(request: Request) -> Admin:
-    """The signed-in admin of a JSON request; 401 without one."""
+    """The admin of a JSON request: an admin API key (``Authorization: Bearer``, ``posventa admin-user
+    key``) or a signed-in session; 401 without either."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        ctx = get_context(request)
+        key = key.strip()
+        ctx.api_bucket.check("admin-key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24])
+        admin = await run_in_threadpool(accounts(ctx).key_user, key) if len(key) <= 200 else None
+        if admin is None:
+            raise Unauthorized("unknown or revoked admin API key", code="invalid-api-key")
+        return admin
     admin = await current_admin(request)
     if admin is None:
         raise Unauthorized("sign in at /admin/login first", code="not-signed-in")

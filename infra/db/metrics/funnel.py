@@ -17,7 +17,9 @@ Definitions (the JSON keys of ``infra.report.model.StepFunnel``):
 * ``delivered`` / ``bounced`` / ``dropped`` / ``opened`` / ``clicked`` / ``unsubscribed`` /
   ``spam_reports`` = ledger rows with at least one such SendGrid event in ``webhook_events``, matched by
   the ledger key SendGrid echoes back in ``custom_args`` (``posventa_key``): unique opens and clicks, not
-  event counts. A ``blocked`` bounce (temporary) counts as a bounce: the message did not arrive;
+  event counts. A ``blocked`` bounce (temporary) counts as a bounce: the message did not arrive. When the
+  cohort's messages have no webhook event at all (no Event Webhook set up), ``delivered`` / ``opened`` /
+  ``clicked`` are None — unknown, not zero;
 * ``converted`` = enrollments that reached the step and have the status ``converted`` (the engine sets it
   when the journey's goal event arrives);
 * **revenue attributed** to a converted enrollment = the total of the orders its customer placed from
@@ -89,6 +91,8 @@ WEBHOOK_FIELDS: Mapping[str, tuple[str, ...]] = {
     "unsubscribed": ("unsubscribe", "group_unsubscribe"),
     "spam_reports": ("spamreport",),
 }
+#: The funnel fields that are None when the cohort's messages have no webhook event at all.
+PROVIDER_ONLY = ("delivered", "opened", "clicked")
 HOLDOUT = "holdout"  # the variant name the engine gives the holdout (posventa.engine, stored)
 
 
@@ -152,8 +156,14 @@ def _revenue(scope: Scope) -> Subquery:
 _COUNTS = ("entered", "due", "sent", "skipped", "failed", "converted")
 
 
-def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
+def step_funnel(
+    s: Session, scope: Scope, by_variant: Mapping[str, frozenset[str]] | None = None
+) -> list[StepFunnel]:
     """The funnel rows of every (journey, step, variant) the cohort reached, unordered.
+
+    ``by_variant``: journey → the steps that get one row per split variant (those reachable from a split);
+    the other steps of a journey named there get one row with variant None. Journeys not named keep every
+    step broken down by variant (no plan to tell).
 
     Two aggregates: the ledger joined to the cohort, grouped by (journey, step, variant, bucket of the
     time to reach the step) so the medians come out of the same pass (``_sql.median_of``); and the
@@ -206,19 +216,39 @@ def step_funnel(s: Session, scope: Scope) -> list[StepFunnel]:
     def blank() -> dict[str, Any]:
         return {name: 0 for name in (*_COUNTS, *WEBHOOK_FIELDS)} | {"revenue": 0.0}
 
+    def fold(key: tuple[str, str, str | None]) -> tuple[str, str, str | None]:
+        j, st, _ = key
+        if by_variant is not None and j in by_variant and st not in by_variant[j]:
+            return (j, st, None)
+        return key
+
+    deferred_folded: dict[tuple[str, str, str | None], int] = defaultdict(int)
+    deferred_by_folded: dict[tuple[str, str, str | None], dict[str, int]] = defaultdict(dict)
+    for key, n in deferred.items():
+        deferred_folded[fold(key)] += n
+    for key, reasons in deferred_by.items():
+        into = deferred_by_folded[fold(key)]
+        for reason, n in reasons.items():
+            into[reason] = into.get(reason, 0) + n
+    deferred, deferred_by = dict(deferred_folded), dict(deferred_by_folded)
+
     for row in found_rows:
-        key = (row["journey_id"], row["step_id"], row["variant"])
+        key = fold((row["journey_id"], row["step_id"], row["variant"]))
         found = counts.setdefault(key, blank())
         for name in _COUNTS:
             found[name] += int(row[name])
         found["revenue"] += float(row["revenue"] or 0)
         if row["bucket"] is not None:
             histograms[key].append((int(row["bucket"]), int(row["entered"]), float(row["secs"])))
-    for key, name, n in webhook_rows:
+    for raw, name, n in webhook_rows:
+        key = fold(raw)
         if key in counts:  # else: an event for a message of no ledger row in the cohort
             counts[key][name] += n
     for key in deferred:
         counts.setdefault(key, blank())  # messages still waiting: the step has no ledger row yet
+    if not webhook_rows:  # no provider data: unknown, not zero (StepFunnel's doc)
+        for found in counts.values():
+            found.update(dict.fromkeys(PROVIDER_ONLY))
     out = []
     for key, found in counts.items():
         middle = median_of(histograms.get(key, ()))

@@ -1,4 +1,5 @@
-"""The shops' API keys: only their sha256 is stored (a random 256-bit key needs no slow hash)."""
+"""API keys: only their sha256 is stored (a random 256-bit key needs no slow hash). A key has one purpose:
+``events`` (a shop's /v1 API) or ``admin`` (the /admin JSON endpoints); each door checks its own."""
 
 from __future__ import annotations
 
@@ -18,16 +19,19 @@ def _hash_key(plaintext: str) -> str:
 
 
 class ApiKeys(Repo):
-    def create(self, shop: str, label: str | None = None) -> str:
-        """Create a key for ``shop`` and return its plaintext: the only time it is visible."""
+    def create(self, shop: str, label: str | None = None, purpose: str = "events") -> str:
+        """Create a key for ``shop`` (for an admin key: who holds it) and return its plaintext: the only
+        time it is visible."""
         plaintext = "pv_" + secrets.token_urlsafe(32)
-        self.s.add(ApiKey(shop=shop, key_hash=_hash_key(plaintext), label=label))
+        self.s.add(ApiKey(shop=shop, key_hash=_hash_key(plaintext), label=label, purpose=purpose))
         self.s.flush()
         return plaintext
 
-    def check(self, plaintext: str) -> str | None:
-        """The shop a key belongs to, or None if unknown or revoked."""
-        stmt = select(ApiKey.shop).where(ApiKey.key_hash == _hash_key(plaintext), ApiKey.revoked_at.is_(None))
+    def check(self, plaintext: str, purpose: str = "events") -> str | None:
+        """The shop (holder) of a key with ``purpose``, or None if unknown, revoked or for another door."""
+        stmt = select(ApiKey.shop).where(
+            ApiKey.key_hash == _hash_key(plaintext), ApiKey.revoked_at.is_(None), ApiKey.purpose == purpose
+        )
         return self.s.scalar(stmt)
 
     def revoke(self, plaintext: str, at: datetime | None = None) -> bool:

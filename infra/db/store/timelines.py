@@ -1,6 +1,7 @@
-"""A customer's timeline for the admin area: events, journeys entered, messages and actions, SendGrid's
-events on their messages, survey answers, tickets — newest first, each source capped at ``limit`` rows
-(every query uses an index on ``customer_id``; SendGrid events through the ledger keys)."""
+"""A customer's timeline for the admin area: events, journeys entered, messages and actions, messages
+that waited (deferrals), SendGrid's events on their messages, survey answers, tickets — newest first,
+each source capped at ``limit`` rows (every query uses an index on ``customer_id``, or goes through the
+customer's enrollments or ledger keys)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ class Timelines(Repo):
         ):
             what = r.step_id + (f" ({r.template})" if r.template else "")
             out.append(TimelineEntry(r.at, r.kind, what, r.journey_id, r.status, r.reason))
+        df = m.Deferral
+        for d in self.s.execute(
+            select(df.first_at, df.journey_id, df.step_id, df.reason, df.ticks)
+            .join(en, en.id == df.enrollment_id)
+            .where(en.customer_id == customer_id)
+            .order_by(df.first_at.desc())
+            .limit(limit)
+        ):
+            ticks = f"×{d.ticks}" if d.ticks > 1 else None
+            out.append(TimelineEntry(d.first_at, "deferral", d.step_id, d.journey_id, d.reason, ticks))
         wh = m.WebhookEvent
         keys = select(lg.key).where(lg.customer_id == customer_id).scalar_subquery()
         for w in self.s.execute(
