@@ -14,7 +14,8 @@
   key, a provider outage). Fewer, or older ones, are reported, not judged: ``posventa retry`` decides.
   Except an authentication or authorization rejection (SendGrid's 401 / 403, a failed send whose reason
   starts ``401:`` or ``403:``): a revoked key or a lost permission fails every send, so one such failure
-  within the window is unhealthy (``provider_auth_rejected``), whatever the limit.
+  within the window is unhealthy (``provider_auth_rejected``), whatever the limit — until a send is
+  accepted after it (the key was fixed).
 
 ``posventa doctor`` runs the same scheduler check (:func:`scheduler_checks`).
 """
@@ -37,6 +38,7 @@ DEFAULT_MAX_RECENT_SENDS = 10
 DEFAULT_SENDS_WINDOW_MINUTES = 60
 MIN_SLACK = timedelta(minutes=1)
 #: A failed send's reason when SendGrid refused the key (``infra.email.sendgrid_sender``: "401: …").
+AUTH_PREFIXES = ("401:", "403:")
 AUTH_REJECTED = re.compile(r"^(401|403):")
 
 TEXT = Catalogue(
@@ -184,7 +186,12 @@ def database_lines(
         recent = tx.health.ledger_counts(("unknown", "failed"), since=now - limits.window)
         failed_reasons = tx.health.reasons(("failed",), limit=20)
         recent_reasons = tx.health.reasons(("failed",), since=now - limits.window, limit=200)
+        # A send the provider accepted after the last 401/403: the key works again (fixed or rotated).
+        last_rejected = tx.health.latest("failed", reason_prefixes=AUTH_PREFIXES)
+        last_sent = tx.health.latest("sent")
     auth_rejected = sum(n for *_, reason, n in recent_reasons if AUTH_REJECTED.match(reason or ""))
+    if last_rejected is not None and last_sent is not None and last_sent > last_rejected:
+        auth_rejected = 0
     age = now - oldest if oldest is not None else timedelta(0)
     backlog = [Line(True, t("due", n=due))]
     if oldest is not None:

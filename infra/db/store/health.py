@@ -5,9 +5,9 @@ or locks: a status probe must never hold up a sweep."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from infra.db.models import LIVE_ENROLLMENT_STATUSES, Enrollment, LedgerEntry
 from infra.db.store._base import Repo, aware
@@ -32,6 +32,15 @@ class Health(Repo):
             q = q.where(LedgerEntry.updated_at >= aware(since, "since"))
         found = dict(self.s.execute(q.group_by(LedgerEntry.status)).all())
         return {status: int(found.get(status, 0)) for status in statuses}
+
+    def latest(self, status: str, *, reason_prefixes: Sequence[str] = ()) -> datetime | None:
+        """When a ledger row last reached ``status`` (with a reason starting with one of
+        ``reason_prefixes``, when given); None if no row ever did."""
+        q = select(func.max(LedgerEntry.updated_at)).where(LedgerEntry.status == status)
+        if reason_prefixes:
+            q = q.where(or_(*(LedgerEntry.reason.startswith(p, autoescape=True) for p in reason_prefixes)))
+        found: datetime | None = self.s.execute(q).scalar_one_or_none()
+        return found if found is None or found.tzinfo else found.replace(tzinfo=UTC)
 
     def reasons(
         self,
