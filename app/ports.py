@@ -362,8 +362,14 @@ class Health(Protocol):
 
     def backlog(self, now: datetime) -> tuple[int, datetime | None]: ...
     def ledger_counts(self, statuses: Sequence[str], *, since: datetime | None = None) -> dict[str, int]: ...
+    def latest(self, status: str, *, reason_prefixes: Sequence[str] = ()) -> datetime | None: ...
     def reasons(
-        self, statuses: Sequence[str], *, moved_at: datetime | None = None, limit: int = 50
+        self,
+        statuses: Sequence[str],
+        *,
+        moved_at: datetime | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
     ) -> list[tuple[str, str, str, str | None, int]]: ...
 
 

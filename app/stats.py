@@ -138,9 +138,13 @@ class Stats:
         }
 
     def headline(self, due: int | None = None) -> str:
-        """``20 due · 18 sent · 2 failed`` (zeros left out, except the first figure)."""
+        """``20 due · 17 sent · 2 failed · 1 waiting`` (zeros left out, except the first figure). With
+        ``due``, the enrollments due that neither sent nor skipped, deferred, failed… anything (they moved
+        on to a wait, a branch, an exit) are ``waiting``, so the parts add up to the due ones."""
         c = self.counts()
         parts = [f"{due} due" if due is not None else f"{c['enrollments']} advanced"]
+        accounted = sum(c[k] for k in ("sent", "skipped", "deferred", "failed", "unknown", "engine_errors"))
+        c["waiting"] = max(0, due - accounted) if due is not None else 0
         names = (
             ("sent", "sent"),
             ("skipped", "skipped"),
@@ -149,6 +153,7 @@ class Stats:
             ("unknown", "unknown"),
             ("engine_errors", "engine errors"),
             ("shard_errors", "shards lost"),
+            ("waiting", "waiting"),
         )
         parts += [f"{c[k]} {label}" for k, label in names if c[k]]
         return " · ".join(parts)

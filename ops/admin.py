@@ -53,8 +53,8 @@ ADMIN = Catalogue(
             "es": "no hay contraseña en stdin: escríbela cuando se pida o pásala como primera línea",
         },
         "added": {
-            "en": "admin user {name} added: sign in at <public base URL>/admin",
-            "es": "usuario {name} añadido: entra en <URL pública>/admin",
+            "en": "admin user {name} added: sign in at {url}",
+            "es": "usuario {name} añadido: entra en {url}",
         },
         "removed": {"en": "admin user {name} removed", "es": "usuario {name} eliminado"},
         "changed": {
@@ -129,7 +129,10 @@ def cmd_admin_user(args: argparse.Namespace) -> int:
         elif args.action == "add":
             if any(row.username == name for row in accounts.all()):  # before asking for a password
                 raise AdminError("taken", "", name=name)
-            print(t("added", name=accounts.add(name, read_password(name))))
+            from infra.settings import get_settings
+
+            url = get_settings().public_base_url.rstrip("/") + "/admin"
+            print(t("added", name=accounts.add(name, read_password(name)), url=url))
         else:
             print(t("changed", name=accounts.passwd(name, read_password(name))))
     except AdminError as exc:

@@ -436,7 +436,11 @@ def doctor_lines(settings: Any) -> list[str]:
             never = [d.journey_id for d in pending if d.status == "new"]
             changed = [d.journey_id for d in pending if d.status != "new"]
             if never:
-                lines.append(t("doctor_never_published", names=", ".join(never)))
+                with store.read() as tx:
+                    first_run = settings.auto_publish_first_run and not tx.journeys.any_published()
+                # on a database where nothing was ever published, the first process publishes them all
+                key = "doctor_first_run" if first_run else "doctor_never_published"
+                lines.append(t(key, names=", ".join(never)))
             if changed:
                 lines.append(t("doctor_unpublished", names=", ".join(changed)))
             held = [f"{j} ({c.state})" for j, c in journey_controls(store).items() if c.state != "running"]

@@ -306,6 +306,14 @@ MARKETER = Catalogue(
             "es": "POSVENTA_SHOP_URL no está definida: los enlaces de recomendación llevan a {value} (el "
             "servidor de Posventa), no a la tienda",
         },
+        "doctor_first_run": {
+            "en": "journeys not published yet: {names} — the first process (posventa serve, a worker, "
+            "ingest) publishes them (POSVENTA_AUTO_PUBLISH_FIRST_RUN=true); to review them first: posventa "
+            "plan, posventa publish",
+            "es": "recorridos aún sin publicar: {names} — el primer proceso (posventa serve, un worker, "
+            "ingest) los publica (POSVENTA_AUTO_PUBLISH_FIRST_RUN=true); para revisarlos antes: posventa "
+            "plan, posventa publish",
+        },
         "doctor_never_published": {
             "en": "journeys never published: {names} — nobody enters them (posventa plan, posventa publish)",
             "es": "recorridos nunca publicados: {names} — nadie entra en ellos (posventa plan, posventa "

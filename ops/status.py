@@ -12,6 +12,10 @@
   frequent reasons. More than ``--max-failed-sends`` (10) failed, or ``--max-unknown-sends`` (10) left
   unknown, within the last ``--sends-window-minutes`` (60) is unhealthy: sends are failing now (a revoked
   key, a provider outage). Fewer, or older ones, are reported, not judged: ``posventa retry`` decides.
+  Except an authentication or authorization rejection (SendGrid's 401 / 403, a failed send whose reason
+  starts ``401:`` or ``403:``): a revoked key or a lost permission fails every send, so one such failure
+  within the window is unhealthy (``provider_auth_rejected``), whatever the limit — until a send is
+  accepted after it (the key was fixed).
 
 ``posventa doctor`` runs the same scheduler check (:func:`scheduler_checks`).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +37,9 @@ DEFAULT_MAX_BACKLOG_MINUTES = 60
 DEFAULT_MAX_RECENT_SENDS = 10
 DEFAULT_SENDS_WINDOW_MINUTES = 60
 MIN_SLACK = timedelta(minutes=1)
+#: A failed send's reason when SendGrid refused the key (``infra.email.sendgrid_sender``: "401: …").
+AUTH_PREFIXES = ("401:", "403:")
+AUTH_REJECTED = re.compile(r"^(401|403):")
 
 TEXT = Catalogue(
     {
@@ -98,6 +106,13 @@ TEXT = Catalogue(
             "es": "envíos por conciliar (unknown): {n}",
         },
         "failed_sends": {"en": "failed sends: {n}", "es": "envíos fallidos: {n}"},
+        "auth_rejected": {
+            "en": "the email provider rejected {n} sends as unauthorized (401/403) in the last {window}: "
+            "the API key is revoked or lacks the Mail Send permission (POSVENTA_SENDGRID_API_KEY)",
+            "es": "el proveedor de correo rechazó {n} envíos por falta de autorización (401/403) en los "
+            "últimos {window}: la clave de API está revocada o no tiene el permiso Mail Send "
+            "(POSVENTA_SENDGRID_API_KEY)",
+        },
         "healthy": {"en": "healthy", "es": "saludable"},
         "unhealthy": {"en": "NOT healthy: {problems}", "es": "NO saludable: {problems}"},
     }
@@ -170,6 +185,13 @@ def database_lines(
         counts = tx.health.ledger_counts(("unknown", "failed"))
         recent = tx.health.ledger_counts(("unknown", "failed"), since=now - limits.window)
         failed_reasons = tx.health.reasons(("failed",), limit=20)
+        recent_reasons = tx.health.reasons(("failed",), since=now - limits.window, limit=200)
+        # A send the provider accepted after the last 401/403: the key works again (fixed or rotated).
+        last_rejected = tx.health.latest("failed", reason_prefixes=AUTH_PREFIXES)
+        last_sent = tx.health.latest("sent")
+    auth_rejected = sum(n for *_, reason, n in recent_reasons if AUTH_REJECTED.match(reason or ""))
+    if last_rejected is not None and last_sent is not None and last_sent > last_rejected:
+        auth_rejected = 0
     age = now - oldest if oldest is not None else timedelta(0)
     backlog = [Line(True, t("due", n=due))]
     if oldest is not None:
@@ -194,6 +216,9 @@ def database_lines(
     if top:
         failed_line.text += " — " + ", ".join(f"{r} ×{n}" for r, n in top[:3])
     sends = [judged("unknown", t("unknown_sends", n=counts["unknown"]), limits.unknown), failed_line]
+    if auth_rejected:  # systemic: every send will fail the same way until someone fixes the key
+        text = t("auth_rejected", n=auth_rejected, window=window)
+        sends.append(Line(False, text, problem="provider_auth_rejected"))
     data = {
         "backlog": {
             "due": due,
@@ -204,7 +229,11 @@ def database_lines(
         "sends": {
             **counts,
             "failed_reasons": [{"reason": r, "n": n} for r, n in top],
-            "recent": {**recent, "window_seconds": int(limits.window.total_seconds())},
+            "recent": {
+                **recent,
+                "auth_rejected": auth_rejected,
+                "window_seconds": int(limits.window.total_seconds()),
+            },
             "limits": {"failed": limits.failed, "unknown": limits.unknown},
         },
     }

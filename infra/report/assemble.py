@@ -30,7 +30,7 @@ from infra.report.model import (
 from posventa.errors import PosventaError
 from posventa.graph import after_split
 from posventa.graph import edges as plan_edges
-from posventa.plan import ActionStep, JourneyPlan, SendStep, SplitStep, Step, WaitForStep
+from posventa.plan import ActionStep, BranchStep, JourneyPlan, SendStep, SplitStep, Step, WaitForStep
 from posventa.timeutil import zone
 
 #: Step types that leave a ledger row, so the funnel has numbers for them.
@@ -167,7 +167,7 @@ def _journey(
             )
             for sid, spec in ((sid, plan.steps[sid]) for sid in plan.order)
         )
-        edges = tuple(DiagramEdge(a, b, label) for a, b, label in plan_edges(plan))
+        edges = _edges(plan)
     return JourneyFunnel(
         journey_id=journey_id,
         name=plan.name if plan else None,
@@ -179,6 +179,21 @@ def _journey(
         nodes=nodes,
         edges=edges,
     )
+
+
+def _edges(plan: JourneyPlan) -> tuple[DiagramEdge, ...]:
+    """The plan's arrows; a branch's cases (its first arrows, in order) by number, the condition as the
+    title — a raw Jinja expression is no label."""
+    out: list[DiagramEdge] = []
+    cases: dict[str, int] = defaultdict(int)
+    for a, b, text in plan_edges(plan):
+        spec = plan.steps.get(a)
+        if isinstance(spec, BranchStep) and cases[a] < len(spec.cases):
+            cases[a] += 1
+            out.append(DiagramEdge(a, b, condition=cases[a], title=text))
+        else:
+            out.append(DiagramEdge(a, b, text))
+    return tuple(out)
 
 
 def _detail(spec: Step) -> str:

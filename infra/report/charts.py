@@ -131,7 +131,11 @@ def diagram_dot(journey: JourneyFunnel, locale: str) -> str:
     if journey.nodes:
         lines.append(f'  "START" -> "{_quote(journey.nodes[0].step_id)}";')
     for edge in journey.edges:
-        lines.append(f'  "{_quote(edge.source)}" -> "{_quote(edge.target)}" [label="{_quote(edge.label)}"];')
+        shown = edge.label if edge.condition is None else f"{label('condition', locale)} {edge.condition}"
+        attrs = f'label="{_quote(shown)}"'
+        if edge.title:  # the full condition on hover (SVG <title> of the arrow and of its label)
+            attrs += f', tooltip="{_quote(edge.title)}", labeltooltip="{_quote(edge.title)}"'
+        lines.append(f'  "{_quote(edge.source)}" -> "{_quote(edge.target)}" [{attrs}];')
     lines.append("}")
     return "\n".join(lines)
 

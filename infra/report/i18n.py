@@ -128,6 +128,7 @@ LABELS: dict[str, dict[str, str]] = {
     "kpi_summary": {"es": "Resumen de KPI", "en": "KPI summary"},
     "messages": {"es": "Mensajes", "en": "Messages"},
     "journeys": {"es": "Recorridos", "en": "Journeys"},
+    "condition": {"es": "condición", "en": "condition"},
     "no_webhook": {"es": "s/d (sin datos del webhook)", "en": "n/a (no Event Webhook data)"},
     "no_webhook_note": {
         "es": "entregados, abiertos, clics: s/d (sin datos del webhook) — configure el Event Webhook de "

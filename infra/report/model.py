@@ -136,9 +136,15 @@ class DiagramNode:
 
 @dataclass(frozen=True)
 class DiagramEdge:
+    """An arrow of the diagram. A branch case's arrow has no ``label`` of its own (the journey language
+    gives cases none): ``condition`` is its number in the branch (1, 2…, drawn "condition 1") and
+    ``title`` its full expression (the arrow's tooltip)."""
+
     source: str
     target: str
     label: str = ""
+    condition: int | None = None
+    title: str = ""
 
 
 @dataclass(frozen=True)

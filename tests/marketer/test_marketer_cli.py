@@ -211,8 +211,20 @@ def test_doctor_names_journeys_never_published(
 
     journeys = Path(env["POSVENTA_JOURNEYS_DIR"])
     assert run(capsys, "db", "upgrade")[0] == 0
+    names = "birthday, post_purchase, replenishment, returns, warranty"
+    # A fresh database with auto-publish on (the default): the first process will publish them.
     _, out, _ = run(capsys, "doctor")
-    assert "! journeys never published: birthday, post_purchase, replenishment, returns, warranty" in out
+    assert f"! journeys not published yet: {names} — the first process" in out
+    assert "never published" not in out
+    _, out, _ = run(capsys, "--lang", "es", "doctor")
+    assert f"! recorridos aún sin publicar: {names} — el primer proceso" in out
+    # Auto-publish off: nobody enters them until someone publishes.
+    monkeypatch.setenv("POSVENTA_AUTO_PUBLISH_FIRST_RUN", "false")
+    get_settings.cache_clear()
+    _, out, _ = run(capsys, "doctor")
+    assert f"! journeys never published: {names} — nobody enters them" in out
+    monkeypatch.delenv("POSVENTA_AUTO_PUBLISH_FIRST_RUN")
+    get_settings.cache_clear()
     assert run(capsys, "publish", "post_purchase")[0] == 0
     (journeys / "welcome.yaml").write_text(
         (journeys / "returns.yaml").read_text(encoding="utf-8"), encoding="utf-8"
@@ -221,7 +233,7 @@ def test_doctor_names_journeys_never_published(
     get_settings.cache_clear()
     _, out, _ = run(capsys, "--lang", "es", "doctor")
     assert "! recorridos nunca publicados: birthday, replenishment, returns, warranty, welcome" in out
-    assert "REFUND_HOW, EXTENSION_WHAT siguen con el ejemplo" in out  # several names: plural
+    assert " siguen con el ejemplo (escribe la tuya" in out  # several names: plural
     assert "✓ configuración: correcto" in out and "✓ recorridos: 6 válidos en " in out
     assert "✓ correo: sin clave de SendGrid" in out
     assert "POSVENTA_SHOP_URL" not in out

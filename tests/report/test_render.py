@@ -176,7 +176,10 @@ def test_diagram_labels_steps_with_their_counts(report: Report) -> None:
     source = charts.diagram_dot(pp, "en")
     assert '"thank_you" [label="thank_you\\nsend: thank_you\\nreached 4"' in source
     assert '"content_wait" [label="content_wait\\nwait\\nhere now 2"' in source
-    assert '"by_score" -> "review_request" [label="event.data.score >= 9"]' in source
+    assert (
+        '"by_score" -> "review_request" [label="condition 1", tooltip="event.data.score >= 9", '
+        'labeltooltip="event.data.score >= 9"]'
+    ) in source  # a branch case by number, its condition on hover
     svg = charts.diagram_svg(pp, "en")
     assert svg is not None and svg.startswith("<svg") and "reached 4" in svg and ' id="' not in svg
 

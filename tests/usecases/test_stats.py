@@ -71,6 +71,11 @@ def test_headline_and_problems_name_counts_and_plurals() -> None:
     st.reasons[("", "", SHARD, "sweep-shard 2/3 Crashed")] += 1
     assert st.problems().endswith("; 1 shard did not finish: sweep-shard 2/3 Crashed ×1")
     assert Stats().headline(due=0) == "0 due" and Stats().problems() == "" and Stats().clean
+    # the parts add up to the due enrollments: the one that sent nothing moved on to a wait
+    four = Stats()
+    four.add("pp", "thank_you", "failed", 3)
+    assert four.headline(due=4) == "4 due · 3 failed · 1 waiting"
+    assert Stats(enrollments=2).headline() == "2 advanced"  # no due figure: nothing to add up to
 
 
 def test_short_reason_is_one_bounded_line() -> None:

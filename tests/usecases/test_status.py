@@ -71,7 +71,8 @@ def test_a_backlog_within_the_limit_is_healthy_json(shop: str, capsys: pytest.Ca
         "unknown": 0,
         "failed": 1,
         "failed_reasons": [{"reason": "401: invalid key", "n": 1}],
-        "recent": {"unknown": 0, "failed": 0, "window_seconds": 3600},  # it failed two hours ago
+        # it failed two hours ago: its 401 is not judged any more
+        "recent": {"unknown": 0, "failed": 0, "auth_rejected": 0, "window_seconds": 3600},
         "limits": {"failed": 10, "unknown": 10},
     }
     assert report["prefect"] == {"configured": False}
@@ -100,13 +101,15 @@ def test_an_unreachable_prefect_api_is_unhealthy(
     assert out.rstrip().endswith("NOT healthy: prefect_unreachable")
 
 
-def _fail_now(url: str, tmp_path: Path, shipped: dict[str, Any], status: str, n: int) -> None:
-    """``n`` customers whose thank-you just ended ``status`` (a revoked key; an ambiguous answer)."""
+def _fail_now(
+    url: str, tmp_path: Path, shipped: dict[str, Any], status: str, n: int, reason: str | None = None
+) -> None:
+    """``n`` customers whose thank-you just ended ``status`` (a rejected address; an ambiguous answer)."""
     now = datetime.now(UTC)
     svc = make_services(url, tmp_path, {"post_purchase": shipped["post_purchase"]}, clock=lambda: now)
     ids = [f"{status}-{i}" for i in range(n)]
     svc.ingest.apply([order_placed(c, at=now) for c in ids], "api", now=now)
-    reason = "401: invalid key" if status == "failed" else "500: oops"
+    reason = reason or ("400: invalid address" if status == "failed" else "500: oops")
     for c in ids:
         svc.advance.run(now, customer=c, force=True)
         with svc.store.begin() as tx:
@@ -118,12 +121,12 @@ def _fail_now(url: str, tmp_path: Path, shipped: dict[str, Any], status: str, n:
 def test_sends_failing_now_are_unhealthy_with_the_reason(
     shop: str, tmp_path: Path, shipped: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A key revoked a moment ago: every send fails. Over the limit within the window: not healthy, and
-    the line says how many, in which window, against which limit, and why."""
+    """Sends rejected a moment ago. Over the limit within the window: not healthy, and the line says how
+    many, in which window, against which limit, and why."""
     _fail_now(shop, tmp_path, shipped, "failed", 12)
     assert main(["--lang", "en", "status", "--max-backlog-minutes", "180"]) == 1
     out = capsys.readouterr().out
-    assert "✗ failed sends: 13 (12 in the last 60 min, limit 10) — 401: invalid key ×13" in out
+    assert "✗ failed sends: 13 (12 in the last 60 min, limit 10) — 400: invalid address ×12" in out
     assert out.rstrip().endswith("NOT healthy: failed_sends")
     # A higher limit (or a shorter window that no longer holds them) is healthy again.
     assert main(["status", "--max-backlog-minutes", "180", "--max-failed-sends", "12"]) == 0
@@ -142,4 +145,55 @@ def test_sends_left_unknown_now_are_unhealthy(
     )
     report = json.loads(capsys.readouterr().out)
     assert report["problems"] == ["unknown_sends"]
-    assert report["sends"]["recent"] == {"unknown": 3, "failed": 0, "window_seconds": 3600}
+    assert report["sends"]["recent"] == {
+        "unknown": 3,
+        "failed": 0,
+        "auth_rejected": 0,
+        "window_seconds": 3600,
+    }
+
+
+@pytest.mark.parametrize("code", ["401", "403"])
+def test_one_auth_rejection_now_is_unhealthy_whatever_the_limit(
+    shop: str, tmp_path: Path, shipped: dict[str, Any], capsys: pytest.CaptureFixture[str], code: str
+) -> None:
+    """A revoked key (401) or a lost Mail Send permission (403) fails every send: one such failure within
+    the window is unhealthy, far below --max-failed-sends, with the reason in the locale."""
+    _fail_now(shop, tmp_path, shipped, "failed", 1, reason=f"{code}: The provided authorization grant")
+    assert main(["--lang", "en", "status", "--max-backlog-minutes", "180"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ the email provider rejected 1 sends as unauthorized (401/403) in the last 60 min" in out
+    assert "POSVENTA_SENDGRID_API_KEY" in out
+    assert out.rstrip().endswith("NOT healthy: provider_auth_rejected")
+    assert main(["--lang", "es", "status", "--max-backlog-minutes", "180"]) == 1
+    assert "✗ el proveedor de correo rechazó 1 envíos por falta de autorización" in capsys.readouterr().out
+    assert main(["status", "--format", "json", "--max-backlog-minutes", "180"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == ["provider_auth_rejected"]
+    assert report["sends"]["recent"]["auth_rejected"] == 1
+    # the same failure outside the window (a shorter one) is history, not a judgement
+    assert main(["status", "--max-backlog-minutes", "180", "--sends-window-minutes", "0"]) == 0
+
+
+def test_a_send_accepted_after_the_auth_rejection_clears_it(
+    shop: str, tmp_path: Path, shipped: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key was fixed (rotated): a send the provider accepted after the last 401 means sends work again,
+    so the old rejection is reported, not judged. The same send *before* the rejection changes nothing."""
+    _fail_now(shop, tmp_path, shipped, "sent", 1)
+    _fail_now(shop, tmp_path, shipped, "failed", 1, reason="401: The provided authorization grant")
+    assert main(["status", "--format", "json", "--max-backlog-minutes", "180"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == ["provider_auth_rejected"]
+
+    now = datetime.now(UTC)
+    svc = make_services(shop, tmp_path, {"post_purchase": shipped["post_purchase"]}, clock=lambda: now)
+    svc.ingest.apply([order_placed("after-fix", at=now)], "api", now=now)
+    svc.advance.run(now, customer="after-fix", force=True)
+    with svc.store.begin() as tx:
+        [work] = tx.ledger.claim_pending(now, 10, "after-fix")
+        tx.ledger.mark_many([Move(work.key, "sent", None)], ("sending",), now=now)
+    svc.store.dispose()  # type: ignore[attr-defined]
+    assert main(["status", "--format", "json", "--max-backlog-minutes", "180"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"] and report["sends"]["recent"]["auth_rejected"] == 0
+    assert report["sends"]["failed"] >= 1  # still reported (the fixture has one of its own)

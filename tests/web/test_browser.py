@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from headless import chromium
+from chromium import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -47,7 +47,7 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    with chromium(tmp_path, window="412,915") as driver:
+    with chromium(tmp_path / "chromium-profile", window="412,915", lang="es-ES") as driver:
         yield driver
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from admin_builders import ADMIN, PASSWORD, World, admin_world
-from headless import chromium
+from chromium import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -29,7 +29,7 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    with chromium(tmp_path, window="1280,900") as driver:
+    with chromium(tmp_path / "chromium-profile", window="1280,900", lang="es-ES") as driver:
         yield driver
 
 

@@ -136,3 +136,20 @@ def test_the_password_is_no_argument(
 ) -> None:
     code, _out, err = run(capsys, monkeypatch, "", "admin-user", "add", "ana", "olive tree in spring")
     assert code == 2 and "unrecognized arguments" in err
+
+
+def test_add_names_the_real_sign_in_url(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a placeholder: the sign-in address is POSVENTA_PUBLIC_BASE_URL + /admin."""
+    monkeypatch.setenv("POSVENTA_PUBLIC_BASE_URL", "https://posventa.tienda.example/")
+    get_settings.cache_clear()
+    code, out, err = run(capsys, monkeypatch, "olive tree in spring\n", "admin-user", "add", "ops")
+    assert code == 0, err
+    assert "admin user ops added: sign in at https://posventa.tienda.example/admin" in out
+    assert "<public base URL>" not in out
+    code, out, err = run(
+        capsys, monkeypatch, "pines by the sea and sun\n", "--lang", "es", "admin-user", "add", "ana"
+    )
+    assert code == 0, err
+    assert "usuario ana añadido: entra en https://posventa.tienda.example/admin" in out

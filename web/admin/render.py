@@ -3,6 +3,7 @@ the page's forms (and its cookie when new), and the headers every page carries (
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +18,15 @@ from web.admin import texts
 from web.admin.auth import csrf_nonce, csrf_token, set_csrf
 from web.context import WebContext
 from web.render import PAGE_HEADERS, page_lang, render_template
+
+
+def local_time(at: datetime | str | None, tz: str) -> str:
+    """An instant (or its ISO text) in the shop's zone with the zone's abbreviation: ``2026-03-02 11:00
+    CET`` — every time on the admin pages reads the same way."""
+    if not at:
+        return "—"
+    found = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return found.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def url_for(request: Request, path: str, **params: str | None) -> str:
@@ -52,7 +62,8 @@ def render_admin(
         other_lang="en" if lang == "es" else "es",
         other_lang_url=other_lang_url(request, lang),
         lang_param=i18n.normalise(request.query_params.get("lang")),
-        when=lambda at: at.astimezone(zone(ctx.settings.timezone)).strftime("%Y-%m-%d %H:%M") if at else "—",
+        when=lambda at: local_time(at, ctx.settings.timezone),
+        yes_no=lambda v: texts.translator(lang)("yes" if v else "no"),
         num=lambda v, decimals=0: fmt.number(v, lang, decimals),
         money=lambda v: fmt.money(v, lang),
         **values,
