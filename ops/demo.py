@@ -85,8 +85,9 @@ def _api_event(world: _World, ev: dict[str, Any]) -> dict[str, Any]:
 
 def past_customers(n: int, seed: int, days: int) -> list[dict[str, Any]]:
     """Customers who bought headphones two years before the demo: their 24-month warranty ends during it,
-    so the warranty journey has customers (its date trigger fires 30 days before the end). Their old
-    orders enroll nobody else (``stale_after``)."""
+    so the warranty journey has customers (its date trigger fires 30 days before the end). Most bought an
+    accessory again in the months before the demo, so churn is not every old customer. Their old orders
+    enroll nobody else (``stale_after``)."""
     rng = random.Random(f"{seed}:past")
     out = []
     for i in range(n):
@@ -132,6 +133,27 @@ def past_customers(n: int, seed: int, days: int) -> list[dict[str, Any]]:
                 "data": {"delivered_at": at.isoformat()},
             }
         )
+        if rng.random() < 0.65:  # most came back for an accessory in the months before the demo (churn)
+            again = EPOCH - timedelta(days=rng.uniform(20, 100))
+            rid = f"po{i:05d}b"
+            accessory = {"sku": "FUN-01", "name": "Funda de transporte", "quantity": 1, "price": 19.0}
+            out.append(
+                {
+                    "id": f"past-again-{i}",
+                    "type": "order.placed",
+                    "occurred_at": again.isoformat(),
+                    "customer_id": cid,
+                    "order_id": rid,
+                    "data": {},
+                    "order": {
+                        "id": rid,
+                        "total": 19.0,
+                        "currency": "EUR",
+                        "channel": "web",
+                        "items": [accessory],
+                    },
+                }
+            )
     return out
 
 

@@ -14,8 +14,8 @@
   key, a provider outage). Fewer, or older ones, are reported, not judged: ``posventa retry`` decides.
   Except an authentication or authorization rejection (SendGrid's 401 / 403, a failed send whose reason
   starts ``401:`` or ``403:``): a revoked key or a lost permission fails every send, so one such failure
-  within the window is unhealthy (``provider_auth_rejected``), whatever the limit — unless a message was
-  accepted after the latest one (the key was fixed).
+  within the window is unhealthy (``provider_auth_rejected``), whatever the limit — until a send is
+  accepted after it (the key was fixed).
 
 ``posventa doctor`` runs the same scheduler check (:func:`scheduler_checks`).
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ DEFAULT_SENDS_WINDOW_MINUTES = 60
 MIN_SLACK = timedelta(minutes=1)
 #: A failed send's reason when SendGrid refused the key (``infra.email.sendgrid_sender``: "401: …").
 AUTH_PREFIXES = ("401:", "403:")
+AUTH_REJECTED = re.compile(r"^(401|403):")
 
 TEXT = Catalogue(
     {
@@ -184,11 +186,12 @@ def database_lines(
         recent = tx.health.ledger_counts(("unknown", "failed"), since=now - limits.window)
         failed_reasons = tx.health.reasons(("failed",), limit=20)
         recent_reasons = tx.health.reasons(("failed",), since=now - limits.window, limit=200)
-        last_rejected = tx.health.last_failed(AUTH_PREFIXES, since=now - limits.window)
-        last_sent = tx.health.last_sent_message() if last_rejected is not None else None
-    auth_rejected = sum(n for *_, reason, n in recent_reasons if (reason or "").startswith(AUTH_PREFIXES))
-    # a message accepted after the latest rejection: the key works again (rotated, permission restored)
-    still_rejected = last_rejected is not None and (last_sent is None or last_sent < last_rejected)
+        # A send the provider accepted after the last 401/403: the key works again (fixed or rotated).
+        last_rejected = tx.health.latest("failed", reason_prefixes=AUTH_PREFIXES)
+        last_sent = tx.health.latest("sent")
+    auth_rejected = sum(n for *_, reason, n in recent_reasons if AUTH_REJECTED.match(reason or ""))
+    if last_rejected is not None and last_sent is not None and last_sent > last_rejected:
+        auth_rejected = 0
     age = now - oldest if oldest is not None else timedelta(0)
     backlog = [Line(True, t("due", n=due))]
     if oldest is not None:
@@ -213,7 +216,7 @@ def database_lines(
     if top:
         failed_line.text += " — " + ", ".join(f"{r} ×{n}" for r, n in top[:3])
     sends = [judged("unknown", t("unknown_sends", n=counts["unknown"]), limits.unknown), failed_line]
-    if still_rejected:  # systemic: every send will fail the same way until someone fixes the key
+    if auth_rejected:  # systemic: every send will fail the same way until someone fixes the key
         text = t("auth_rejected", n=auth_rejected, window=window)
         sends.append(Line(False, text, problem="provider_auth_rejected"))
     data = {

@@ -152,8 +152,8 @@ def test_send_test_command(
 def test_invalid_journeys_exit_1(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:
     edit(
         Path(env["POSVENTA_JOURNEYS_DIR"]) / "post_purchase.yaml",
-        "goto: referral_split",
-        "goto: referal_split",
+        "goto: review_request",
+        "goto: reveiw_request",
     )
     code, _, err = run(capsys, "plan")
     assert code == 1 and "error[unknown-step]" in err

@@ -46,7 +46,7 @@ def _mid_journey(svc: Services) -> None:
         "occurred_at": (T0 + 10 * DAY + DAY / 12).isoformat(),
         "customer_id": "c4",
         "order_id": "o-c4",
-        "data": {"score": 10},
+        "data": {"score": 8},  # a passive: straight to the content emails
     }
     svc.ingest.apply([answer, placed("c3", T0 + 11 * DAY)], "api", T0 + 11 * DAY)
     svc.sweep(T0 + 11 * DAY)

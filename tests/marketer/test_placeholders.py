@@ -11,7 +11,15 @@ from mk_builders import ROOT
 from posventa import placeholders
 from posventa.validate import check_file
 
-SHIPPED = {"REFERRAL_REWARD_FRIEND", "REFERRAL_REWARD_YOU", "REFUND_HOW", "EXTENSION_WHAT", "RETURN_POLICY"}
+SHIPPED = {
+    "REFERRAL_REWARD_FRIEND",
+    "REFERRAL_REWARD_YOU",
+    "REFUND_HOW",
+    "EXTENSION_WHAT",
+    "RETURN_POLICY",
+    "FIRST_TIME_OFFER",
+    "REPEAT_BUYER_OFFER",
+}
 
 
 def test_every_shipped_policy_value_is_marked() -> None:

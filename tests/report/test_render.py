@@ -177,7 +177,7 @@ def test_diagram_labels_steps_with_their_counts(report: Report) -> None:
     assert '"thank_you" [label="thank_you\\nsend: thank_you\\nreached 4"' in source
     assert '"content_wait" [label="content_wait\\nwait\\nhere now 2"' in source
     assert (
-        '"by_score" -> "referral_split" [label="condition 1", tooltip="event.data.score >= 9", '
+        '"by_score" -> "review_request" [label="condition 1", tooltip="event.data.score >= 9", '
         'labeltooltip="event.data.score >= 9"]'
     ) in source  # a branch case by number, its condition on hover
     svg = charts.diagram_svg(pp, "en")

@@ -270,7 +270,8 @@ def test_promoter_gets_a_persisted_referral_code_in_the_referral_ask(
         svc.sweep(T0 + timedelta(days=day, hours=2))
     at = T0 + timedelta(days=12)
     svc.ingest.apply([event("feedback.submitted", i, at, score=10)], "api", now=at)
-    for hours in (1, 13, 25):  # past quiet hours, whatever the hour
+    # past quiet hours, whatever the hour; the referral ask comes 3 days after the review request
+    for hours in (1, 13, 25, 73, 85, 97, 109):
         svc.sweep(at + timedelta(hours=hours))
     with svc.store.factory() as s:
         code = s.scalars(select(m.ReferralCode.code).where(m.ReferralCode.customer_id == f"c{i}")).one()

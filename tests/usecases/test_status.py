@@ -173,7 +173,27 @@ def test_one_auth_rejection_now_is_unhealthy_whatever_the_limit(
     assert report["sends"]["recent"]["auth_rejected"] == 1
     # the same failure outside the window (a shorter one) is history, not a judgement
     assert main(["status", "--max-backlog-minutes", "180", "--sends-window-minutes", "0"]) == 0
-    # a message accepted after it: the key was fixed, healthy again
-    _fail_now(shop, tmp_path, shipped, "sent", 1, reason="")
-    capsys.readouterr()
-    assert main(["status", "--max-backlog-minutes", "180"]) == 0, capsys.readouterr().out
+
+
+def test_a_send_accepted_after_the_auth_rejection_clears_it(
+    shop: str, tmp_path: Path, shipped: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key was fixed (rotated): a send the provider accepted after the last 401 means sends work again,
+    so the old rejection is reported, not judged. The same send *before* the rejection changes nothing."""
+    _fail_now(shop, tmp_path, shipped, "sent", 1)
+    _fail_now(shop, tmp_path, shipped, "failed", 1, reason="401: The provided authorization grant")
+    assert main(["status", "--format", "json", "--max-backlog-minutes", "180"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == ["provider_auth_rejected"]
+
+    now = datetime.now(UTC)
+    svc = make_services(shop, tmp_path, {"post_purchase": shipped["post_purchase"]}, clock=lambda: now)
+    svc.ingest.apply([order_placed("after-fix", at=now)], "api", now=now)
+    svc.advance.run(now, customer="after-fix", force=True)
+    with svc.store.begin() as tx:
+        [work] = tx.ledger.claim_pending(now, 10, "after-fix")
+        tx.ledger.mark_many([Move(work.key, "sent", None)], ("sending",), now=now)
+    svc.store.dispose()  # type: ignore[attr-defined]
+    assert main(["status", "--format", "json", "--max-backlog-minutes", "180"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"] and report["sends"]["recent"]["auth_rejected"] == 0
+    assert report["sends"]["failed"] >= 1  # still reported (the fixture has one of its own)

@@ -287,3 +287,51 @@ def _facts(
             if promise in text:
                 out.append(f"an in-store purchase is told {promise!r}")
     return out
+
+
+@pytest.mark.parametrize("locale", ["es", "en"])
+def test_the_content_series_is_three_different_emails(locale: str) -> None:
+    plan = _plans()["post_purchase"]
+    order = ORDERS["several_items"]
+    event = sample_event(plan, "content_tip", NOW)
+    subjects, texts = set(), set()
+    for visit in (1, 2, 3):
+        msg = _render(
+            plan, "content_tip", locale, order, SHOP, event=event, item=None, visit=visit, visits={}
+        )
+        subjects.add(msg.subject)
+        texts.add(msg.text)
+    assert len(subjects) == 3 and len(texts) == 3
+
+
+@pytest.mark.parametrize("locale", ["es", "en"])
+def test_the_review_request_links_each_product_to_its_review_page(locale: str) -> None:
+    """``POSVENTA_REVIEW_URL`` with ``{sku}``: one review link per product of the order, signed nowhere."""
+    plan = _plans()["post_purchase"]
+    order = ORDERS["several_items"]
+    config = Config(
+        secret_key="s" * 40,
+        public_base_url=BASE,
+        email_from_name="Tienda Olivo",
+        shop_url=SHOP,
+        review_url=f"{SHOP}/p/{{sku}}/opinar?pedido={{order_id}}",
+    )
+    renderer = Renderer(config, Templates(TEMPLATES), Links(config))
+    spec = cast(SendStep, plan.steps["review_request"])
+    payload = {"event": {"type": "feedback.submitted", "data": {"score": 10}}, "locale": locale}
+    work = LedgerWork(
+        "e-1:review_request:0",
+        plan.id,
+        "review_request",
+        "message",
+        "c-9",
+        spec.template,
+        spec.category,
+        payload,
+    )
+    customer = {"id": "c-9", "email": "ana@example.com", "name": "Ana Pérez", "locale": locale}
+    msg = renderer.render(cast(Tx, _SampleTx()), work, customer, order, locale, NOW)
+    for item in order["items"]:
+        link = f"{SHOP}/p/{item['sku']}/opinar?pedido=W-2001"
+        assert f'href="{link.replace("&", "&amp;")}"' in msg.html and link in msg.text
+    assert "10" in msg.text and not defects(msg, order, SHOP)

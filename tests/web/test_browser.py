@@ -88,8 +88,8 @@ def test_survey_email_click_comment_and_branch(live: Live, browser: WebDriver) -
         assert (fb.score, fb.comment) == (9, "Todo perfecto, ¡gracias!")
     live.svc.sweep(now)
     steps = ledger(live.svc, cid)
-    asked = [step for step in steps if step.startswith("referral_ask")]
-    assert asked and steps[asked[0]][0] == "sent", steps
+    # a promoter is asked for a product review at once (the referral ask follows three days later)
+    assert steps["review_request"][0] == "sent", steps
 
 
 def test_unsubscribe_link_from_a_promotional_email(live: Live, browser: WebDriver) -> None:
@@ -98,11 +98,11 @@ def test_unsubscribe_link_from_a_promotional_email(live: Live, browser: WebDrive
     now = live.clock.set(journey.survey_at + timedelta(hours=1))
     browser.get(survey_link(journey.survey_html.read_text(encoding="utf-8"), 10))
     wait_for(browser, "#answer")
-    live.svc.sweep(now)  # the promoter is asked for a referral: a promotional email
+    live.svc.sweep(now)  # the promoter is asked for a product review: a promotional email
     with live.svc.store.factory() as s:
         key = s.scalar(
             select(m.LedgerEntry.key).where(
-                m.LedgerEntry.customer_id == cid, m.LedgerEntry.step_id.like("referral_ask%")
+                m.LedgerEntry.customer_id == cid, m.LedgerEntry.step_id == "review_request"
             )
         )
     assert key is not None

@@ -113,8 +113,8 @@ def test_a_pending_promotional_send_is_skipped_at_once(
     j = walk_to_survey(svc, cid)
     now = clock.set(j.survey_at + timedelta(hours=1))
     assert client.get(survey_link(j.survey_html.read_text(encoding="utf-8"), 10)).status_code == 200
-    svc.advance.run(now)  # the referral ask is decided (pending) but not delivered yet
-    [promo] = [step for step in ledger(svc, cid) if step.startswith("referral_ask")]
+    svc.advance.run(now)  # the review request is decided (pending) but not delivered yet
+    [promo] = [step for step in ledger(svc, cid) if step == "review_request"]
     assert ledger(svc, cid)[promo] == ("pending", None)
 
     r = client.post(

@@ -5,7 +5,7 @@ or locks: a status probe must never hold up a sweep."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select
 
@@ -33,24 +33,14 @@ class Health(Repo):
         found = dict(self.s.execute(q.group_by(LedgerEntry.status)).all())
         return {status: int(found.get(status, 0)) for status in statuses}
 
-    def last_sent_message(self) -> datetime | None:
-        """When the latest message the provider accepted was sent (None: never)."""
-        q = select(func.max(LedgerEntry.sent_at)).where(
-            LedgerEntry.status == "sent", LedgerEntry.kind == "message"
-        )
-        found: datetime | None = self.s.scalar(q)
-        return found
-
-    def last_failed(self, reason_prefixes: Sequence[str], *, since: datetime) -> datetime | None:
-        """When the latest row that failed since ``since`` with a reason starting with one of
-        ``reason_prefixes`` failed (None: none did)."""
-        q = select(func.max(LedgerEntry.updated_at)).where(
-            LedgerEntry.status == "failed",
-            LedgerEntry.updated_at >= aware(since, "since"),
-            or_(*(LedgerEntry.reason.startswith(p, autoescape=True) for p in reason_prefixes)),
-        )
-        found: datetime | None = self.s.scalar(q)
-        return found
+    def latest(self, status: str, *, reason_prefixes: Sequence[str] = ()) -> datetime | None:
+        """When a ledger row last reached ``status`` (with a reason starting with one of
+        ``reason_prefixes``, when given); None if no row ever did."""
+        q = select(func.max(LedgerEntry.updated_at)).where(LedgerEntry.status == status)
+        if reason_prefixes:
+            q = q.where(or_(*(LedgerEntry.reason.startswith(p, autoescape=True) for p in reason_prefixes)))
+        found: datetime | None = self.s.execute(q).scalar_one_or_none()
+        return found if found is None or found.tzinfo else found.replace(tzinfo=UTC)
 
     def reasons(
         self,
