@@ -159,6 +159,14 @@ SELECT 'sg-' || event || '-' || key, event, key, to_email, sent_at + interval '1
                           'timestamp', extract(epoch FROM sent_at)::bigint)
 FROM sg;
 
+-- what the webhook path does per event: the event's bit on its message's ledger row (ledger.evidence)
+UPDATE ledger l SET evidence = b.bits
+FROM (SELECT key, bit_or(CASE event WHEN 'delivered' THEN 1 WHEN 'bounce' THEN 2 WHEN 'dropped' THEN 4
+                                    WHEN 'open' THEN 8 WHEN 'click' THEN 16 WHEN 'unsubscribe' THEN 32
+                                    WHEN 'spamreport' THEN 64 ELSE 0 END) AS bits
+      FROM sg GROUP BY key) AS b
+WHERE l.key = b.key;
+
 INSERT INTO events (id, type, customer_id, order_id, occurred_at, received_at, source, data)
 SELECT 'sg:sg-' || event || '-' || key,
        CASE event WHEN 'delivered' THEN 'email.delivered' WHEN 'open' THEN 'email.opened'
@@ -284,7 +292,7 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
 #: (a prefix of it). Measured: the ledger pass 1.3 → 0.6 s; the report as a whole about 10% faster.
 PROPOSED_INDEXES = (
     "CREATE INDEX ix_ledger_enrollment_id_step_id_occurrence_status ON ledger "
-    "(enrollment_id, step_id, occurrence, status) INCLUDE (created_at)",
+    "(enrollment_id, step_id, occurrence, status) INCLUDE (created_at, evidence)",
     "CREATE INDEX ix_webhook_events_ledger_key_event ON webhook_events (ledger_key, event)",
 )
 METRICS = (

@@ -71,6 +71,18 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+#: SendGrid webhook event → the bit it sets in ``ledger.evidence`` (stored: never renumber a bit).
+EVIDENCE_BITS: dict[str, int] = {
+    "delivered": 1,
+    "bounce": 2,
+    "dropped": 4,
+    "open": 8,
+    "click": 16,
+    "unsubscribe": 32,
+    "group_unsubscribe": 32,
+    "spamreport": 64,
+}
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -258,6 +270,10 @@ class LedgerEntry(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: What SendGrid's Event Webhook said of the message, as a bit set (EVIDENCE_BITS; revision 0009): the
+    #: results report counts delivered / opened / clicked … from here with the ledger scan it does anyway,
+    #: instead of reducing millions of webhook events per report.
+    evidence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: What the effect needs to be (re)performed: rendered message, action arguments.
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = _created()

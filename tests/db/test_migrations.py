@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,48 @@ def _predicate(sql: str) -> str:
     import re
 
     return re.sub(r"::\w+", "", sql).replace("(", "").replace(")", "").strip()
+
+
+def test_0009_folds_the_webhook_events_already_received_into_ledger_evidence(url: str) -> None:
+    """A database with messages and their webhook events from before revision 0009: the upgrade sets each
+    message's bits (delivered 1, open 8, click 16; unsubscribe and group_unsubscribe share 32) once, and
+    a message without events keeps 0."""
+    migrate.upgrade(url, "0008")
+    engine = make_engine(url)
+    try:
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        with engine.begin() as conn:  # these tables did not change in 0009: the models' tables
+            conn.execute(sa.insert(Base.metadata.tables["customers"]).values(id="c1", email="a@example.com"))
+            conn.execute(
+                sa.insert(Base.metadata.tables["journey_plans"]).values(journey_id="j", version="v", plan={})
+            )
+            conn.execute(
+                sa.insert(Base.metadata.tables["enrollments"]).values(
+                    id=1, journey_id="j", customer_id="c1", entry_key="k", plan_version="v", entered_at=t0
+                )
+            )
+            for key in ("1:a:0", "1:b:0"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO ledger (key, enrollment_id, journey_id, step_id, occurrence, kind, "
+                        "customer_id, status, attempts, payload, created_at, updated_at) VALUES "
+                        "(:k, 1, 'j', :s, 0, 'message', 'c1', 'sent', 1, '{}', :t, :t)"
+                    ),
+                    {"k": key, "s": key.split(":")[1], "t": t0},
+                )
+            for i, event in enumerate(
+                ("delivered", "open", "open", "click", "group_unsubscribe", "processed")
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO webhook_events (sg_event_id, event, ledger_key, occurred_at, "
+                        "received_at, data) VALUES (:id, :e, '1:a:0', :t, :t, '{}')"
+                    ),
+                    {"id": f"sg-{i}", "e": event, "t": t0},
+                )
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            found = dict(conn.execute(sa.text("SELECT key, evidence FROM ledger")).all())
+        assert found == {"1:a:0": 1 | 8 | 16 | 32, "1:b:0": 0}
+    finally:
+        engine.dispose()

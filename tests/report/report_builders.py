@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.records import DeferralRecord, ledger_key
 from infra.db import models as m
 from infra.db.store import SqlTx
+from infra.db.store.provider_events import note_evidence
 from posventa.plan import JourneyPlan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,6 +163,7 @@ class World:
                 sg_event_id=sg_id, event=event, ledger_key=key, email="x@example.com", occurred_at=occurred_at
             )
         )
+        note_evidence(self.s, key, event)  # what ProviderEvents.record does after its insert
 
     def answer(
         self,

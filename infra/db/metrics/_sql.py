@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Date, Float, Integer, String, case, cast, func, text
+from sqlalchemy import Date, Float, Integer, case, cast, func, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql import ColumnElement
@@ -72,22 +72,6 @@ days_between = _portable(
 #: The natural logarithm. SQLite has ``ln`` only when built with its math functions, so there it is a
 #: Python function that :func:`prepare` registers on the connection.
 ln = _portable("ln", Float(), postgresql="ln({0})", sqlite=_SQLITE_LN + "({0})")
-#: The enrollment id part of a ledger key ``<enrollment id>:<step id>:<occurrence>``, as text (a key that
-#: is not one of ours then matches no enrollment instead of failing a cast).
-key_enrollment = _portable(
-    "key_enrollment",
-    String(),
-    postgresql="split_part({0}, ':', 1)",
-    sqlite="substr({0}, 1, instr({0}, ':') - 1)",
-)
-#: The step id part of a ledger key (step ids are ``[a-z][a-z0-9_]*``, occurrences digits). SQLite:
-#: "step:occurrence" → strip the occurrence's digits, then the colon.
-key_step = _portable(
-    "key_step",
-    String(),
-    postgresql="split_part({0}, ':', 2)",
-    sqlite="rtrim(rtrim(substr({0}, instr({0}, ':') + 1), '0123456789'), ':')",
-)
 
 
 def json_array_elements(

@@ -65,7 +65,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
@@ -73,8 +73,6 @@ from infra.db import models as m
 from infra.db.metrics._sql import (
     epoch_s,
     hash_plans,
-    key_enrollment,
-    key_step,
     log_bucket,
     median_of,
     prepare,
@@ -165,10 +163,11 @@ def step_funnel(
     the other steps of a journey named there get one row with variant None. Journeys not named keep every
     step broken down by variant (no plan to tell).
 
-    Two aggregates: the ledger joined to the cohort, grouped by (journey, step, variant, bucket of the
-    time to reach the step) so the medians come out of the same pass (``_sql.median_of``); and the
-    SendGrid events, reduced to distinct (ledger key, event) pairs and joined to the cohort through the
-    enrollment id at the front of the key, so the million-row ledger is read once, not probed per event.
+    One aggregate: the ledger joined to the cohort, grouped by (journey, step, variant, bucket of the
+    time to reach the step) so the medians come out of the same pass (``_sql.median_of``); what SendGrid's
+    Event Webhook said of each message (delivered, opened, clicked …) is the row's ``evidence`` bit set,
+    kept by the webhook path (revision 0009), so the million-row ledger is read once and the webhook
+    events not at all.
     """
     prepare(s)
     e, ledger = m.Enrollment, m.LedgerEntry
@@ -186,6 +185,7 @@ def step_funnel(
             rev.c.revenue,
             case((first, secs)).label("secs"),
             case((first, log_bucket(secs))).label("bucket"),
+            ledger.evidence,
         )
         .select_from(ledger)
         .join(e, e.id == ledger.enrollment_id)
@@ -205,12 +205,15 @@ def step_funnel(
         func.count().filter(and_(r.first, r.converted)).label("converted"),
         func.sum(r.revenue).filter(r.first).label("revenue"),
         func.sum(r.secs).label("secs"),
+        *(
+            func.count().filter(r.evidence.op("&")(_bits(events)) != 0).label(name)
+            for name, events in WEBHOOK_FIELDS.items()
+        ),
     ).group_by(*keys)
     counts: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     histograms: dict[tuple[str, str, str | None], list[tuple[int, int, float]]] = defaultdict(list)
     with hash_plans(s):
         found_rows = s.execute(agg).mappings().all()
-        webhook_rows = _webhook_counts(s, scope)
     deferred, deferred_by = _deferral_counts(s, scope)
 
     def blank() -> dict[str, Any]:
@@ -232,21 +235,19 @@ def step_funnel(
             into[reason] = into.get(reason, 0) + n
     deferred, deferred_by = dict(deferred_folded), dict(deferred_by_folded)
 
+    evidence = 0
     for row in found_rows:
         key = fold((row["journey_id"], row["step_id"], row["variant"]))
         found = counts.setdefault(key, blank())
-        for name in _COUNTS:
+        for name in (*_COUNTS, *WEBHOOK_FIELDS):
             found[name] += int(row[name])
+        evidence += sum(int(row[name]) for name in WEBHOOK_FIELDS)
         found["revenue"] += float(row["revenue"] or 0)
         if row["bucket"] is not None:
             histograms[key].append((int(row["bucket"]), int(row["entered"]), float(row["secs"])))
-    for raw, name, n in webhook_rows:
-        key = fold(raw)
-        if key in counts:  # else: an event for a message of no ledger row in the cohort
-            counts[key][name] += n
     for key in deferred:
         counts.setdefault(key, blank())  # messages still waiting: the step has no ledger row yet
-    if not webhook_rows:  # no provider data: unknown, not zero (StepFunnel's doc)
+    if not evidence:  # no provider data: unknown, not zero (StepFunnel's doc)
         for found in counts.values():
             found.update(dict.fromkeys(PROVIDER_ONLY))
     out = []
@@ -295,34 +296,12 @@ def _deferral_counts(
     return total, dict(by)
 
 
-def _webhook_counts(s: Session, scope: Scope) -> list[tuple[tuple[str, str, str | None], str, int]]:
-    """((journey, step, variant), StepFunnel field, messages with at least one such event) for the
-    cohort's messages. The events are first reduced to distinct (ledger key, field) pairs: a message
-    opened five times is one open, and unsubscribe + group_unsubscribe is one unsubscription."""
-    e, w = m.Enrollment, m.WebhookEvent
-    field = case({ev: name for name, evs in WEBHOOK_FIELDS.items() for ev in evs}, value=w.event)
-    pairs = (
-        select(w.ledger_key, field.label("field"))
-        .where(w.event.in_([ev for evs in WEBHOOK_FIELDS.values() for ev in evs]), w.ledger_key.is_not(None))
-        .distinct()
-        .subquery("pairs")
-    )
-    rows = (
-        select(
-            e.journey_id,
-            key_step(pairs.c.ledger_key).label("step_id"),
-            e.state["variant"].as_string().label("variant"),
-            pairs.c.field,
-        )
-        .join(e, cast(e.id, String) == key_enrollment(pairs.c.ledger_key))
-        .where(*in_cohort(scope))
-        .subquery("messages")
-    )
-    r = rows.c
-    q = select(r.journey_id, r.step_id, r.variant, r.field, func.count()).group_by(
-        r.journey_id, r.step_id, r.variant, r.field
-    )
-    return [((j, st, v), f, int(n)) for j, st, v, f, n in s.execute(q)]
+def _bits(events: tuple[str, ...]) -> int:
+    """The ``ledger.evidence`` bits of a funnel field's webhook events (``EVIDENCE_BITS``)."""
+    out = 0
+    for event in events:
+        out |= m.EVIDENCE_BITS[event]
+    return out
 
 
 @dataclass(frozen=True)

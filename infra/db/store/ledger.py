@@ -115,7 +115,7 @@ class Ledger(Repo):
     def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Bulk ``INSERT … ON CONFLICT DO NOTHING``: a recomputed effect finds its row already there."""
         cols = {c.name for c in LedgerEntry.__table__.columns} - {"id"}
-        full = [{**{c: None for c in cols}, "attempts": 0, "reason": None, **r} for r in rows]
+        full = [{**{c: None for c in cols}, "attempts": 0, "evidence": 0, "reason": None, **r} for r in rows]
         # An executemany of one cached statement that SQLAlchemy's "insertmanyvalues" sends as multi-row
         # INSERTs (up to 1000 rows each): compiled once per process, not once per batch. It does so for an
         # ``ON CONFLICT`` INSERT only with RETURNING (without, psycopg2 would send a statement per row).

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from infra.db.models import WebhookEvent
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from infra.db.models import EVIDENCE_BITS, LedgerEntry, WebhookEvent
 from infra.db.store._base import Repo, aware, normalise_email
 from infra.db.types import utcnow
 
@@ -32,4 +35,20 @@ class ProviderEvents(Repo):
             data=dict(data),
         )
         new = stmt.on_conflict_do_nothing(index_elements=["sg_event_id"]).returning(WebhookEvent.sg_event_id)
-        return self.s.execute(new).first() is not None
+        if self.s.execute(new).first() is None:
+            return False
+        note_evidence(self.s, ledger_key, event)
+        return True
+
+
+def note_evidence(s: Session, ledger_key: str | None, event: str) -> None:
+    """Set the event's bit on its message's ledger row (``ledger.evidence``): idempotent and order-free,
+    so redelivered or reordered webhook batches give the same row."""
+    bit = EVIDENCE_BITS.get(event)
+    if bit and ledger_key:
+        s.execute(
+            update(LedgerEntry)
+            .where(LedgerEntry.key == ledger_key)
+            .values(evidence=LedgerEntry.evidence.op("|")(bit))
+            .execution_options(synchronize_session=False)
+        )
