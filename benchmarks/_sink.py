@@ -4,8 +4,8 @@ provider a sweep can talk to, so the measured process's cost is the sweep's own.
 
 It runs in another process (as a remote SendGrid would) and counts, for the benchmark's check, the
 requests and the personalizations they carried (occurrences of the ``posventa_key`` custom argument,
-which every message has). Controlled over a pipe: ``stats`` / ``reset`` / ``stop``; the same interface
-as ``bench_sweep.FakeProcess``.
+which every message has). Controlled over a pipe: ``stats`` / ``reset`` / ``stop``, through
+:func:`server_process`, which ``bench_sweep``'s fake SendGrid child uses too.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import itertools
 import multiprocessing as mp
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from typing import Any
@@ -72,14 +72,17 @@ def _serve(conn: Connection, lifetime_s: float) -> None:
         server.shutdown()
 
 
-class SinkProcess:
-    def __init__(self, conn: Connection, url: str) -> None:
-        self._conn, self.url = conn, url
+class ServerProcess:
+    """A server running in a child process, asked for its figures over a pipe (``stats``, ``reset``,
+    ``stop``); ``what`` names it in errors."""
+
+    def __init__(self, conn: Connection, url: str, what: str) -> None:
+        self._conn, self.url, self._what = conn, url, what
 
     def _ask(self, cmd: str) -> Any:
         self._conn.send(cmd)
         if not self._conn.poll(60):
-            raise TimeoutError(f"the HTTP sink did not answer {cmd!r}")
+            raise TimeoutError(f"{self._what} did not answer {cmd!r}")
         return self._conn.recv()
 
     def stats(self) -> dict[str, Any]:
@@ -90,16 +93,20 @@ class SinkProcess:
 
 
 @contextmanager
-def sink_process(lifetime_s: float) -> Iterator[SinkProcess]:
+def server_process(
+    target: Callable[[Connection, float], None], lifetime_s: float, *, name: str, what: str
+) -> Iterator[ServerProcess]:
+    """Start ``target(conn, lifetime_s)`` in a spawned process (it sends its URL first, then answers the
+    pipe's commands), yield its :class:`ServerProcess`, stop it (or terminate it) on the way out."""
     ctx = mp.get_context("spawn")
     mine, theirs = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(theirs, lifetime_s), name="bench-http-sink", daemon=True)
+    proc = ctx.Process(target=target, args=(theirs, lifetime_s), name=name, daemon=True)
     proc.start()
     theirs.close()
     try:
         if not mine.poll(60):
-            raise TimeoutError("the HTTP sink did not start within 60 s")
-        yield SinkProcess(mine, mine.recv())
+            raise TimeoutError(f"{what} did not start within 60 s")
+        yield ServerProcess(mine, mine.recv(), what)
     finally:
         try:
             mine.send("stop")
@@ -110,3 +117,7 @@ def sink_process(lifetime_s: float) -> Iterator[SinkProcess]:
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
+
+
+def sink_process(lifetime_s: float) -> AbstractContextManager[ServerProcess]:
+    return server_process(_serve, lifetime_s, name="bench-http-sink", what="the HTTP sink")

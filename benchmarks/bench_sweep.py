@@ -56,8 +56,8 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from multiprocessing.connection import Connection
@@ -66,7 +66,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from benchmarks._sink import SinkProcess, sink_process
+from benchmarks._sink import ServerProcess, server_process, sink_process
 from benchmarks.bench_render import TRIVIAL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,45 +357,8 @@ def _fake_main(conn: Connection, lifetime_s: float) -> None:
                 return
 
 
-class FakeProcess:
-    def __init__(self, conn: Connection, url: str) -> None:
-        self._conn, self.url = conn, url
-
-    def _ask(self, cmd: str) -> Any:
-        self._conn.send(cmd)
-        if not self._conn.poll(60):
-            raise TimeoutError(f"fake SendGrid did not answer {cmd!r}")
-        return self._conn.recv()
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self._ask("stats"))
-
-    def reset(self) -> None:
-        self._ask("reset")
-
-
-@contextmanager
-def fake_sendgrid_process(lifetime_s: float) -> Iterator[FakeProcess]:
-    ctx = mp.get_context("spawn")
-    mine, theirs = ctx.Pipe()
-    proc = ctx.Process(target=_fake_main, args=(theirs, lifetime_s), name="bench-fake-sendgrid", daemon=True)
-    proc.start()
-    theirs.close()
-    try:
-        if not mine.poll(60):
-            raise TimeoutError("fake SendGrid did not start within 60 s")
-        fake = FakeProcess(mine, mine.recv())
-        yield fake
-    finally:
-        try:
-            mine.send("stop")
-            mine.poll(10)
-        except (OSError, EOFError):
-            pass
-        proc.join(10)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
+def fake_sendgrid_process(lifetime_s: float) -> AbstractContextManager[ServerProcess]:
+    return server_process(_fake_main, lifetime_s, name="bench-fake-sendgrid", what="fake SendGrid")
 
 
 # ------------------------------------------------------------------------------------- measured children
@@ -796,7 +759,7 @@ def measure(design: str, timeout_s: float, **kwargs: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- the run
-def _check(design: str, url: str, fake: SinkProcess, expect: int) -> dict[str, Any]:
+def _check(design: str, url: str, fake: ServerProcess, expect: int) -> dict[str, Any]:
     """Every one of ``expect`` customers must have had the thank-you accepted by the fake and recorded
     as sent; a design that did less would flatter its rate, so it is an error, not a number."""
     db = outcome_counts(url)
@@ -810,7 +773,7 @@ def _check(design: str, url: str, fake: SinkProcess, expect: int) -> dict[str, A
     return {"requests": sg["requests"]}
 
 
-def run_size(n: int, naive_sample: int, fake: SinkProcess, *, raw_per_message: bool = True) -> list[dict]:
+def run_size(n: int, naive_sample: int, fake: ServerProcess, *, raw_per_message: bool = True) -> list[dict]:
     from infra.db.testing import fresh_postgres_database
 
     plan = _plan()
