@@ -84,6 +84,7 @@ def make_report(
                 until=end,
                 now=now or datetime.now(UTC),
                 churn_window_days=churn_window_days or metrics.DEFAULT_CHURN_WINDOW_DAYS,
+                parallel=True,
             )
     except SQLAlchemyError as exc:
         from ops.cli import _masked

@@ -33,7 +33,12 @@ def publish_report(now: datetime, days: int = DEFAULT_DAYS, journey: str | None 
         if not isinstance(tx, SqlTx):  # the report is SQL: it needs the SQL store's session
             raise TypeError(f"the results report needs the SQL store, not {type(tx).__name__}")
         report = build_report(
-            tx.session, journey=journey, since=now - timedelta(days=days), until=now, now=now
+            tx.session,
+            journey=journey,
+            since=now - timedelta(days=days),
+            until=now,
+            now=now,
+            parallel=True,
         )
     markdown = render_markdown(report, language())
     create_markdown_artifact(

@@ -61,6 +61,18 @@ def test_upgrade_builds_the_models_schema(url: str) -> None:
                     if option in i.get("dialect_options", {})
                 }
                 assert db_where == model_where, table.name
+                # … nor INCLUDE columns (PostgreSQL's covering indexes, revision 0010).
+                if conn.dialect.name == "postgresql":
+                    model_include = {
+                        c.name: list(c.dialect_options["postgresql"]["include"] or [])
+                        for c in (*table.constraints, *table.indexes)
+                        if isinstance(c, sa.UniqueConstraint | sa.Index) and c.name
+                    }
+                    db_include = {
+                        i["name"]: list(i["dialect_options"].get("postgresql_include") or [])
+                        for i in inspector.get_indexes(table.name)
+                    }
+                    assert {k: v for k, v in db_include.items() if k in model_include} == model_include
     finally:
         engine.dispose()
 
@@ -97,6 +109,60 @@ def _predicate(sql: str) -> str:
     import re
 
     return re.sub(r"::\w+", "", sql).replace("(", "").replace(")", "").strip()
+
+
+@pytest.mark.postgres
+def test_0010_swaps_the_ledger_unique_index_for_a_covering_one_and_back(empty_pg_url: str) -> None:
+    """The unique constraint keeps its name and its key, gains INCLUDE (status, created_at, evidence), and
+    still refuses a second row for the same (enrollment, step, occurrence); the downgrade restores it."""
+    url = empty_pg_url
+
+    def ledger_index() -> dict[str, object]:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                found = {i["name"]: i for i in sa.inspect(conn).get_indexes("ledger")}
+        finally:
+            engine.dispose()
+        index = found["uq_ledger_enrollment_id_step_id_occurrence"]
+        return {
+            "columns": index["column_names"],
+            "include": index["dialect_options"].get("postgresql_include"),
+            "unique": index["unique"],
+        }
+
+    migrate.upgrade(url, "0009")
+    assert ledger_index()["include"] == []
+    migrate.upgrade(url)
+    assert ledger_index() == {
+        "columns": ["enrollment_id", "step_id", "occurrence"],
+        "include": ["status", "created_at", "evidence"],
+        "unique": True,
+    }
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(Base.metadata.tables["customers"]).values(id="c1", email="a@example.com"))
+            conn.execute(
+                sa.insert(Base.metadata.tables["journey_plans"]).values(journey_id="j", version="v", plan={})
+            )
+            conn.execute(
+                sa.insert(Base.metadata.tables["enrollments"]).values(
+                    id=1, journey_id="j", customer_id="c1", entry_key="k", plan_version="v"
+                )
+            )
+        row = {"enrollment_id": 1, "journey_id": "j", "step_id": "a", "occurrence": 0, "kind": "message"}
+        row |= {"customer_id": "c1", "status": "pending", "payload": {}}
+        ledger = Base.metadata.tables["ledger"]
+        with engine.begin() as conn:
+            conn.execute(sa.insert(ledger).values(key="1:a:0", **row))
+        duplicate = pytest.raises(sa.exc.IntegrityError, match="uq_ledger_enrollment_id_step_id_occurrence")
+        with duplicate, engine.begin() as conn:
+            conn.execute(sa.insert(ledger).values(key="other", **(row | {"status": "sent"})))
+    finally:
+        engine.dispose()
+    migrate.downgrade(url, "0009")
+    assert ledger_index()["include"] == []
 
 
 def test_0009_folds_the_webhook_events_already_received_into_ledger_evidence(url: str) -> None:

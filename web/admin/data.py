@@ -116,7 +116,7 @@ def journey_view(
     """A journey's funnel with its diagram (counts on each step) and funnel chart; ReportError when no
     such journey is known."""
     with read_session(services) as s:
-        report = build_report(s, journey=journey_id, since=since, until=until, now=now)
+        report = build_report(s, journey=journey_id, since=since, until=until, now=now, parallel=True)
     funnel = next((j for j in report.funnel if j.journey_id == journey_id), None)
     if funnel is None:
         funnel = JourneyFunnel(journey_id, None)
@@ -135,7 +135,7 @@ def report_html(
 ) -> str:
     """The results report as the self-contained HTML page of ``posventa report --format html``."""
     with read_session(services) as s:
-        report = build_report(s, journey=journey, since=since, until=until, now=now)
+        report = build_report(s, journey=journey, since=since, until=until, now=now, parallel=True)
     return render(report, "html", lang)
 
 

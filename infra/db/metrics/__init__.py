@@ -8,12 +8,14 @@ few constructs that differ between PostgreSQL and SQLite. ``infra.report.assembl
 from infra.db.metrics.funnel import (
     HOLDOUT,
     Scope,
+    fold_step_funnel,
     journey_totals,
     known_journeys,
     latest_plans,
     positions,
     splits,
     step_funnel,
+    step_funnel_queries,
 )
 from infra.db.metrics.kpis import (
     DEFAULT_CHURN_WINDOW_DAYS,
@@ -33,6 +35,7 @@ __all__ = [
     "Scope",
     "churn",
     "complaints",
+    "fold_step_funnel",
     "journey_totals",
     "known_journeys",
     "latest_plans",
@@ -43,4 +46,5 @@ __all__ = [
     "repeat_purchase",
     "splits",
     "step_funnel",
+    "step_funnel_queries",
 ]

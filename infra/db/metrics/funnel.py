@@ -36,33 +36,28 @@ Definitions (the JSON keys of ``infra.report.model.StepFunnel``):
   still waiting has a row with ``entered`` 0 and its ``deferred``.
 
 Speed (issue 13: 1,000,000 ledger rows and 100,000 enrollments, under 2 s on PostgreSQL; measured by
-``benchmarks/bench_report.py``, which also seeds 1.7 M webhook events). Aggregated in SQL, today's schema:
-one pass over the ledger joined to the cohort with ``FILTER`` counts (the medians' histogram in the same
-pass), and one over the webhook events reduced to distinct (ledger key, kind) pairs and joined to the
-cohort through the enrollment id at the front of the key — the million-row ledger is never probed per
-event. ``_sql.hash_plans`` keeps PostgreSQL on hash aggregates (its estimates for JSON and computed keys
-made it sort a million rows). This is not enough on the shared two-core machine: the whole report took
-4.7 s, and 4.3 s with the two covering indexes the benchmark proposes (load average 4–5 during the run;
-6.4 and 4.5 s at 5–9); the funnel is 3.5 s of it, and EXPLAIN ANALYZE puts 2.3 s of that in the webhook
-query (a million distinct (key, kind) pairs to find) and 1.2 s in the ledger pass. The way under 2 s,
-for the next step (both need a migration, so they are proposals here): (1) keep each message's first
-delivered / opened / clicked / bounced / unsubscribed / spam-report instant on its ledger row, set by
-``webhook_apply`` in the transaction that records the event — exact, one writer, and the webhook table
-leaves the report; (2) the covering index
-``ledger (enrollment_id, step_id, occurrence, status) INCLUDE (created_at, <those columns>)``, so the
-funnel is one index-only scan (measured: the ledger pass alone is 0.6 s index-only, 1.3 s from the heap,
-at load 2–3). A summary table kept by every writer was rejected: ledger statuses,
-webhook events and conversions change a cohort's numbers for weeks, so every code path that touches them
-would need to update it, and rows hit by many workers at once (one per journey and step) serialise them.
+``benchmarks/bench_report.py``). Aggregated in SQL: one pass over the ledger joined to the cohort with
+``FILTER`` counts, the medians' histogram in the same pass, what SendGrid said of each message read from
+the row's ``evidence`` bits (revision 0009) instead of 1.8 million webhook events, and an index-only scan:
+the unique (enrollment, step, occurrence) index carries ``status``, ``created_at`` and ``evidence``
+(revision 0010). The cohort is narrowed to the columns the pass needs before the join, and the revenue
+of converted enrollments is summed apart (a few thousand enrollments looked up by index) rather than
+joined to every ledger row. ``_sql.hash_plans`` keeps PostgreSQL on hash aggregates (its estimates for
+JSON and computed keys made it sort a million rows). Measured: the pass 2.1 s → 1.1–1.3 s; the whole
+report runs its queries on two connections at once (``infra.db.metrics.snapshot``). A summary table
+kept by every writer was rejected: ledger statuses, webhook events and conversions change a cohort's
+numbers for weeks, so every code path that touches them would need to update it, and rows hit by many
+workers at once (one per journey and step) serialise them.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
@@ -152,6 +147,7 @@ def _revenue(scope: Scope) -> Subquery:
 
 
 _COUNTS = ("entered", "due", "sent", "skipped", "failed", "converted")
+Key = tuple[str, str, str | None]  # (journey, step, variant)
 
 
 def step_funnel(
@@ -163,101 +159,142 @@ def step_funnel(
     the other steps of a journey named there get one row with variant None. Journeys not named keep every
     step broken down by variant (no plan to tell).
 
-    One aggregate: the ledger joined to the cohort, grouped by (journey, step, variant, bucket of the
+    The queries are :func:`step_funnel_queries` (independent of each other: the report runs them on
+    several connections at once), put together by :func:`fold_step_funnel`; here, one after the other on
+    ``s``.
+    """
+    return fold_step_funnel({name: q(s) for name, q in step_funnel_queries(scope).items()}, by_variant)
+
+
+def step_funnel_queries(scope: Scope, parts: int = 1) -> dict[str, Callable[[Session], Any]]:
+    """The funnel's queries by name, each a function of a session, for :func:`fold_step_funnel`.
+
+    The ledger pass (``pass:K``) is cut into ``parts`` by enrollment id (``id % parts``), so that pieces of
+    the one big aggregate can run at the same time on separate connections; every other query is small.
+    """
+    queries: dict[str, Callable[[Session], Any]] = {
+        f"pass:{k}": partial(_ledger_pass, scope=scope, part=(k, parts) if parts > 1 else None)
+        for k in range(parts)
+    }
+    queries["revenue"] = partial(_revenue_by_step, scope=scope)
+    queries["deferred"] = partial(_deferral_counts, scope=scope)
+    return queries
+
+
+def _narrow_cohort(scope: Scope, part: tuple[int, int] | None = None) -> Subquery:
+    """The cohort as the few columns the funnel needs, computed before a join: a hash table of 100,000
+    narrow rows, not of each enrollment's JSON state (measured: a third of the ledger pass)."""
+    e = m.Enrollment
+    conds = in_cohort(scope)
+    if part is not None:
+        conds.append(e.id % part[1] == part[0])
+    return (
+        select(
+            e.id,
+            e.journey_id,
+            e.state["variant"].as_string().label("variant"),
+            (e.status == "converted").label("converted"),
+            epoch_s(e.entered_at).label("entered_s"),
+        )
+        .where(*conds)
+        .subquery("c")
+    )
+
+
+def _ledger_pass(s: Session, scope: Scope, part: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """One aggregate: the ledger joined to the cohort, grouped by (journey, step, variant, bucket of the
     time to reach the step) so the medians come out of the same pass (``_sql.median_of``); what SendGrid's
     Event Webhook said of each message (delivered, opened, clicked …) is the row's ``evidence`` bit set,
     kept by the webhook path (revision 0009), so the million-row ledger is read once and the webhook
-    events not at all.
-    """
+    events not at all. ``part`` (k, n): only enrollments whose id is k modulo n."""
     prepare(s)
-    e, ledger = m.Enrollment, m.LedgerEntry
-    rev = _revenue(scope)
+    ledger = m.LedgerEntry
+    c = _narrow_cohort(scope, part)
     first = ledger.occurrence == 0
-    secs = epoch_s(ledger.created_at) - epoch_s(e.entered_at)
-    rows = (
+    secs = epoch_s(ledger.created_at) - c.c.entered_s
+    bucket = case((first, log_bucket(secs)))
+    keys = [c.c.journey_id, ledger.step_id, c.c.variant, bucket.label("bucket")]
+    agg = (
         select(
-            e.journey_id,
-            ledger.step_id,
-            e.state["variant"].as_string().label("variant"),
-            ledger.status,
-            first.label("first"),
-            (e.status == "converted").label("converted"),
-            rev.c.revenue,
-            case((first, secs)).label("secs"),
-            case((first, log_bucket(secs))).label("bucket"),
-            ledger.evidence,
+            *keys,
+            func.count().filter(first).label("entered"),
+            func.count().label("due"),
+            func.count().filter(ledger.status == "sent").label("sent"),
+            func.count().filter(ledger.status == "skipped").label("skipped"),
+            func.count().filter(ledger.status == "failed").label("failed"),
+            func.count().filter(and_(first, c.c.converted)).label("converted"),
+            func.sum(case((first, secs))).label("secs"),
+            *(
+                func.count().filter(ledger.evidence.op("&")(_bits(events)) != 0).label(name)
+                for name, events in WEBHOOK_FIELDS.items()
+            ),
         )
         .select_from(ledger)
-        .join(e, e.id == ledger.enrollment_id)
-        .outerjoin(rev, rev.c.id == e.id)
-        .where(*in_cohort(scope))
-        .subquery("rows")
+        .join(c, c.c.id == ledger.enrollment_id)
+        .group_by(*keys)
     )
-    r = rows.c
-    keys = [r.journey_id, r.step_id, r.variant, r.bucket]
-    agg = select(
-        *keys,
-        func.count().filter(r.first).label("entered"),
-        func.count().label("due"),
-        func.count().filter(r.status == "sent").label("sent"),
-        func.count().filter(r.status == "skipped").label("skipped"),
-        func.count().filter(r.status == "failed").label("failed"),
-        func.count().filter(and_(r.first, r.converted)).label("converted"),
-        func.sum(r.revenue).filter(r.first).label("revenue"),
-        func.sum(r.secs).label("secs"),
-        *(
-            func.count().filter(r.evidence.op("&")(_bits(events)) != 0).label(name)
-            for name, events in WEBHOOK_FIELDS.items()
-        ),
-    ).group_by(*keys)
-    counts: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-    histograms: dict[tuple[str, str, str | None], list[tuple[int, int, float]]] = defaultdict(list)
+    if part is not None:
+        agg = agg.where(ledger.enrollment_id % part[1] == part[0])
     with hash_plans(s):
-        found_rows = s.execute(agg).mappings().all()
-    deferred, deferred_by = _deferral_counts(s, scope)
+        return [dict(row) for row in s.execute(agg).mappings()]
+
+
+def fold_step_funnel(
+    found: Mapping[str, Any], by_variant: Mapping[str, frozenset[str]] | None = None
+) -> list[StepFunnel]:
+    """The funnel rows from the results of :func:`step_funnel_queries` (by the same names)."""
+    revenue: dict[Key, float] = found["revenue"]
+    deferred, deferred_by = found["deferred"]
+    counts: dict[Key, dict[str, Any]] = {}
+    # key → bucket → [values, their sum]: a bucket's rows from several parts of the pass are one bucket
+    histograms: dict[Key, dict[int, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
 
     def blank() -> dict[str, Any]:
         return {name: 0 for name in (*_COUNTS, *WEBHOOK_FIELDS)} | {"revenue": 0.0}
 
-    def fold(key: tuple[str, str, str | None]) -> tuple[str, str, str | None]:
+    def fold(key: Key) -> Key:
         j, st, _ = key
         if by_variant is not None and j in by_variant and st not in by_variant[j]:
             return (j, st, None)
         return key
 
-    deferred_folded: dict[tuple[str, str, str | None], int] = defaultdict(int)
-    deferred_by_folded: dict[tuple[str, str, str | None], dict[str, int]] = defaultdict(dict)
+    deferred_folded: dict[Key, int] = defaultdict(int)
+    deferred_by_folded: dict[Key, dict[str, int]] = defaultdict(dict)
     for key, n in deferred.items():
         deferred_folded[fold(key)] += n
     for key, reasons in deferred_by.items():
-        into = deferred_by_folded[fold(key)]
+        per_reason = deferred_by_folded[fold(key)]
         for reason, n in reasons.items():
-            into[reason] = into.get(reason, 0) + n
+            per_reason[reason] = per_reason.get(reason, 0) + n
     deferred, deferred_by = dict(deferred_folded), dict(deferred_by_folded)
 
     evidence = 0
-    for row in found_rows:
+    rows = (row for name in sorted(found) if name.startswith("pass:") for row in found[name])
+    for row in rows:
         key = fold((row["journey_id"], row["step_id"], row["variant"]))
-        found = counts.setdefault(key, blank())
+        into = counts.setdefault(key, blank())
         for name in (*_COUNTS, *WEBHOOK_FIELDS):
-            found[name] += int(row[name])
+            into[name] += int(row[name])
         evidence += sum(int(row[name]) for name in WEBHOOK_FIELDS)
-        found["revenue"] += float(row["revenue"] or 0)
         if row["bucket"] is not None:
-            histograms[key].append((int(row["bucket"]), int(row["entered"]), float(row["secs"])))
+            bucket = histograms[key][int(row["bucket"])]
+            bucket[0] += int(row["entered"])
+            bucket[1] += float(row["secs"])
+    for key, amount in revenue.items():
+        counts.setdefault(fold(key), blank())["revenue"] += amount
     for key in deferred:
         counts.setdefault(key, blank())  # messages still waiting: the step has no ledger row yet
     if not evidence:  # no provider data: unknown, not zero (StepFunnel's doc)
-        for found in counts.values():
-            found.update(dict.fromkeys(PROVIDER_ONLY))
+        for into in counts.values():
+            into.update(dict.fromkeys(PROVIDER_ONLY))
     out = []
-    for key, found in counts.items():
-        middle = median_of(histograms.get(key, ()))
+    for key, into in counts.items():
+        middle = median_of((b, int(n), total) for b, (n, total) in histograms.get(key, {}).items())
         out.append(
             StepFunnel(
                 *key,
-                **{k: v for k, v in found.items() if k != "revenue"},
-                revenue=money(found["revenue"]),
+                **{k: v for k, v in into.items() if k != "revenue"},
+                revenue=money(into["revenue"]),
                 median_time_to_step_s=None if middle is None else round(middle, 1),
                 deferred=deferred.get(key, 0),
                 deferred_by=dict.fromkeys(DEFERRAL_REASONS, 0) | deferred_by.get(key, {}),
@@ -266,34 +303,54 @@ def step_funnel(
     return out
 
 
-def _deferral_counts(
-    s: Session, scope: Scope
-) -> tuple[dict[tuple[str, str, str | None], int], dict[tuple[str, str, str | None], dict[str, int]]]:
-    """The cohort's deferred messages per (journey, step, variant): distinct messages, and per reason."""
-    e, d = m.Enrollment, m.Deferral
-    rows = (
-        select(
-            e.journey_id,
-            d.step_id,
-            e.state["variant"].as_string().label("variant"),
-            d.enrollment_id,
-            d.occurrence,
-            d.reason,
-        )
-        .join(e, e.id == d.enrollment_id)
-        .where(*in_cohort(scope))
-        .subquery("deferred")
+def _revenue_by_step(s: Session, scope: Scope) -> dict[Key, float]:
+    """The revenue attributed to the converted enrollments that reached each (journey, step, variant):
+    a few thousand enrollments, looked up in the ledger by enrollment (its unique index), apart from the
+    ledger pass so that pass does not join every ledger row to them."""
+    e, ledger = m.Enrollment, m.LedgerEntry
+    rev = _revenue(scope)
+    variant = e.state["variant"].as_string()
+    keys = (e.journey_id, ledger.step_id, variant)
+    q = (
+        select(*keys, func.sum(rev.c.revenue))
+        .select_from(rev)
+        .join(e, e.id == rev.c.id)
+        .join(ledger, and_(ledger.enrollment_id == rev.c.id, ledger.occurrence == 0))
+        .group_by(*keys)
     )
-    r = rows.c
-    keys = (r.journey_id, r.step_id, r.variant)
-    by: dict[tuple[str, str, str | None], dict[str, int]] = defaultdict(dict)
-    for j, st, v, reason, n in s.execute(select(*keys, r.reason, func.count()).group_by(*keys, r.reason)):
-        by[(j, st, v)][reason] = int(n)
-    messages = select(*keys, r.enrollment_id, r.occurrence).distinct().subquery("messages")
-    mc = messages.c
-    mkeys = (mc.journey_id, mc.step_id, mc.variant)
-    total = {(j, st, v): int(n) for j, st, v, n in s.execute(select(*mkeys, func.count()).group_by(*mkeys))}
-    return total, dict(by)
+    return {(j, st, v): float(total or 0) for j, st, v, total in s.execute(q)}
+
+
+def _deferral_counts(s: Session, scope: Scope) -> tuple[dict[Key, int], dict[Key, dict[str, int]]]:
+    """The cohort's deferred messages per (journey, step, variant): distinct messages, and per reason.
+
+    One pass: the deferrals (one row per message and reason) grouped by message with a 0/1 per reason,
+    then by step: a message held for two reasons counts once in the total and once under each reason."""
+    prepare(s)
+    d = m.Deferral
+    c = _narrow_cohort(scope)
+    per_message = (
+        select(
+            c.c.journey_id,
+            d.step_id,
+            c.c.variant,
+            *(func.count().filter(d.reason == reason).label(reason) for reason in DEFERRAL_REASONS),
+        )
+        .select_from(d)
+        .join(c, c.c.id == d.enrollment_id)
+        .group_by(c.c.journey_id, d.step_id, c.c.variant, d.enrollment_id, d.occurrence)
+        .subquery("messages")
+    )
+    mc = per_message.c
+    keys = (mc.journey_id, mc.step_id, mc.variant)
+    q = select(*keys, func.count(), *(func.sum(mc[reason]) for reason in DEFERRAL_REASONS)).group_by(*keys)
+    total: dict[Key, int] = {}
+    by: dict[Key, dict[str, int]] = {}
+    with hash_plans(s):
+        for j, st, v, n, *per_reason in s.execute(q):
+            total[(j, st, v)] = int(n)
+            by[(j, st, v)] = {r: int(x) for r, x in zip(DEFERRAL_REASONS, per_reason, strict=True) if x}
+    return total, by
 
 
 def _bits(events: tuple[str, ...]) -> int:
