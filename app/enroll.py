@@ -7,11 +7,12 @@ twice, or replaying an event, enrolls nobody twice."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from app.plans import PlanBook
 from app.ports import Store, Tx
-from app.records import Fact
+from app.records import Fact, NewEnrollment
 from app.stats import Stats
 from posventa.engine import State
 from posventa.entry import (
@@ -21,6 +22,7 @@ from posventa.entry import (
     customer_dates,
     entry_key,
     is_stale,
+    needs_history,
     order_dates,
     starts_at,
     trigger_context,
@@ -29,6 +31,10 @@ from posventa.events import Event
 from posventa.plan import JourneyPlan
 
 log = logging.getLogger("posventa.enroll")
+
+
+def _known(history: tuple[datetime | None, int]) -> History:
+    return lambda: history
 
 
 class Enroller:
@@ -41,23 +47,45 @@ class Enroller:
         """Enroll the event's customer in every journey the event triggers (inside the caller's
         transaction: the event and its enrollments are recorded together). The enrollment starts when
         the event happened; an event older than the journey's ``stale_after`` enrolls nobody."""
-        event = ev.fact()
-        known: Fact | None = None
-        for plan in self.plans.admitting(tx):  # the published versions of running journeys
-            if plan.trigger.event != ev.type:
-                continue
-            if is_stale(plan, ev.occurred_at, now):
-                log.info("event %s is too old for journey %s: not enrolled", ev.id, plan.id)
-                continue
-            if plan.trigger.when:
-                known = known or self._with_counts(tx, [customer])[customer["id"]]
-                if not admits(plan.trigger.when, trigger_context(plan, known, order, event)):
+        self.for_events(tx, [(ev, customer, order)], now)
+
+    def for_events(self, tx: Tx, triggered: Sequence[tuple[Event, Fact, Fact | None]], now: datetime) -> None:
+        """:meth:`for_event` of events about distinct customers, with a few statements for all of them:
+        order counts and open complaints (for ``trigger.when``) and entry histories (for a cooldown) read
+        at once, the enrollments inserted at once — in the order :meth:`for_event` one by one would have
+        created them."""
+        admitting = self.plans.admitting(tx)  # the published versions of running journeys
+        wanted: list[tuple[Event, Fact, Fact | None, JourneyPlan, Fact]] = []
+        for ev, customer, order in triggered:
+            event: Fact | None = None
+            for plan in admitting:
+                if plan.trigger.event != ev.type:
                     continue
-            history = self._history(tx, plan, ev.customer_id)
-            key = entry_key(plan, ev.id, ev.customer_id, ev.order_id, None, history, ev.occurred_at)
+                if is_stale(plan, ev.occurred_at, now):
+                    log.info("event %s is too old for journey %s: not enrolled", ev.id, plan.id)
+                    continue
+                event = event or ev.fact()
+                wanted.append((ev, customer, order, plan, event))
+        if not wanted:
+            return
+        conditional = {c["id"]: c for _, c, _, plan, _ in wanted if plan.trigger.when}
+        known = self._with_counts(tx, list(conditional.values())) if conditional else {}
+        wanted = [
+            w
+            for w in wanted
+            if not w[3].trigger.when
+            or admits(w[3].trigger.when, trigger_context(w[3], known[w[1]["id"]], w[2], w[4]))
+        ]
+        pairs = [(plan.id, ev.customer_id) for ev, _, _, plan, _ in wanted if needs_history(plan)]
+        histories = tx.enrollments.histories(pairs) if pairs else {}
+        rows: list[NewEnrollment] = []
+        for ev, _, _, plan, event in wanted:
+            seen = _known(histories.get((plan.id, ev.customer_id), (None, 0)))
+            key = entry_key(plan, ev.id, ev.customer_id, ev.order_id, None, seen, ev.occurred_at)
             if key is not None:
                 state = State.start(plan, min(ev.occurred_at, now), trigger=event)
-                self._create(tx, plan, ev.customer_id, ev.order_id, key, state, now)
+                rows.append(self._row(plan, ev.customer_id, ev.order_id, key, state, now))
+        tx.enrollments.create_many(rows)
 
     def _history(self, tx: Tx, plan: JourneyPlan, customer_id: str) -> History:
         def history() -> tuple[datetime | None, int]:
@@ -87,7 +115,13 @@ class Enroller:
         state: State,
         now: datetime,
     ) -> int | None:
-        return tx.enrollments.create(
+        return tx.enrollments.create(*self._row(plan, customer_id, order_id, key, state, now))
+
+    @staticmethod
+    def _row(
+        plan: JourneyPlan, customer_id: str, order_id: str | None, key: str, state: State, now: datetime
+    ) -> NewEnrollment:
+        return NewEnrollment(
             plan.id, plan.version, customer_id, order_id, key, state.to_json(), now, state.entered_at
         )
 

@@ -71,6 +71,20 @@ class StateChange(NamedTuple):
     ended_at: datetime | None
 
 
+class NewEnrollment(NamedTuple):
+    """One enrollment to create unless its ``(journey_id, entry_key)`` exists
+    (:meth:`app.ports.Enrollments.create_many`)."""
+
+    journey_id: str
+    plan_version: str
+    customer_id: str
+    order_id: str | None
+    entry_key: str
+    state: Mapping[str, Any]
+    next_due_at: datetime | None
+    entered_at: datetime
+
+
 @dataclass(frozen=True)
 class EnrollmentRecord:
     """One customer's place in one journey (the engine's serialised ``state`` and when to look again)."""

@@ -153,7 +153,9 @@ def _api_ratios(r: dict[str, Any]) -> list[str]:
     return [
         f"events API: batches of {r['batch_size']} {r['batched_events_per_s']:.0f} events/s (target ≥ "
         f"{API_TARGET_BATCHED:,}: {batched}) vs one event per request {r['single_events_per_s']:.0f} "
-        f"events/s (baseline; target ≥ {API_TARGET_SINGLE}: {single}): {r['ratio']:.2f}x"
+        f"events/s (baseline; target ≥ {API_TARGET_SINGLE}: {single}): {r['ratio']:.2f}x",
+        f"events API: SQL statements per event: {r['batched_statements_per_event']} batched, "
+        f"{r['single_statements_per_event']} single (load average {r['load_average_1m']})",
     ]
 
 

@@ -2,8 +2,10 @@
 batches of 100.
 
 Why: shops send events one by one from webhooks or in batches from back-office jobs; this shows what a
-batch saves (HTTP round trips, auth, JSON framing) against what every event costs regardless (its own
-transaction in ``Ingest.apply`` (``app.ingest``): record, upsert customer and order, enroll, wake).
+batch saves (HTTP round trips, auth, JSON framing, and in ``Ingest.apply`` (``app.ingest``) one set-based
+statement per step for the whole batch: record, upsert customers and orders, enroll, wake) against what a
+single event costs (its own transaction and a statement per step). Each phase also reports the SQL
+statements the server sent per event (auth lookups included, BEGIN/COMMIT not).
 
 The app runs under uvicorn on loopback in a **separate process** (so the client's CPU is not the
 server's), on a fresh migrated PostgreSQL database (``POSVENTA_TEST_DATABASE_URL``'s server), with the
@@ -134,11 +136,34 @@ def _serve(url: str, port: int) -> None:
     app = create_app(
         services, settings=settings, limits=Limits(api_rate=1e9, api_burst=1e9)
     )  # measure the API, not the limiter
+    sent = _count_round_trips(services.store.factory.kw["bind"])  # type: ignore[attr-defined]
+    app.add_api_route("/bench/round-trips", lambda: {"statements": sent[0]}, methods=["GET"])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _count_round_trips(engine: Any) -> list[int]:
+    """SQL statements the server sends (auth lookups included; BEGIN and COMMIT not): a multi-row INSERT
+    (insertmanyvalues) is one, a plain executemany is one per row — what the wire sees."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.interfaces import ExecuteStyle
+
+    sent = [0]
+
+    def count(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        style = getattr(context, "execute_style", None)
+        sent[0] += len(params) if style is ExecuteStyle.EXECUTEMANY else 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    return sent
+
+
+def _statements(client: httpx.Client) -> int:
+    return int(client.get("/bench/round-trips").json()["statements"])
 
 
 def _phase(client: httpx.Client, bodies: Iterator[tuple[int, Any]], max_seconds: float) -> dict[str, Any]:
     accepted = requests = 0
+    statements = _statements(client)
     latencies: list[float] = []
     started = time.perf_counter()
     for expected, body in bodies:
@@ -152,7 +177,9 @@ def _phase(client: httpx.Client, bodies: Iterator[tuple[int, Any]], max_seconds:
         if time.perf_counter() - started > max_seconds:
             break
     seconds = time.perf_counter() - started
+    statements = _statements(client) - statements
     return {
+        "statements_per_event": round(statements / max(accepted, 1), 2),
         "events": accepted,
         "requests": requests,
         "seconds": round(seconds, 2),
@@ -203,16 +230,22 @@ def run(
         "batch_size": batch,
         "batched_p50_ms_per_request": batched["p50_ms"],
         "ratio": round(batched["events_per_s"] / single["events_per_s"], 2),
+        "single_statements_per_event": single["statements_per_event"],
+        "batched_statements_per_event": batched["statements_per_event"],
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     print(
         f"api: single {single['events']} events in {single['requests']} requests: "
-        f"{single['events_per_s']:.0f} events/s (p50 {single['p50_ms']} ms/request)"
+        f"{single['events_per_s']:.0f} events/s (p50 {single['p50_ms']} ms/request, "
+        f"{single['statements_per_event']} SQL statements/event)"
     )
     print(
         f"api: batched {batched['events']} events in {batched['requests']} requests of {batch}: "
-        f"{batched['events_per_s']:.0f} events/s (p50 {batched['p50_ms']} ms/request)"
+        f"{batched['events_per_s']:.0f} events/s (p50 {batched['p50_ms']} ms/request, "
+        f"{batched['statements_per_event']} SQL statements/event)"
     )
-    print(f"api: batches of {batch} / single = {result['ratio']:.2f}x")
+    load = result["load_average_1m"]
+    print(f"api: batches of {batch} / single = {result['ratio']:.2f}x (load average {load})")
     return result
 
 

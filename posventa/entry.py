@@ -66,6 +66,12 @@ def admits(condition: str | None, context: Mapping[str, Any]) -> bool:
         return False
 
 
+def needs_history(plan: JourneyPlan) -> bool:
+    """Whether :func:`entry_key` reads the customer's entries so far (a per-customer rule with a cooldown)."""
+    rule = plan.entry
+    return rule.once_per not in ("order", "item", "occurrence") and bool(rule.cooldown_s)
+
+
 def entry_key(
     plan: JourneyPlan,
     occurrence: str,

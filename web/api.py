@@ -1,9 +1,9 @@
 """The shops' API: events in (``POST /v1/events``), the event catalogue, referral reports.
 
 Authentication is a shop's API key as a Bearer token (``store.check_api_key``: only its sha256 is
-stored). Events are applied one by one through :meth:`app.ingest.Ingest.apply`, idempotent by event id, so
-a client that retries a batch after a timeout gets ``duplicates`` instead of double effects; one bad
-item never blocks the good ones.
+stored). Events are applied through :meth:`app.ingest.Ingest.apply` (a batch set-based, with the effects of
+applying its items one by one), idempotent by event id, so a client that retries a batch after a timeout
+gets ``duplicates`` instead of double effects; one bad item never blocks the good ones.
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # --- auth ------------------------------------------------------------------------------------------------
 def _shop_for(ctx: WebContext, key: str) -> str | None:
-    with ctx.services().store.read() as tx:
-        return tx.api_keys.check(key)
+    return ctx.services().store.check_api_key(key)
 
 
 async def api_shop(

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.store._base import normalise_email
 from infra.db.store.admin_users import AdminUsers
-from infra.db.store.api_keys import ApiKeys
+from infra.db.store.api_keys import ApiKeys, holder_of
 from infra.db.store.customers import Customers
 from infra.db.store.deferrals import Deferrals
 from infra.db.store.enrollments import Enrollments
@@ -130,6 +130,14 @@ class SqlStore:
     def begin(self) -> Iterator[SqlTx]:
         with self.factory.begin() as s:
             yield SqlTx(s)
+
+    def check_api_key(self, plaintext: str, purpose: str = "events") -> str | None:
+        """:meth:`ApiKeys.check` as one statement outside any transaction (an autocommit connection: no
+        BEGIN and ROLLBACK round trips), for the check every API request makes first."""
+        bind = self.factory.kw["bind"]
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            shop: str | None = conn.scalar(holder_of(plaintext, purpose))
+            return shop
 
     @contextmanager
     def read(self) -> Iterator[SqlTx]:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, case, false, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
@@ -92,3 +92,41 @@ def insert_or_update(
         row.attributes = {**row.attributes, **attributes}
     s.flush()
     return row
+
+
+#: One row of :func:`insert_or_update_many`: (values only the first sighting sets, the fields the shop
+#: sent this time, its custom attributes).
+Upsert = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+def insert_or_update_many(repo: Repo, model: Any, rows: Sequence[Upsert]) -> list[Any]:
+    """:func:`insert_or_update` of many rows with distinct ids, returning each row as it is now (in no
+    particular order).
+
+    PostgreSQL: one ``INSERT … ON CONFLICT (id) DO UPDATE … RETURNING`` per shape (the set of fields
+    sent), as a multi-row statement: only the fields sent are overwritten, ``attributes`` are merged key by
+    key (``||``, the same shallow merge), and ``updated_at`` moves only when a value changed (as the ORM's
+    flush of :func:`insert_or_update` does). SQLite (one writer, no ``||`` on JSON): row by row."""
+    if not rows:
+        return []
+    if not repo.is_postgres:
+        return [
+            insert_or_update(repo, model, first["id"], first, given, attrs) for first, given, attrs in rows
+        ]
+    t = table(model)
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for first, given, attributes in rows:
+        shapes.setdefault(tuple(sorted(given)), []).append({**first, **given, "attributes": attributes})
+    out: list[Any] = []
+    for shape, params in shapes.items():
+        params.sort(key=lambda row: row["id"])  # rows are locked in one order: concurrent batches queue
+        stmt = repo.insert_into(model)
+        merged = t.c.attributes.op("||", return_type=t.c.attributes.type)(stmt.excluded.attributes)
+        changes = [t.c[name].is_distinct_from(stmt.excluded[name]) for name in shape]
+        changed = or_(false(), *changes, t.c.attributes.is_distinct_from(merged))
+        set_: dict[str, Any] = {name: stmt.excluded[name] for name in shape}
+        set_["attributes"] = merged
+        set_["updated_at"] = case((changed, stmt.excluded.updated_at), else_=t.c.updated_at)
+        upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=set_).returning(*t.columns)
+        out.extend(repo.s.execute(upsert, params).all())
+    return out

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from infra.db.models import ApiKey
 from infra.db.store._base import Repo, rowcount
@@ -16,6 +16,13 @@ from infra.db.types import utcnow
 
 def _hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def holder_of(plaintext: str, purpose: str) -> Select[str]:
+    """The query of :meth:`ApiKeys.check`."""
+    return select(ApiKey.shop).where(
+        ApiKey.key_hash == _hash_key(plaintext), ApiKey.revoked_at.is_(None), ApiKey.purpose == purpose
+    )
 
 
 class ApiKeys(Repo):
@@ -29,10 +36,7 @@ class ApiKeys(Repo):
 
     def check(self, plaintext: str, purpose: str = "events") -> str | None:
         """The shop (holder) of a key with ``purpose``, or None if unknown, revoked or for another door."""
-        stmt = select(ApiKey.shop).where(
-            ApiKey.key_hash == _hash_key(plaintext), ApiKey.revoked_at.is_(None), ApiKey.purpose == purpose
-        )
-        return self.s.scalar(stmt)
+        return self.s.scalar(holder_of(plaintext, purpose))
 
     def revoke(self, plaintext: str, at: datetime | None = None) -> bool:
         stmt = (

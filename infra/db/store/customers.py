@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from app.records import Fact
 from infra.db.models import Customer
-from infra.db.store._base import Repo, insert_or_update, normalise_email
+from infra.db.store._base import Repo, insert_or_update, insert_or_update_many, normalise_email
 from posventa.events import CustomerIn
 
 #: The columns a fact reads: selected as rows by the batch readers (no ORM objects to build and track).
@@ -41,6 +41,19 @@ def customer_fact(c: Any) -> Fact:
     }
 
 
+def _given(customer: CustomerIn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields the shop sent (not null), and the custom attributes apart."""
+    given = {
+        name: getattr(customer, name)
+        for name in customer.model_fields_set - {"id"}
+        if getattr(customer, name) is not None
+    }
+    if "email" in given:
+        given["email"] = given["email"].strip()
+    attributes = dict(given.pop("attributes", {}))
+    return given, attributes
+
+
 class Customers(Repo):
     def ensure(self, customer_id: str) -> bool:
         """Make sure a customer row exists (an event may name a customer the shop never described).
@@ -48,20 +61,26 @@ class Customers(Repo):
         stmt = self.insert_into(Customer).values(id=customer_id).on_conflict_do_nothing(index_elements=["id"])
         return self.s.execute(stmt.returning(Customer.id)).first() is not None
 
+    def ensure_many(self, customer_ids: Sequence[str]) -> None:
+        """:meth:`ensure` of many customers, in one statement."""
+        if customer_ids:
+            stmt = self.insert_into(Customer).on_conflict_do_nothing(index_elements=["id"])
+            # RETURNING makes it one multi-row INSERT (insertmanyvalues), not a round trip per row.
+            self.s.execute(stmt.returning(Customer.id), [{"id": cid} for cid in customer_ids])
+
     def upsert(self, customer: CustomerIn) -> Fact:
         """Create or update a customer; returns it as stored now. Only fields the shop sent are changed (a
         field sent as null keeps the stored value); ``attributes`` are merged key by key."""
-        given = {
-            name: getattr(customer, name)
-            for name in customer.model_fields_set - {"id"}
-            if getattr(customer, name) is not None
-        }
-        if "email" in given:
-            given["email"] = given["email"].strip()
-        attributes = dict(given.pop("attributes", {}))
+        given, attributes = _given(customer)
         return customer_fact(
             insert_or_update(self, Customer, customer.id, {"id": customer.id}, given, attributes)
         )
+
+    def upsert_many(self, customers: Sequence[CustomerIn]) -> dict[str, Fact]:
+        """:meth:`upsert` of customers with distinct ids, in one statement per set of fields sent; returns
+        them by id as stored now."""
+        rows = [({"id": c.id}, *_given(c)) for c in customers]
+        return {c.id: customer_fact(c) for c in insert_or_update_many(self, Customer, rows)}
 
     def fact(self, customer_id: str) -> Fact | None:
         c = self.s.get(Customer, customer_id)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from app.records import EnrollmentRecord, StateChange
+from app.records import EnrollmentRecord, NewEnrollment, StateChange
 from infra.db.models import LIVE_ENROLLMENT_STATUSES, Enrollment
 from infra.db.store._base import Repo, aware, table
 from infra.db.store.journeys import held_journeys
@@ -84,6 +84,49 @@ class Enrollments(Repo):
         stmt = stmt.on_conflict_do_nothing(index_elements=["journey_id", "entry_key"])
         return self.s.execute(stmt.returning(Enrollment.id)).scalar_one_or_none()
 
+    def create_many(self, rows: Sequence[NewEnrollment]) -> None:
+        """:meth:`create` of many enrollments, in one statement (ids are given in the order of ``rows``)."""
+        if not rows:
+            return
+        stmt = self.insert_into(Enrollment).on_conflict_do_nothing(index_elements=["journey_id", "entry_key"])
+        params = [
+            {
+                "journey_id": r.journey_id,
+                "plan_version": r.plan_version,
+                "customer_id": r.customer_id,
+                "order_id": r.order_id,
+                "entry_key": r.entry_key,
+                "status": "active",
+                "state": dict(r.state),
+                "next_due_at": r.next_due_at,
+                "attempts": 0,
+                "entered_at": aware(r.entered_at, "entered_at"),
+            }
+            for r in rows
+        ]
+        # RETURNING makes it one multi-row INSERT (insertmanyvalues), not a round trip per row.
+        self.s.execute(stmt.returning(Enrollment.id), params)
+
+    def histories(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[datetime | None, int]]:
+        """:meth:`last_entered` and :meth:`count` of many (journey id, customer id), in one statement; a
+        pair with no enrollment is absent."""
+        if not pairs:
+            return {}
+        wanted = set(pairs)
+        stmt = (
+            select(
+                Enrollment.journey_id, Enrollment.customer_id, func.max(Enrollment.entered_at), func.count()
+            )
+            .where(
+                Enrollment.journey_id.in_(sorted({j for j, _ in wanted})),
+                Enrollment.customer_id.in_(sorted({c for _, c in wanted})),
+            )
+            .group_by(Enrollment.journey_id, Enrollment.customer_id)
+        )
+        return {(j, c): (last, int(n)) for j, c, last, n in self.s.execute(stmt) if (j, c) in wanted}
+
     def last_entered(self, journey_id: str, customer_id: str) -> datetime | None:
         return self.s.scalar(
             select(func.max(Enrollment.entered_at)).where(
@@ -101,10 +144,17 @@ class Enrollments(Repo):
 
     def wake(self, customer_id: str, now: datetime) -> None:
         """Make the customer's live enrollments due now (an event may resolve a wait or an exit)."""
+        self.wake_many([customer_id], now)
+
+    def wake_many(self, customer_ids: Sequence[str], now: datetime) -> None:
+        """:meth:`wake` of many customers, in one statement."""
+        if not customer_ids:
+            return
+        ids = sorted(set(customer_ids))
         self.s.connection().execute(  # Core: no ORM objects to synchronise (claims read rows)
             update(_E)
             .where(
-                _E.c.customer_id == customer_id,
+                _E.c.customer_id.in_(ids) if len(ids) > 1 else _E.c.customer_id == ids[0],
                 _E.c.status.in_(LIVE),
                 or_(_E.c.next_due_at.is_(None), _E.c.next_due_at > now),
             )

@@ -11,7 +11,15 @@ from sqlalchemy import func, select, update
 
 from app.records import Fact
 from infra.db.models import ORDER_STATUSES, Order
-from infra.db.store._base import Repo, aware, insert_or_update, one_of, rowcount
+from infra.db.store._base import (
+    Repo,
+    Upsert,
+    aware,
+    insert_or_update,
+    insert_or_update_many,
+    one_of,
+    rowcount,
+)
 from infra.db.store.customers import Customers
 from posventa.events import OrderIn
 
@@ -62,6 +70,25 @@ def order_fact(o: Any) -> Fact:
     }
 
 
+def _upsert_row(customer_id: str, order: OrderIn, placed_at: datetime) -> Upsert:
+    """(first-sighting values, fields the shop sent, attributes) of an order upsert."""
+    aware(placed_at, "placed_at")
+    given: dict[str, Any] = {}
+    for name in order.model_fields_set - {"id"}:
+        value = getattr(order, name)
+        if value is None:
+            continue
+        if name == "items":
+            value = [item.model_dump(mode="json", exclude_none=True) for item in order.items]
+        elif name == "total":
+            value = Decimal(str(value)).quantize(Decimal("0.01"))
+        elif name == "currency":
+            value = value.upper()
+        given[name] = value
+    attributes = dict(given.pop("attributes", {}))
+    return {"id": order.id, "customer_id": customer_id, "placed_at": placed_at}, given, attributes
+
+
 class Orders(Repo):
     def upsert(
         self, customer_id: str, order: OrderIn, placed_at: datetime, *, customer_exists: bool = False
@@ -69,24 +96,16 @@ class Orders(Repo):
         """Create or update an order (creating a bare customer row if needed, unless the caller knows it
         exists); returns it as stored now. ``placed_at`` and the owning customer are kept from the first
         time the order was seen; other fields the shop sent are updated."""
-        aware(placed_at, "placed_at")
+        first, given, attributes = _upsert_row(customer_id, order, placed_at)
         if not customer_exists:
             Customers(self.s).ensure(customer_id)
-        given: dict[str, Any] = {}
-        for name in order.model_fields_set - {"id"}:
-            value = getattr(order, name)
-            if value is None:
-                continue
-            if name == "items":
-                value = [item.model_dump(mode="json", exclude_none=True) for item in order.items]
-            elif name == "total":
-                value = Decimal(str(value)).quantize(Decimal("0.01"))
-            elif name == "currency":
-                value = value.upper()
-            given[name] = value
-        attributes = dict(given.pop("attributes", {}))
-        first = {"id": order.id, "customer_id": customer_id, "placed_at": placed_at}
         return order_fact(insert_or_update(self, Order, order.id, first, given, attributes))
+
+    def upsert_many(self, orders: Sequence[tuple[str, OrderIn, datetime]]) -> dict[str, Fact]:
+        """:meth:`upsert` of orders with distinct ids, given as (customer id, order, placed at), whose
+        customers exist; one statement per set of fields sent. Returns them by id as stored now."""
+        rows = [_upsert_row(customer_id, order, placed_at) for customer_id, order, placed_at in orders]
+        return {o.id: order_fact(o) for o in insert_or_update_many(self, Order, rows)}
 
     def ensure(self, order_id: str, customer_id: str, placed_at: datetime) -> None:
         """A bare order for an ``order.*`` event about an order the shop never described."""
@@ -99,6 +118,24 @@ class Orders(Repo):
             attributes={},
         )
         self.s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+    def ensure_many(self, orders: Sequence[tuple[str, str, datetime]]) -> None:
+        """:meth:`ensure` of many (order id, customer id, placed at), in one statement."""
+        if orders:
+            stmt = self.insert_into(Order).on_conflict_do_nothing(index_elements=["id"])
+            rows = [
+                {
+                    "id": order_id,
+                    "customer_id": customer_id,
+                    "placed_at": aware(placed_at, "placed_at"),
+                    "status": "placed",
+                    "items": [],
+                    "attributes": {},
+                }
+                for order_id, customer_id, placed_at in orders
+            ]
+            # RETURNING makes it one multi-row INSERT (insertmanyvalues), not a round trip per row.
+            self.s.execute(stmt.returning(Order.id), rows)
 
     def fact(self, order_id: str) -> Fact | None:
         o = self.s.get(Order, order_id)
