@@ -17,7 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -189,7 +191,15 @@ def create_app(
             headers=headers,
         )
 
+    async def no_such_page(request: Request, exc: Exception) -> Response:
+        """A page path (a link, the admin) that matches no route gets a page, not FastAPI's JSON."""
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404 and _is_page(request):
+            return error_page(ctx, request, 404, "not_found_title", "not_found_body")
+        return await http_exception_handler(request, exc)
+
     app.add_exception_handler(WebError, web_error)
+    app.add_exception_handler(StarletteHTTPException, no_such_page)
     app.add_exception_handler(TokenError, bad_link)
     app.add_exception_handler(Exception, unexpected)
     openapi.install(app)

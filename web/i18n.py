@@ -112,6 +112,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "It's not your fault. Please try again in a few minutes; if it happens again, write "
         "to us at {support}.",
     },
+    "not_found_title": {"es": "Esta página no existe", "en": "This page doesn't exist"},
+    "not_found_body": {
+        "es": "Revisa la dirección; si has llegado aquí desde un enlace nuestro, escríbenos a {support}.",
+        "en": "Please check the address; if one of our links brought you here, write to us at {support}.",
+    },
     "bad_form_title": {"es": "No hemos podido leer el formulario", "en": "We couldn't read the form"},
     "bad_form_body": {
         "es": "Vuelve a la página anterior e inténtalo de nuevo; si el texto es muy largo, acórtalo.",

@@ -10,6 +10,7 @@ the driver's exception and SQLAlchemy's wrapper, so a logged traceback cannot ca
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     u = make_url(url)
     kwargs.setdefault("hide_parameters", True)
     kwargs.setdefault("json_serializer", _json_dumps)
-    kwargs.setdefault("json_deserializer", orjson.loads)
     if u.get_backend_name() == "sqlite":
         engine = _sqlite_engine(u, **kwargs)
     else:
@@ -47,10 +47,15 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
 def _json_dumps(value: Any) -> str:
     """JSON columns (enrollment state, ledger payloads, events) are encoded by orjson: measured on the
-    sweep benchmark, ``json.dumps`` was four calls and ~4% of every step. orjson refuses what ``json``
-    refuses here (a Decimal, a set, an int beyond 64 bits), writes NaN as null instead of invalid JSON,
-    keeps key order and, like ``json``, turns int keys into strings."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    sweep benchmark, ``json.dumps`` was four calls and ~4% of every step. What orjson refuses and
+    ``json`` writes (an integer beyond 64 bits, a lone surrogate in a webhook's text — both seen from the
+    fuzzer) goes through ``json`` as before, so nothing stored before is refused now; int keys become
+    strings as with ``json``. Decoding stays ``json.loads``: orjson reads an integer beyond 64 bits as
+    a float, which would change a stored value."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value)
 
 
 #: SQLSTATE classes whose primary message may quote a value: data exceptions (``invalid input syntax for

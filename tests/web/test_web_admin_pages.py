@@ -5,6 +5,7 @@ filters, a customer's timeline; Spanish and English; hostile text escaped; bad f
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -82,6 +83,18 @@ def test_journey_page_answers_bad_input(world: World) -> None:
     assert r.status_code == 400
     r = world.client.get("/admin/journeys/<i>x")
     assert r.status_code == 404 and "<i>x" not in r.text and "&lt;i&gt;x" in r.text
+
+
+def test_an_unknown_page_is_a_page_and_an_unknown_api_path_is_json(world: World) -> None:
+    """A mistyped admin address or link gets a page in the visitor's language; the APIs keep JSON."""
+    r = world.client.get("/admin/jurneys")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "Esta página no existe" in r.text
+    english = world.client.get("/admin/nope", headers={"Accept-Language": "en"})
+    assert english.status_code == 404 and "This page doesn't exist" in html.unescape(english.text)
+    api = world.client.get("/admin/api/nope")
+    assert api.status_code == 404 and api.headers["content-type"] == "application/json"
+    assert world.client.get("/v1/nope").json() == {"detail": "Not Found"}
 
 
 def test_report_page_is_the_report_with_the_admin_bar(world: World) -> None:
