@@ -33,7 +33,7 @@ def test_a_revocation_through_the_store_is_seen_at_once(engine: Engine) -> None:
 def test_a_revocation_by_another_process_is_seen_within_the_ttl(engine: Engine) -> None:
     clock = Clock()
     server = SqlStore(session_factory(engine), TrustedKeys(ttl=5.0, clock=clock))
-    cli = SqlStore(session_factory(engine))  # e.g. `posventa api-key --revoke` in another process
+    cli = SqlStore(session_factory(engine))  # another process on the same database
     with cli.begin() as tx:
         key = tx.api_keys.create("shop-a")
     assert server.check_api_key(key) == "shop-a"

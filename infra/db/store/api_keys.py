@@ -33,8 +33,8 @@ def holder_of(digest: str, purpose: str) -> Select[str]:
 class TrustedKeys:
     """Keys found valid, trusted for ``ttl`` seconds without asking the database again: the lookup every API
     request makes first (:meth:`infra.db.store.SqlStore.check_api_key`). A revocation made through the same
-    store drops the key at once; one made by another process (``posventa api-key --revoke`` while the
-    server runs) takes effect within ``ttl``. Unknown or revoked keys are never remembered: a new key works
+    store drops the key at once; one made by another process (a script, another server on the same
+    database) takes effect within ``ttl``. Unknown or revoked keys are never remembered: a new key works
     at once. Kept by digest, never by plaintext."""
 
     def __init__(
