@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -396,3 +397,16 @@ def test_a_batch_costs_a_few_statements_not_a_few_per_event(pg: tuple[Services, 
     assert sum(round_trips) <= 8, round_trips
     with _engine(svc).connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM enrollments")).scalar() == 50
+
+
+@pytest.mark.postgres
+def test_a_batch_retried_while_it_is_still_running_applies_once(pg: tuple[Services, Services]) -> None:
+    """A client that times out and sends the same batch again while the first is still being applied: the
+    second waits for the first (the event ids' unique index), then finds every event a duplicate."""
+    svc, each = pg
+    batch = [order_placed(f"r{i}", f"or{i}", at=NOW - timedelta(hours=1)) for i in range(40)]
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: svc.ingest.apply(batch, "api", NOW, 0), range(2)))
+    assert sorted((r.accepted, r.duplicates, r.rejected) for r in reports) == [(0, 40, []), (40, 0, [])]
+    each.ingest.apply_each(batch, "api", NOW, 0)
+    assert dump(svc) == dump(each)

@@ -65,7 +65,8 @@ class Events(Repo):
             return set()
         at = utcnow()
         stmt = self.insert_ignoring(StoredEvent, returning=("id",))
-        rows = self.s.execute(stmt, [_row(ev, source, at) for ev in events])
+        # By id: concurrent batches sharing ids (a client retrying) wait for each other in one order.
+        rows = self.s.execute(stmt, [_row(ev, source, at) for ev in sorted(events, key=lambda ev: ev.id)])
         return set(rows.scalars())
 
     def for_customers(
