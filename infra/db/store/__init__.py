@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.store._base import normalise_email
 from infra.db.store.admin_users import AdminUsers
-from infra.db.store.api_keys import ApiKeys, holder_of
+from infra.db.store.api_keys import ApiKeys, TrustedKeys, holder_of, key_digest
 from infra.db.store.customers import Customers
 from infra.db.store.deferrals import Deferrals
 from infra.db.store.enrollments import Enrollments
@@ -66,7 +66,7 @@ __all__ = ["SqlStore", "SqlTx", "normalise_email"]
 class SqlTx:
     """One session's repositories (:class:`app.ports.Tx`)."""
 
-    def __init__(self, s: Session) -> None:
+    def __init__(self, s: Session, trusted_keys: TrustedKeys | None = None) -> None:
         self.session = s
         self.customers = Customers(s)
         self.orders = Orders(s)
@@ -80,7 +80,7 @@ class SqlTx:
         self.tickets = Tickets(s)
         self.referrals = Referrals(s)
         self.provider_events = ProviderEvents(s)
-        self.api_keys = ApiKeys(s)
+        self.api_keys = ApiKeys(s, trusted_keys)
         self.admin_users = AdminUsers(s)
         self.timelines = Timelines(s)
         self.journeys = Journeys(s)
@@ -123,26 +123,35 @@ class SqlStore:
         what = f'{type(orig).__name__}, constraint "{constraint}"' if constraint else type(orig).__name__
         return f"{field}: the database refused this item ({what}); nothing of it was stored"
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(self, factory: sessionmaker[Session], trusted_keys: TrustedKeys | None = None) -> None:
         self.factory = factory
+        self.trusted_keys = trusted_keys or TrustedKeys()
 
     @contextmanager
     def begin(self) -> Iterator[SqlTx]:
         with self.factory.begin() as s:
-            yield SqlTx(s)
+            yield SqlTx(s, self.trusted_keys)
 
     def check_api_key(self, plaintext: str, purpose: str = "events") -> str | None:
-        """:meth:`ApiKeys.check` as one statement outside any transaction (an autocommit connection: no
-        BEGIN and ROLLBACK round trips), for the check every API request makes first."""
+        """:meth:`ApiKeys.check` for the check every API request makes first: a key found valid is trusted
+        for a few seconds (:class:`TrustedKeys`: a revocation through this store is seen at once, one by
+        another process within its ``ttl``); otherwise one statement outside any transaction (an
+        autocommit connection: no BEGIN and ROLLBACK round trips)."""
+        digest = key_digest(plaintext)
+        shop = self.trusted_keys.get(digest, purpose)
+        if shop is not None:
+            return shop
         bind = self.factory.kw["bind"]
         with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            shop: str | None = conn.scalar(holder_of(plaintext, purpose))
-            return shop
+            shop = conn.scalar(holder_of(digest, purpose))
+        if shop is not None:
+            self.trusted_keys.put(digest, purpose, shop)
+        return shop
 
     @contextmanager
     def read(self) -> Iterator[SqlTx]:
         with self.factory() as s:
-            yield SqlTx(s)
+            yield SqlTx(s, self.trusted_keys)
 
     def dispose(self) -> None:
         """Close the pooled connections (tests and tools that build many stores)."""

@@ -58,15 +58,14 @@ class Customers(Repo):
     def ensure(self, customer_id: str) -> bool:
         """Make sure a customer row exists (an event may name a customer the shop never described).
         Returns True if it was created."""
-        stmt = self.insert_into(Customer).values(id=customer_id).on_conflict_do_nothing(index_elements=["id"])
-        return self.s.execute(stmt.returning(Customer.id)).first() is not None
+        stmt = self.insert_ignoring(Customer, returning=("id",))
+        return self.s.execute(stmt, {"id": customer_id}).first() is not None
 
     def ensure_many(self, customer_ids: Sequence[str]) -> None:
         """:meth:`ensure` of many customers, in one statement."""
         if customer_ids:
-            stmt = self.insert_into(Customer).on_conflict_do_nothing(index_elements=["id"])
-            # RETURNING makes it one multi-row INSERT (insertmanyvalues), not a round trip per row.
-            self.s.execute(stmt.returning(Customer.id), [{"id": cid} for cid in customer_ids])
+            stmt = self.insert_ignoring(Customer, returning=("id",))  # RETURNING: one multi-row INSERT
+            self.s.execute(stmt, [{"id": cid} for cid in customer_ids])
 
     def upsert(self, customer: CustomerIn) -> Fact:
         """Create or update a customer; returns it as stored now. Only fields the shop sent are changed (a

@@ -52,6 +52,33 @@ def record(e: Any) -> EnrollmentRecord:
     )
 
 
+def _params(r: NewEnrollment) -> dict[str, Any]:
+    return {
+        "journey_id": r.journey_id,
+        "plan_version": r.plan_version,
+        "customer_id": r.customer_id,
+        "order_id": r.order_id,
+        "entry_key": r.entry_key,
+        "status": "active",
+        "state": dict(r.state),
+        "next_due_at": r.next_due_at,
+        "attempts": 0,
+        "entered_at": aware(r.entered_at, "entered_at"),
+    }
+
+
+#: :meth:`Enrollments.wake_many`, built once (``updated_at`` is set by the column's ``onupdate``).
+_WAKE = (
+    update(_E)
+    .where(
+        _E.c.customer_id.in_(bindparam("ids", expanding=True)),
+        _E.c.status.in_(LIVE),
+        or_(_E.c.next_due_at.is_(None), _E.c.next_due_at > bindparam("wake_now", type_=UTCDateTime())),
+    )
+    .values(next_due_at=bindparam("wake_now", type_=UTCDateTime()))
+)
+
+
 class Enrollments(Repo):
     def create(
         self,
@@ -69,43 +96,19 @@ class Enrollments(Repo):
         Returns the new enrollment id, or None if (journey_id, entry_key) exists. The plan version must
         have been saved and the customer must exist: both are foreign keys.
         """
-        stmt = self.insert_into(Enrollment).values(
-            journey_id=journey_id,
-            plan_version=plan_version,
-            customer_id=customer_id,
-            order_id=order_id,
-            entry_key=entry_key,
-            status="active",
-            state=dict(state),
-            next_due_at=next_due_at,
-            attempts=0,
-            entered_at=aware(entered_at, "entered_at"),
+        row = NewEnrollment(
+            journey_id, plan_version, customer_id, order_id, entry_key, state, next_due_at, entered_at
         )
-        stmt = stmt.on_conflict_do_nothing(index_elements=["journey_id", "entry_key"])
-        return self.s.execute(stmt.returning(Enrollment.id)).scalar_one_or_none()
+        return self.s.execute(self._insert(), _params(row)).scalar_one_or_none()
 
     def create_many(self, rows: Sequence[NewEnrollment]) -> None:
         """:meth:`create` of many enrollments, in one statement (ids are given in the order of ``rows``)."""
-        if not rows:
-            return
-        stmt = self.insert_into(Enrollment).on_conflict_do_nothing(index_elements=["journey_id", "entry_key"])
-        params = [
-            {
-                "journey_id": r.journey_id,
-                "plan_version": r.plan_version,
-                "customer_id": r.customer_id,
-                "order_id": r.order_id,
-                "entry_key": r.entry_key,
-                "status": "active",
-                "state": dict(r.state),
-                "next_due_at": r.next_due_at,
-                "attempts": 0,
-                "entered_at": aware(r.entered_at, "entered_at"),
-            }
-            for r in rows
-        ]
-        # RETURNING makes it one multi-row INSERT (insertmanyvalues), not a round trip per row.
-        self.s.execute(stmt.returning(Enrollment.id), params)
+        if rows:
+            self.s.execute(self._insert(), [_params(r) for r in rows])
+
+    def _insert(self) -> Any:
+        # RETURNING: a list of rows is one multi-row INSERT (insertmanyvalues), not a round trip per row.
+        return self.insert_ignoring(Enrollment, ("journey_id", "entry_key"), returning=("id",))
 
     def histories(
         self, pairs: Sequence[tuple[str, str]]
@@ -148,18 +151,9 @@ class Enrollments(Repo):
 
     def wake_many(self, customer_ids: Sequence[str], now: datetime) -> None:
         """:meth:`wake` of many customers, in one statement."""
-        if not customer_ids:
-            return
-        ids = sorted(set(customer_ids))
-        self.s.connection().execute(  # Core: no ORM objects to synchronise (claims read rows)
-            update(_E)
-            .where(
-                _E.c.customer_id.in_(ids) if len(ids) > 1 else _E.c.customer_id == ids[0],
-                _E.c.status.in_(LIVE),
-                or_(_E.c.next_due_at.is_(None), _E.c.next_due_at > now),
-            )
-            .values(next_due_at=now)
-        )
+        if customer_ids:
+            # Core: no ORM objects to synchronise (claims read rows)
+            self.s.connection().execute(_WAKE, {"ids": sorted(set(customer_ids)), "wake_now": now})
 
     def claim_due(
         self, now: datetime, limit: int, journey: str | None, customer: str | None, force: bool

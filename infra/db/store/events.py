@@ -55,9 +55,8 @@ class Events(Repo):
     def record(self, event: Event, source: str) -> bool:
         """Store an event once (its ``id`` is the idempotency key). True if it was new."""
         one_of(source, EVENT_SOURCES, "event source")
-        stmt = self.insert_into(StoredEvent).values(**_row(event, source, utcnow()))
-        new = stmt.on_conflict_do_nothing(index_elements=["id"]).returning(StoredEvent.id)
-        return self.s.execute(new).first() is not None
+        new = self.insert_ignoring(StoredEvent, returning=("id",))
+        return self.s.execute(new, _row(event, source, utcnow())).first() is not None
 
     def record_many(self, events: Sequence[Event], source: str) -> set[str]:
         """:meth:`record` of events with distinct ids, in one statement; returns the ids that were new."""
@@ -65,8 +64,8 @@ class Events(Repo):
         if not events:
             return set()
         at = utcnow()
-        stmt = self.insert_into(StoredEvent).on_conflict_do_nothing(index_elements=["id"])
-        rows = self.s.execute(stmt.returning(StoredEvent.id), [_row(ev, source, at) for ev in events])
+        stmt = self.insert_ignoring(StoredEvent, returning=("id",))
+        rows = self.s.execute(stmt, [_row(ev, source, at) for ev in events])
         return set(rows.scalars())
 
     def for_customers(

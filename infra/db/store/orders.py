@@ -109,20 +109,12 @@ class Orders(Repo):
 
     def ensure(self, order_id: str, customer_id: str, placed_at: datetime) -> None:
         """A bare order for an ``order.*`` event about an order the shop never described."""
-        stmt = self.insert_into(Order).values(
-            id=order_id,
-            customer_id=customer_id,
-            placed_at=aware(placed_at, "placed_at"),
-            status="placed",
-            items=[],
-            attributes={},
-        )
-        self.s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+        self.ensure_many([(order_id, customer_id, placed_at)])
 
     def ensure_many(self, orders: Sequence[tuple[str, str, datetime]]) -> None:
         """:meth:`ensure` of many (order id, customer id, placed at), in one statement."""
         if orders:
-            stmt = self.insert_into(Order).on_conflict_do_nothing(index_elements=["id"])
+            stmt = self.insert_ignoring(Order, returning=("id",))  # RETURNING: one multi-row INSERT
             rows = [
                 {
                     "id": order_id,
@@ -134,8 +126,7 @@ class Orders(Repo):
                 }
                 for order_id, customer_id, placed_at in orders
             ]
-            # RETURNING makes it one multi-row INSERT (insertmanyvalues), not a round trip per row.
-            self.s.execute(stmt.returning(Order.id), rows)
+            self.s.execute(stmt, rows)
 
     def fact(self, order_id: str) -> Fact | None:
         o = self.s.get(Order, order_id)
