@@ -410,3 +410,42 @@ def test_a_batch_retried_while_it_is_still_running_applies_once(pg: tuple[Servic
     assert sorted((r.accepted, r.duplicates, r.rejected) for r in reports) == [(0, 40, []), (40, 0, [])]
     each.ingest.apply_each(batch, "api", NOW, 0)
     assert dump(svc) == dump(each)
+
+
+@pytest.mark.postgres
+def test_an_event_one_by_one_after_a_run_sees_what_the_run_wrote(pg: tuple[Services, Services]) -> None:
+    """A ticket loads the customer, a run changes their address set-based, an unsubscribe one by one
+    suppresses the address as it is now, not as the ticket saw it."""
+    svc, each = pg
+    at = (NOW - timedelta(hours=1)).isoformat()
+    first = {
+        "id": "cu0",
+        "type": "customer.updated",
+        "occurred_at": at,
+        "customer": {"id": "ana", "email": "old@example.com"},
+    }
+    batch = [
+        {
+            "id": "t1",
+            "type": "ticket.opened",
+            "occurred_at": at,
+            "customer_id": "ana",
+            "data": {"ticket_id": "T1"},
+        },
+        {
+            "id": "cu1",
+            "type": "customer.updated",
+            "occurred_at": at,
+            "customer": {"id": "ana", "email": "new@example.com"},
+        },
+        {"id": "cu2", "type": "customer.updated", "occurred_at": at, "customer": {"id": "eva"}},
+        {"id": "un1", "type": "customer.unsubscribed", "occurred_at": at, "customer_id": "ana"},
+    ]
+    assert [bulk for bulk, _ in runs(list(enumerate(parse_event(e) for e in batch)))] == [False, True, False]
+    for s in pg:
+        s.ingest.apply_each([first], "api", NOW, 0)
+    svc.ingest.apply(batch, "api", NOW, 0)
+    each.ingest.apply_each(batch, "api", NOW, 0)
+    assert dump(svc) == dump(each)
+    with _engine(svc).connect() as conn:
+        assert conn.execute(text("SELECT email FROM suppressions")).scalars().all() == ["new@example.com"]

@@ -12,6 +12,7 @@ from sqlalchemy import Executable, Table, case, false, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from infra.db.models import Base
 from posventa.errors import ConfigError
@@ -151,4 +152,10 @@ def insert_or_update_many(repo: Repo, model: Any, rows: Sequence[Upsert]) -> lis
         set_["updated_at"] = case((changed, stmt.excluded.updated_at), else_=t.c.updated_at)
         upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=set_).returning(*t.columns)
         out.extend(repo.s.execute(upsert, params).all())
+    # The session may hold some of these rows as objects read earlier in the transaction (an event applied
+    # item by item before this batch): forget their loaded values, so the next read sees these.
+    for row in out:
+        held = repo.s.identity_map.get(identity_key(model, row.id))
+        if held is not None:
+            repo.s.expire(held)
     return out
