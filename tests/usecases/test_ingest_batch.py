@@ -45,25 +45,23 @@ WRITTEN = (
 WALL_CLOCK = {"created_at", "updated_at", "received_at", "opened_at"}
 
 #: Conditions that count orders and complaints, and a per-customer entry rule with a cooldown (the
-#: shipped journeys have neither on an event trigger).
-REPEAT = """
-name: Repeat buyer
-trigger: {event: purchase, when: "customer.orders_count >= 1 and not customer.open_complaint"}
-entry: {once_per: customer, cooldown: 30d}
-steps:
-  - {id: hello, type: send, template: thank_you, category: transactional}
-"""
-DELIVERED = """
-name: Delivered big order
-trigger: {event: order.delivered, when: "order.total > 40"}
-entry: {once_per: order}
-steps:
-  - {id: hello, type: send, template: thank_you, category: transactional}
-"""
+#: shipped journeys have neither on an event trigger): journey id → (trigger, entry rule).
+EXTRA = {
+    "repeat": (
+        '{event: purchase, when: "customer.orders_count >= 1 and not customer.open_complaint"}',
+        "{once_per: customer, cooldown: 30d}",
+    ),
+    "delivered": ('{event: order.delivered, when: "order.total > 40"}', "{once_per: order}"),
+}
 
 
 def _plans(shipped: dict[str, Any]) -> dict[str, JourneyPlan]:
-    return {**shipped, "repeat": journey(REPEAT, "repeat"), "delivered": journey(DELIVERED, "delivered")}
+    step = "{id: hello, type: send, template: thank_you, category: transactional}"
+    extra = {
+        name: journey(f"name: {name}\ntrigger: {trigger}\nentry: {entry}\nsteps: [{step}]\n", name)
+        for name, (trigger, entry) in EXTRA.items()
+    }
+    return {**shipped, **extra}
 
 
 def _engine(svc: Services) -> Engine:
