@@ -90,6 +90,15 @@ class Ingest:
                             self._apply_item(tx, *items[0], source, at, tried)
             except refused as exc:
                 log.info("set-based ingest refused (%s): applying the batch item by item", type(exc).__name__)
+            except Exception as exc:
+                # A run's upserts lock rows by shape, not in one order: a concurrent batch about the same
+                # customers may deadlock with it. The database rolled this one back; item by item, in the
+                # batch's own order, is what a per-item ingest would have done anyway.
+                if not self.store.lost_race(exc):
+                    raise
+                log.info(
+                    "set-based ingest lost a race with another transaction: applying the batch item by item"
+                )
             else:
                 tried.rejected.sort(key=lambda r: r[0])
                 return tried

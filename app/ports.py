@@ -441,6 +441,11 @@ class Store(Protocol):
         (``customer.name: …``) and what was refused, never a stored value."""
         ...
 
+    def lost_race(self, exc: Exception) -> bool:
+        """True when the database rolled the transaction back for losing a race with another one (a
+        deadlock, a serialization failure): the same work can simply be done again."""
+        ...
+
     def begin(self) -> AbstractContextManager[Tx]:
         """One transaction: committed when the block ends normally, rolled back on an exception."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -447,3 +448,58 @@ def test_an_event_one_by_one_after_a_run_sees_what_the_run_wrote(pg: tuple[Servi
     assert dump(svc) == dump(each)
     with _engine(svc).connect() as conn:
         assert conn.execute(text("SELECT email FROM suppressions")).scalars().all() == ["new@example.com"]
+
+
+def _customer_updated(eid: str, cid: str, **fields: str) -> dict[str, Any]:
+    at = (NOW - timedelta(hours=1)).isoformat()
+    return {"id": eid, "type": "customer.updated", "occurred_at": at, "customer": {"id": cid, **fields}}
+
+
+@pytest.mark.postgres
+def test_two_batches_that_deadlock_set_based_are_applied_item_by_item(
+    pg: tuple[Services, Services], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batch A's customer upserts go by shape ((name): c1, c3, then (email): c2), so A locks c3 before c2
+    while B locks c2 before c3. Both workers are held until each has its first locks, so they deadlock
+    every time: PostgreSQL rolls one back, and that one is applied again item by item — neither client
+    sees an error, and every event is applied once. (Found in review: the client got a 500.)"""
+    svc, _ = pg
+    with svc.store.begin() as tx:
+        for cid in ("c1", "c2", "c3"):
+            tx.customers.ensure(cid)
+    a = [
+        _customer_updated("a1", "c1", name="A"),
+        _customer_updated("a2", "c2", email="a@example.com"),
+        _customer_updated("a3", "c3", name="A"),
+    ]
+    b = [_customer_updated("b1", "c2", name="B"), _customer_updated("b2", "c3", email="b@example.com")]
+    engine = _engine(svc)
+    meet = threading.Barrier(2, timeout=5)
+    seen = threading.local()
+
+    def hold(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE customers") or (
+            statement.startswith("INSERT INTO customers") and "ON CONFLICT" in statement
+        ):
+            seen.n = getattr(seen, "n", 0) + 1
+            if seen.n == 2:  # this worker holds its first customer locks: wait for the other's
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    meet.wait()
+
+    event.listen(engine, "before_cursor_execute", hold)
+    caplog.set_level(logging.INFO, logger="posventa")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(svc.ingest.apply, batch, "api", NOW, 0) for batch in (a, b)]
+            reports = [f.result() for f in futures]
+    finally:
+        event.remove(engine, "before_cursor_execute", hold)
+    assert [(r.accepted, r.rejected) for r in reports] == [(3, []), (2, [])]
+    assert "lost a race with another transaction" in caplog.text  # the deadlock did happen
+    with engine.connect() as conn:
+        names = dict(conn.execute(select(m.Customer.id, m.Customer.name)).all())
+        emails = dict(conn.execute(select(m.Customer.id, m.Customer.email)).all())
+        applied = conn.execute(select(m.StoredEvent.id).order_by(m.StoredEvent.id)).scalars().all()
+    assert names["c1"] == "A" and names["c2"] in ("A", "B") and names["c3"] in ("A", "B")
+    assert emails["c2"] == "a@example.com" and emails["c3"] == "b@example.com"
+    assert applied == ["a1", "a2", "a3", "b1", "b2"]

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.store._base import normalise_email
@@ -102,6 +102,10 @@ class SqlStore:
     """:class:`app.ports.Store` on a SQLAlchemy session factory (PostgreSQL or SQLite)."""
 
     value_errors: tuple[type[Exception], ...] = (DataError, IntegrityError)
+
+    def lost_race(self, exc: Exception) -> bool:
+        """PostgreSQL's deadlock_detected (40P01) and serialization_failure (40001)."""
+        return isinstance(exc, OperationalError) and getattr(exc.orig, "pgcode", None) in ("40P01", "40001")
 
     def refusal(self, exc: Exception) -> str:
         """``customer.name: the database refused the value (check constraint "…")``, from the driver's
