@@ -7,6 +7,7 @@ rows in plan order, draw each journey's graph with its counts, compare split arm
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -171,6 +172,21 @@ def _run(s: Session, queries: Mapping[str, Callable[[Session], Any]], parallel: 
     bind = s.get_bind()
     if not parallel or not isinstance(bind, Engine) or not _can_share_snapshot(s):
         return {name: query(s) for name, query in queries.items()}
+    # ``s`` keeps its connection while the sessions below take theirs: two reports doing that at once
+    # could each hold one and wait for the other's (the pool's hold-and-wait, found in review). One
+    # parallel report at a time per process; a report that finds one running runs on ``s`` alone.
+    if not _ONE_PARALLEL_REPORT.acquire(blocking=False):
+        return {name: query(s) for name, query in queries.items()}
+    try:
+        return _run_parallel(bind, queries)
+    finally:
+        _ONE_PARALLEL_REPORT.release()
+
+
+_ONE_PARALLEL_REPORT = threading.BoundedSemaphore(1)
+
+
+def _run_parallel(bind: Engine, queries: Mapping[str, Callable[[Session], Any]]) -> dict[str, Any]:
     with shared_snapshot(bind, PARALLEL_SESSIONS) as sessions:
         free: Queue[Session] = Queue()
         for session in sessions:

@@ -3,19 +3,23 @@ the same numbers as on one session, computed on separate server processes that s
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from report_builders import DAY, HOUR, T0, World, at
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from infra.db import models as m
 from infra.db.metrics.snapshot import shared_snapshot
-from infra.db.session import session_factory
+from infra.db.session import make_engine, session_factory
+from infra.db.testing import fresh_postgres_database
 from infra.report import assemble
 from infra.report.assemble import build_report
 from posventa.plan import JourneyPlan
@@ -43,9 +47,9 @@ def _world(s: Session, plans: dict[str, JourneyPlan], n: int = 60) -> None:
             # from enrollments of both parities (a parallel pass is cut by enrollment id)
             reached = entered + k * DAY + HOUR + timedelta(seconds=0 if k else i % 20)
             key = w.ledger(i, step, reached, status=rng.choice(("sent", "sent", "skipped")))
-            for j, event in enumerate(EVENTS):
+            for j, kind in enumerate(EVENTS):
                 if rng.random() < 0.4:
-                    w.webhook(key, event, f"sg-{i}-{k}-{j}")
+                    w.webhook(key, kind, f"sg-{i}-{k}-{j}")
             if step == "nps_survey" and rng.random() < 0.5:
                 w.answer(cid, f"o{i}", rng.randint(0, 10), entered + (k + 1) * DAY, via=key)
     s.commit()
@@ -120,3 +124,33 @@ def test_a_parallel_report_sees_the_period_it_is_asked_for(
         )
     assert all(j.entered == 0 and not j.steps for j in report.funnel)
     assert report.nps.overall.responses == 0
+
+
+@pytest.mark.postgres
+def test_concurrent_parallel_reports_do_not_starve_a_small_pool() -> None:
+    """Two admin page loads at once on a pool of four: each holds its own session's connection, and a
+    parallel report takes two more. Both at once would hold two and wait for the rest until the pool timed
+    out (found in review); one of them runs on its own session instead, and both answer."""
+    with fresh_postgres_database() as url:
+        engine = make_engine(url, pool_size=4, max_overflow=0, pool_timeout=3)
+        meet = threading.Barrier(2, timeout=5)
+
+        def hold(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "pg_export_snapshot" in statement or "FROM customers" in statement:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    meet.wait()
+
+        event.listen(engine, "before_cursor_execute", hold)
+        factory = session_factory(engine)
+
+        def page_load(_: int) -> Any:
+            with factory() as s:
+                return build_report(s, now=at(40), parallel=True)  # as the admin: plans read on s
+
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(page_load, i) for i in range(2)]
+                errors = [f.exception() for f in futures]
+        finally:
+            engine.dispose()
+    assert errors == [None, None], [repr(e)[:160] for e in errors]
