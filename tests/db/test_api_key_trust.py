@@ -52,3 +52,17 @@ def test_an_unknown_key_is_not_remembered(engine: Engine) -> None:
         key = tx.api_keys.create("shop-a")
     assert store.check_api_key(key) == "shop-a"
     assert store.check_api_key("pv_not-yet") is None
+
+
+def test_a_check_while_a_revocation_commits_does_not_trust_the_key_again(engine: Engine) -> None:
+    """A request checked while the revocation's transaction is still open reads the key as valid (the
+    UPDATE is not committed yet) and would trust it for another ttl; the revocation drops it again when
+    it commits (found in review)."""
+    store = SqlStore(session_factory(engine))
+    with store.begin() as tx:
+        key = tx.api_keys.create("shop-a")
+    assert store.check_api_key(key) == "shop-a"
+    with store.begin() as tx:
+        assert tx.api_keys.revoke(key)
+        assert store.check_api_key(key) == "shop-a"  # another request, before the revocation commits
+    assert store.check_api_key(key) is None

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, event, select, update
 from sqlalchemy.orm import Session
 
 from infra.db.models import ApiKey
@@ -87,7 +87,11 @@ class ApiKeys(Repo):
 
     def revoke(self, plaintext: str, at: datetime | None = None) -> bool:
         if self.trusted is not None:
-            self.trusted.drop(key_digest(plaintext))
+            # Dropped now and again once the revocation commits: a check that read the key as valid
+            # while this transaction was open would otherwise trust it for another ttl (found in review).
+            trusted, digest = self.trusted, key_digest(plaintext)
+            trusted.drop(digest)
+            event.listen(self.s, "after_commit", lambda _s: trusted.drop(digest), once=True)
         stmt = (
             update(ApiKey)
             .where(ApiKey.key_hash == key_digest(plaintext), ApiKey.revoked_at.is_(None))
