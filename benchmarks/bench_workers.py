@@ -71,7 +71,7 @@ def run(n: int | None = None, counts: tuple[int, ...] = WORKER_COUNTS) -> dict[s
     from prefect.client.orchestration import SyncPrefectClient
 
     from infra.db.testing import fresh_postgres_database
-    from posventa.plan import compile_file
+    from posventa.compile import compile_file
 
     n = n or _due()
     plan = compile_file(ROOT / "journeys" / "post_purchase.yaml")
