@@ -33,15 +33,16 @@ def _settings() -> Any:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from infra.db.migrate import current, upgrade
+    from infra.db.migrate import current, head, upgrade
 
     url = _settings().database_url
     try:
         if args.action == "upgrade":
-            upgrade(url)
-        print(t("db_upgraded", rev=current(url)))
+            upgrade(url, args.revision)
+        rev, newest = current(url), head()
     except Exception as exc:
         raise PosventaError(f"database {_masked(url)}: {exc}") from exc
+    print(t("db_upgraded", rev=rev) if rev == newest else t("db_behind", rev=rev, head=newest))
     return 0
 
 
@@ -245,11 +246,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
     print(f"✓ {t('doctor_settings')}: {t('doctor_ok')}")
     try:
-        from infra.db.migrate import current
+        from infra.db.migrate import current, head
 
-        rev = current(s.database_url)
+        rev, newest = current(s.database_url), head()
         if rev is None:
             print(f"✗ {t('doctor_not_migrated', url=_masked(s.database_url))}")
+            failed = True
+        elif rev != newest:
+            print(f"✗ {t('doctor_behind', url=_masked(s.database_url), rev=rev, head=newest)}")
             failed = True
         else:
             print(f"✓ {t('doctor_revision', url=_masked(s.database_url), rev=rev)}")
@@ -411,7 +415,8 @@ def _print_rows(header: list[str], rows: list[tuple[Any, ...]]) -> None:
 
 # --- registration ----------------------------------------------------------------------------------------
 def _db_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("action", choices=["upgrade", "current"], help=t("arg_db_action"))
+    p.add_argument("revision", nargs="?", default="head", help=t("arg_db_revision"))
 
 
 def _ingest_args(p: argparse.ArgumentParser) -> None:

@@ -68,6 +68,19 @@ OPS = Catalogue(
         "help_api_key": {"en": "create an API key for a shop", "es": "crea una clave de API para una tienda"},
         # db, ingest, run commands, doctor, api keys, customers
         "db_upgraded": {"en": "database at revision {rev}", "es": "base de datos en la revisión {rev}"},
+        "db_behind": {
+            "en": "database at revision {rev}; this Posventa needs {head}: run posventa db upgrade",
+            "es": "base de datos en la revisión {rev}; este Posventa necesita la {head}: ejecuta "
+            "posventa db upgrade",
+        },
+        "arg_db_action": {
+            "en": "upgrade: migrate the database; current: show its revision",
+            "es": "upgrade: migra la base de datos; current: muestra su revisión",
+        },
+        "arg_db_revision": {
+            "en": "with upgrade: the revision to reach (default: head, the newest)",
+            "es": "con upgrade: la revisión a la que llegar (por defecto: head, la más reciente)",
+        },
         "ingest_summary": {
             "en": "{ok} accepted, {dup} duplicates, {bad} rejected",
             "es": "{ok} aceptados, {dup} duplicados, {bad} rechazados",
@@ -97,6 +110,11 @@ OPS = Catalogue(
             "es": "base de datos {url}: revisión {rev}",
         },
         "doctor_database": {"en": "database {url}: {error}", "es": "base de datos {url}: {error}"},
+        "doctor_behind": {
+            "en": "database {url}: revision {rev}, this Posventa needs {head} — run: posventa db upgrade",
+            "es": "base de datos {url}: revisión {rev}, este Posventa necesita la {head} — ejecuta: "
+            "posventa db upgrade",
+        },
         "doctor_embedded": {
             "en": "prefect: embedded mode (POSVENTA_PREFECT_API_URL not set)",
             "es": "prefect: modo embebido (POSVENTA_PREFECT_API_URL no está definida)",

@@ -108,7 +108,8 @@ def build_report(
     if journey is not None and journey not in all_plans and journey not in metrics.known_journeys(s):
         known = ", ".join(sorted(set(all_plans) | metrics.known_journeys(s))) or "none"
         raise ReportError(f"unknown journey {journey!r} (known: {known})")
-    scope = Scope(journey, since, until, (until or now).astimezone(UTC))
+    # "as of" the end of the period, or now when the period runs into the future (--until next month)
+    scope = Scope(journey, since, until, min(until, now).astimezone(UTC) if until is not None else now)
     if journey is not None:
         all_plans = {j: p for j, p in all_plans.items() if j == journey}
 

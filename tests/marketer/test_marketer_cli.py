@@ -183,6 +183,29 @@ def test_time_travel_is_refused_on_production(
     assert code == 2  # one or the other
 
 
+def test_a_database_behind_the_code_is_named_by_doctor_and_db(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    """A database one migration behind: doctor fails on it and says what to run, as the commands that
+    refuse it do; ``db current`` says the same; ``db upgrade REV`` stops at a revision (found by a
+    new-user run: doctor printed ✓ for a database that plan refused)."""
+    from infra.db.migrate import head
+
+    newest = head()
+    older = f"{int(newest) - 1:04d}"
+    code, out, _ = run(capsys, "db", "upgrade", older)
+    assert code == 0 and f"revision {older}; this Posventa needs {newest}: run posventa db upgrade" in out
+    code, out, _ = run(capsys, "doctor")
+    assert code == 1
+    assert "✗ database sqlite:///" in out and f"revision {older}, this Posventa needs {newest}" in out
+    code, out, _ = run(capsys, "db", "current")
+    assert code == 0 and f"this Posventa needs {newest}" in out
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0 and out.strip() == f"database at revision {newest}"
+    code, out, _ = run(capsys, "doctor")
+    assert "✓ database sqlite:///" in out and f"revision {newest}" in out
+
+
 def test_doctor_names_placeholders_and_unpublished_journeys(
     capsys: pytest.CaptureFixture[str], env: dict[str, str]
 ) -> None:

@@ -487,3 +487,14 @@ def test_parse_period() -> None:
     with pytest.raises(ReportError, match="--until"):
         parse_period(None, "2026-03-01T10:00:00")  # no offset
     assert timedelta(days=1) == DAY
+
+
+def test_a_period_that_runs_into_the_future_is_counted_as_of_now(
+    session: Session, plans: dict[str, JourneyPlan]
+) -> None:
+    """``--until`` next month: windows that end "as of" the period end now, not in the future (found by a
+    new-user run: ``as_of`` read a day ahead); a period in the past ends at its ``until``."""
+    ahead = build_report(session, since=at(0), until=at(60), now=at(30), plans=plans)
+    assert ahead.period.as_of == at(30)
+    past = build_report(session, since=at(0), until=at(10), now=at(30), plans=plans)
+    assert past.period.as_of == at(10)
