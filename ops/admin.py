@@ -65,7 +65,9 @@ ADMIN = Catalogue(
             "en": "no admin users yet: posventa admin-user add <name>",
             "es": "aún no hay usuarios: posventa admin-user add <nombre>",
         },
-        "header": {"en": "user  created  last sign-in", "es": "usuario  creado  último acceso"},
+        "col_user": {"en": "user", "es": "usuario"},
+        "col_created": {"en": "created", "es": "creado"},
+        "col_last": {"en": "last sign-in", "es": "último acceso"},
         "never": {"en": "never", "es": "nunca"},
         "bad_name": {
             "en": "a user name is 1 to 64 lower-case letters, digits or . _ @ + - "
@@ -147,10 +149,19 @@ def _list(accounts: Any) -> int:
     if not rows:
         print(t("none"))
         return 0
-    print(t("header"))
-    for row in rows:
-        last = row.last_login_at.strftime("%Y-%m-%d %H:%M") if row.last_login_at else t("never")
-        print(f"{row.username}  {row.created_at.strftime('%Y-%m-%d %H:%M')}  {last}")
+    from posventa.tables import table
+
+    header = (t("col_user"), t("col_created"), t("col_last"))
+    cells = [
+        (
+            row.username,
+            row.created_at.strftime("%Y-%m-%d %H:%M"),
+            row.last_login_at.strftime("%Y-%m-%d %H:%M") if row.last_login_at else t("never"),
+        )
+        for row in rows
+    ]
+    for line in table(header, cells):
+        print(line)
     return 0
 
 

@@ -67,6 +67,10 @@ def test_add_list_passwd_remove(
 
     code, out, err = run(capsys, monkeypatch, "", "admin-user", "list")
     assert code == 0 and "ana@example.com" in out and "never" in out
+    header, row = out.splitlines()[:2]  # aligned: each column starts where its header does
+    assert header.index("created") == row.index(row.split()[1]) and header.index("last") == row.rindex(
+        "never"
+    )
 
     code, out, err = run(capsys, monkeypatch, "pines by the sea\n", "admin-user", "passwd", "ana@example.com")
     assert code == 0 and "password of ana@example.com changed" in out
