@@ -16,6 +16,7 @@ from infra.email import make_sender
 from infra.http import HttpxClient
 from infra.settings import Settings, get_settings
 from posventa.compile import load_plans
+from posventa.errors import PosventaError
 from posventa.plan import JourneyPlan
 from posventa.templates import Templates
 
@@ -53,6 +54,19 @@ def sender_from(s: Settings) -> Sender:
     )
 
 
+def require_current_schema(url: str) -> None:
+    """Refuse a database migrated to another revision than this code's: the sweep, the API and the flows
+    would otherwise run on a schema they were not written for, and fail later with a SQL error (or, worse,
+    not fail). A database never migrated is left to the first statement's own error."""
+    from infra.db.migrate import current, head
+
+    rev, newest = current(url), head()
+    if rev is not None and rev != newest:
+        raise PosventaError(
+            f"the database is at revision {rev}, this Posventa needs {newest}: run posventa db upgrade"
+        )
+
+
 def build_services(
     settings: Settings | None = None,
     *,
@@ -68,6 +82,8 @@ def build_services(
     installation) unless ``POSVENTA_AUTO_PUBLISH_FIRST_RUN`` is false. Plans given explicitly (tests,
     benchmarks) are published: the caller says what runs."""
     s = settings or get_settings()
+    if plans is None:
+        require_current_schema(s.database_url)
     journeys = Path(s.journeys_dir)
     config = config_from(s)
     services = Services.build(

@@ -200,6 +200,10 @@ def test_a_database_behind_the_code_is_named_by_doctor_and_db(
     assert "✗ database sqlite:///" in out and f"revision {older}, this Posventa needs {newest}" in out
     code, out, _ = run(capsys, "db", "current")
     assert code == 0 and f"this Posventa needs {newest}" in out
+    events = Path(env["POSVENTA_JOURNEYS_DIR"]).parent / "events.jsonl"
+    events.write_text("")
+    code, _, err = run(capsys, "ingest", str(events))  # the runtime refuses it too, before any write
+    assert code == 1 and f"the database is at revision {older}, this Posventa needs {newest}" in err
     code, out, _ = run(capsys, "db", "upgrade")
     assert code == 0 and out.strip() == f"database at revision {newest}"
     code, out, _ = run(capsys, "doctor")
