@@ -10,13 +10,13 @@ from pathlib import Path
 from app.config import Config
 from app.ports import HttpClient, Sender
 from app.services import Services
+from infra.db.migrate import require_head
 from infra.db.session import make_engine, session_factory
 from infra.db.store import SqlStore
 from infra.email import make_sender
 from infra.http import HttpxClient
 from infra.settings import Settings, get_settings
 from posventa.compile import load_plans
-from posventa.errors import PosventaError
 from posventa.plan import JourneyPlan
 from posventa.templates import Templates
 
@@ -54,19 +54,6 @@ def sender_from(s: Settings) -> Sender:
     )
 
 
-def require_current_schema(url: str) -> None:
-    """Refuse a database migrated to another revision than this code's: the sweep, the API and the flows
-    would otherwise run on a schema they were not written for, and fail later with a SQL error (or, worse,
-    not fail). A database never migrated is left to the first statement's own error."""
-    from infra.db.migrate import current, head
-
-    rev, newest = current(url), head()
-    if rev is not None and rev != newest:
-        raise PosventaError(
-            f"the database is at revision {rev}, this Posventa needs {newest}: run posventa db upgrade"
-        )
-
-
 def build_services(
     settings: Settings | None = None,
     *,
@@ -83,7 +70,7 @@ def build_services(
     benchmarks) are published: the caller says what runs."""
     s = settings or get_settings()
     if plans is None:
-        require_current_schema(s.database_url)
+        require_head(s.database_url)
     journeys = Path(s.journeys_dir)
     config = config_from(s)
     services = Services.build(

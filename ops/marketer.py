@@ -33,15 +33,14 @@ def _short(version: str | None) -> str:
 
 def _migrated(url: str) -> bool:
     """Whether the database was ever migrated; one behind this code's schema is an error to act on."""
-    from infra.db.migrate import current, head
+    from infra.db.migrate import require_head
 
     try:
-        rev = current(url)
+        return require_head(url) is not None
+    except PosventaError:
+        raise
     except Exception as exc:  # unreachable server, bad URL: say so, no traceback
         raise PosventaError(f"database: {str(exc).splitlines()[0]}") from exc
-    if rev is not None and rev != head():
-        raise PosventaError(t("behind", rev=rev, head=head()))
-    return rev is not None
 
 
 def _store(settings: Any, *, required: bool = True) -> Any:

@@ -159,11 +159,6 @@ MARKETER = Catalogue(
             "en": "the database is not migrated: run posventa db upgrade first",
             "es": "la base de datos no está migrada: ejecuta antes posventa db upgrade",
         },
-        "behind": {
-            "en": "the database is at revision {rev}, this Posventa needs {head}: run posventa db upgrade",
-            "es": "la base de datos está en la revisión {rev} y esta versión necesita {head}: ejecuta "
-            "posventa db upgrade",
-        },
         "published": {
             "en": "published {journey}: {old} → {new} (new customers get it now)",
             "es": "publicado {journey}: {old} → {new} (quien entre desde ahora recibe esta versión)",

@@ -12,6 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, pool
 
 from infra.db.session import make_engine
+from posventa.errors import PosventaError
+from posventa.i18n import Catalogue
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -59,4 +61,26 @@ def head() -> str:
     """The newest revision shipped with this code (``current(url) != head()``: the database is behind)."""
     rev = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert rev is not None, "no migrations shipped"
+    return rev
+
+
+TEXT = Catalogue(
+    {
+        "behind": {
+            "en": "the database is at revision {rev}, this Posventa needs {head}: run posventa db upgrade",
+            "es": "la base de datos está en la revisión {rev} y esta versión necesita {head}: ejecuta "
+            "posventa db upgrade",
+        },
+    }
+)
+
+
+def require_head(url: str) -> str | None:
+    """The revision of the database at ``url`` (None: never migrated); PosventaError when it was migrated
+    to another revision than this code's. The runtime (``infra.wiring.build_services``: the CLI, the API,
+    the flows) and the marketer's commands refuse such a database instead of running on a schema they were
+    not written for; a database never migrated is left to the caller."""
+    rev, newest = current(url), head()
+    if rev is not None and rev != newest:
+        raise PosventaError(TEXT.t("behind", rev=rev, head=newest))
     return rev
