@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
-import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -66,37 +64,22 @@ class DemoSendGrid:
     @contextmanager
     def serving(self, services: Any, settings: Any) -> Iterator[DemoSendGrid]:
         """The web app on a free loopback port (uvicorn in a thread) for the block."""
-        import uvicorn
-
-        from web.app import create_app
+        from web.app import create_app, running_in_thread
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(services, settings=settings, clock=self.clock),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                access_log=False,
-            )
-        )
-        thread = threading.Thread(target=server.run, name="demo-webhook", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise PosventaError("the demo's web app did not start")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{port}/webhooks/sendgrid"
-        self._services = services
+        app = create_app(services, settings=settings, clock=self.clock)
         try:
-            yield self
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            self.url = self._services = None
+            with running_in_thread(app, port, name="demo-webhook", start_timeout=30):
+                self.url = f"http://127.0.0.1:{port}/webhooks/sendgrid"
+                self._services = services
+                try:
+                    yield self
+                finally:
+                    self.url = self._services = None
+        except TimeoutError as exc:
+            raise PosventaError("the demo's web app did not start") from exc
 
     def observe(self, sent: Iterable[LedgerRecord]) -> None:
         """Decide what SendGrid will report about each message not seen before."""

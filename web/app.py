@@ -12,7 +12,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -227,3 +228,28 @@ def serve(host: str, port: int) -> None:
         "log_config": None,  # uvicorn's loggers propagate to the handlers above, and their filter
     }
     uvicorn.run(app, host=host, port=port, **options)
+
+
+@contextmanager
+def running_in_thread(app: ASGIApp, port: int, *, name: str, start_timeout: float) -> Iterator[None]:
+    """``app`` served by uvicorn on 127.0.0.1:``port`` in a daemon thread for the block (the demo's
+    webhook target, the tests' live server); TimeoutError when it has not started in time."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise TimeoutError(f"the web app ({name}) did not start on port {port}")
+            time.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

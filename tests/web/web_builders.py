@@ -7,7 +7,6 @@ import html.parser
 import re
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import select
 
 from app.links import SURVEY, UNSUBSCRIBE
@@ -31,7 +29,7 @@ from posventa import tokens
 from posventa.compile import compile_file
 from posventa.engine import bucket
 from posventa.plan import JourneyPlan
-from web.app import create_app
+from web.app import create_app, running_in_thread
 from web.limits import Limits
 
 REPO = Path(__file__).resolve().parents[2]
@@ -297,25 +295,7 @@ def serve_live(db_url: str, tmp_path: Path, limits: Limits | None = None) -> Ite
     settings = web_settings(db_url, tmp_path / "outbox", base)
     svc = make_services(settings)
     clock = Clock(T0)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(svc, settings=settings, clock=clock, limits=limits),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
+    app = create_app(svc, settings=settings, clock=clock, limits=limits)
+    with running_in_thread(app, port, name="uvicorn-test", start_timeout=15):
         yield Live(base, svc, clock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         svc.store.dispose()  # type: ignore[attr-defined]
