@@ -114,7 +114,7 @@ def build_report(
         all_plans = {j: p for j, p in all_plans.items() if j == journey}
 
     by_variant = {j: after_split(p) for j, p in all_plans.items()}
-    parallel = parallel and _can_share_snapshot(s)
+    parallel = parallel and _shareable(s) is not None
     funnel_queries = metrics.step_funnel_queries(scope, PARALLEL_SESSIONS if parallel else 1)
     queries: dict[str, Callable[[Session], Any]] = {  # the slowest first: they start while the rest run
         **{f"steps.{name}": query for name, query in funnel_queries.items()},
@@ -161,25 +161,26 @@ def build_report(
 PARALLEL_SESSIONS = 2
 
 
-def _can_share_snapshot(s: Session) -> bool:
+def _shareable(s: Session) -> Engine | None:
+    """The engine behind ``s`` when its connections can share a snapshot (PostgreSQL, not a session bound
+    to one connection); None otherwise."""
     bind = s.get_bind()
-    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+    return bind if isinstance(bind, Engine) and bind.dialect.name == "postgresql" else None
 
 
 def _run(s: Session, queries: Mapping[str, Callable[[Session], Any]], parallel: bool) -> dict[str, Any]:
     """Each metric query's result by name: in order on ``s``; or, with ``parallel`` on PostgreSQL, at the
     same time on sessions that share one snapshot (``infra.db.metrics.snapshot``), each session used by
-    one thread at a time."""
-    bind = s.get_bind()
-    if not parallel or not isinstance(bind, Engine) or not _can_share_snapshot(s):
-        return {name: query(s) for name, query in queries.items()}
-    # ``s`` keeps its connection while the sessions below take theirs: two reports doing that at once
-    # could each hold one and wait for the other's (the pool's hold-and-wait, found in review). One
-    # parallel report at a time per process; a report that finds one running runs on ``s`` alone.
-    if not _ONE_PARALLEL_REPORT.acquire(blocking=False):
+    one thread at a time.
+
+    ``s`` keeps its connection while those sessions take theirs: two reports doing that at once could each
+    hold one and wait for the other's (the pool's hold-and-wait, found in review). One parallel report at
+    a time per process; a report that finds one running runs on ``s`` alone."""
+    engine = _shareable(s) if parallel else None
+    if engine is None or not _ONE_PARALLEL_REPORT.acquire(blocking=False):
         return {name: query(s) for name, query in queries.items()}
     try:
-        return _run_parallel(bind, queries)
+        return _run_parallel(engine, queries)
     finally:
         _ONE_PARALLEL_REPORT.release()
 
